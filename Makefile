@@ -1,0 +1,62 @@
+# greenlight — every target does its own set-up (virtualenv, installs, cluster binaries, cluster).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLUSTER ?= local
+export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
+
+.PHONY: help venv build cluster cluster-down cluster-status test unit e2e demo clean
+
+help:
+	@echo "make demo          set everything up and release the first tutorial blue -> green"
+	@echo "make test          set everything up and run every test (unit + e2e on a real cluster)"
+	@echo "make cluster       start the local cluster (CLUSTER=kind for a kind cluster where Docker exists)"
+	@echo "make cluster-down  stop it"
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+build:
+ifeq ($(CLUSTER),local)
+	bash hack/cluster/build.sh
+endif
+
+cluster: venv build
+ifeq ($(CLUSTER),kind)
+	bash hack/cluster/kind.sh up
+else
+	$(BIN)/python -m tests.cluster.launcher up
+endif
+
+cluster-down: venv
+ifeq ($(CLUSTER),kind)
+	bash hack/cluster/kind.sh down
+else
+	$(BIN)/python -m tests.cluster.launcher down
+endif
+
+cluster-status: venv
+	$(BIN)/python -m tests.cluster.launcher status
+
+# The e2e session fixture starts the local cluster unless one is already up (or GREENLIGHT_TEST_KUBECONFIG
+# names another) and stops what it started. pytest's exit code 5 (no tests collected) fails the target.
+test: venv build
+	$(BIN)/python -m pytest tests
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+e2e: venv build
+	$(BIN)/python -m pytest tests/e2e
+
+demo: venv build
+	bash hack/demo.sh
+
+clean: cluster-down
+	rm -rf $(VENV) .pytest_cache

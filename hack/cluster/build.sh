@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Build the local control plane from upstream Go modules (no Docker, no downloads of prebuilt binaries).
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  <- k8s.io/kubernetes via hack/cluster/k8s
+#   etcd                                                              <- go.etcd.io/etcd/server/v3 via hack/cluster/etcd
+#   kwok                                                              <- sigs.k8s.io/kwok/cmd/kwok
+# Binaries go to $GREENLIGHT_CACHE/bin/<component>-<version>/ (git-ignored); an existing directory is reused.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${GREENLIGHT_CACHE:-$root/.cache}
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly
+export GOMODCACHE=${GOMODCACHE:-$(go env GOMODCACHE)} GOCACHE=${GOCACHE:-$(go env GOCACHE)}
+
+log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Each target builds into a temporary directory and is renamed into place only when complete,
+# so an interrupted build never leaves a half-filled cache entry behind.
+build_into() {  # <dest dir> <command...>; the command writes into $out
+  local dest=$1; shift
+  if [ -d "$dest" ]; then log "cached: $dest"; return 0; fi
+  local out; out=$(mktemp -d "$dest.tmp.XXXX")
+  local t0=$SECONDS
+  ( export out; "$@" )
+  mv "$out" "$dest"
+  log "built $(basename "$dest") in $((SECONDS - t0)) s"
+}
+
+k8s_ldflags() {
+  local v=$K8S_VERSION major minor
+  major=${v#v}; major=${major%%.*}; minor=${v#v*.}; minor=${minor%%.*}
+  local f="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    f+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    f+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  printf '%s' "$f"
+}
+
+build_k8s() {
+  cd "$here/k8s"
+  go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+}
+build_etcd() {
+  cd "$here/etcd"
+  go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
+}
+build_kwok() {
+  GOBIN=$out go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  kwok_crds "$out"
+}
+# kwok's PortForward and ClusterPortForward CRDs, from the same module version (the launcher applies them).
+kwok_crds() {
+  local dir src
+  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$1/crds"
+  for src in portforwards clusterportforwards; do
+    cp "$dir/kustomize/crd/bases/kwok.x-k8s.io_$src.yaml" "$1/crds/"
+  done
+}
+
+mkdir -p "$cache/bin"
+build_into "$cache/bin/etcd-$ETCD_VERSION" build_etcd
+build_into "$cache/bin/kwok-$KWOK_VERSION" build_kwok
+build_into "$cache/bin/kubernetes-$K8S_VERSION" build_k8s

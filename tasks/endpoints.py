@@ -1,0 +1,89 @@
+"""Does the Service target only green? Pure functions over EndpointSlices, pods and ReplicaSets.
+
+A Service may have several EndpointSlices (and one per IP family), so endpoints are united by targetRef uid.
+Each pod is attributed to its Deployment by owner references (Pod -> ReplicaSet -> Deployment), never by labels,
+because canary-style Deployments share labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OTHER = "(other)"
+
+
+@dataclass(frozen=True)
+class EndpointCounts:
+    """Ready / not-ready endpoints of a Service per owning Deployment (OTHER: not a pod of a known Deployment)."""
+
+    ready: dict[str, int] = field(default_factory=dict)
+    not_ready: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_ready(self) -> int:
+        return sum(self.ready.values())
+
+    def describe(self) -> str:
+        if not self.ready and not self.not_ready:
+            return "no endpoints"
+        names = sorted(set(self.ready) | set(self.not_ready))
+        return ", ".join(f"{n}: {self.ready.get(n, 0)} ready/{self.not_ready.get(n, 0)} not ready" for n in names)
+
+
+@dataclass(frozen=True)
+class EndpointVerdict:
+    ok: bool
+    message: str
+    counts: EndpointCounts
+
+
+def deployment_of_pods(pods: list[dict], replicasets: list[dict], deployments: list[dict]) -> dict[str, str]:
+    """pod uid -> Deployment name, through owner references."""
+    deploy_by_uid = {d["metadata"]["uid"]: d["metadata"]["name"] for d in deployments}
+    rs_owner = {}
+    for rs in replicasets:
+        for ref in rs["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "Deployment" and ref.get("uid") in deploy_by_uid:
+                rs_owner[rs["metadata"]["uid"]] = deploy_by_uid[ref["uid"]]
+    out = {}
+    for pod in pods:
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "ReplicaSet" and ref.get("uid") in rs_owner:
+                out[pod["metadata"]["uid"]] = rs_owner[ref["uid"]]
+    return out
+
+
+def endpoint_targets(slices: list[dict]) -> dict[str, bool]:
+    """pod uid -> ready, united across slices. A missing `ready` condition means ready (API convention);
+    a terminating endpoint is never ready."""
+    out: dict[str, bool] = {}
+    for s in slices:
+        for ep in s.get("endpoints") or []:
+            ref = ep.get("targetRef") or {}
+            uid = ref.get("uid") or f"{ref.get('name')}@{','.join(ep.get('addresses') or [])}"
+            cond = ep.get("conditions") or {}
+            ready = cond.get("ready") is not False and not cond.get("terminating")
+            out[uid] = out.get(uid, False) or ready
+    return out
+
+
+def tally(slices: list[dict], owner_of: dict[str, str]) -> EndpointCounts:
+    ready: dict[str, int] = {}
+    not_ready: dict[str, int] = {}
+    for uid, is_ready in endpoint_targets(slices).items():
+        bucket = ready if is_ready else not_ready
+        owner = owner_of.get(uid, OTHER)
+        bucket[owner] = bucket.get(owner, 0) + 1
+    return EndpointCounts(ready, not_ready)
+
+
+def only(counts: EndpointCounts, target: str, desired: int) -> EndpointVerdict:
+    """The Service's ready endpoints are all pods of `target`, at least `desired` of them."""
+    strays = {k: v for k, v in counts.ready.items() if k != target}
+    have = counts.ready.get(target, 0)
+    if strays:
+        return EndpointVerdict(False, f"Service still has ready endpoints outside {target}: "
+                               f"{', '.join(f'{v} of {k}' for k, v in sorted(strays.items()))}", counts)
+    if have < desired:
+        return EndpointVerdict(False, f"{have} of {desired} ready endpoints are {target} pods", counts)
+    return EndpointVerdict(True, f"Service targets only {target}: {have} ready endpoints", counts)

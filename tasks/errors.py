@@ -1,0 +1,82 @@
+"""Error types that say what the caller should do: retry, give up and roll back, or reject the input.
+
+The CLI maps them to exit codes: BadInput -> 2 (nothing changed), ReleaseFailed -> 1 (rolled back), else 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class GreenlightError(Exception):
+    """Base class. `retryable` tells a caller whether the same call may succeed later."""
+
+    retryable: bool = False
+
+
+class BadInput(GreenlightError):
+    """The release spec or the cluster state it names is wrong; nothing was changed. Exit code 2."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class TemporaryError(GreenlightError):
+    """A transient condition (apiserver unreachable, conflict, 5xx): the same call may succeed if retried."""
+
+    retryable = True
+
+
+class PermanentError(GreenlightError):
+    """Retrying cannot help (e.g. the new version will never become ready)."""
+
+
+class LockHeld(GreenlightError):
+    """Another release holds the Service's lease."""
+
+    def __init__(self, service: str, holder: str, expires_in_s: float):
+        self.holder = holder
+        super().__init__(
+            f"another release holds the lock on Service {service!r}: {holder} "
+            f"(lease expires in {max(expires_in_s, 0):.0f} s unless renewed)")
+
+
+class GuardFailed(PermanentError):
+    """A guarded write found the object not in the state the release expected (someone else changed it)."""
+
+
+class Rejected(PermanentError):
+    """A human rejected the promotion, or the approval timed out."""
+
+
+@dataclass(frozen=True)
+class UndoOutcome:
+    step: str
+    ok: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{'ok' if self.ok else 'FAILED'}: {self.step} ({self.detail})"
+
+
+@dataclass
+class ReleaseFailed(GreenlightError):
+    """The release failed after changing the cluster; what was undone is listed in `undo`."""
+
+    reason: str
+    phase: str
+    undo: list[UndoOutcome] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    @property
+    def rolled_back(self) -> bool:
+        return all(u.ok for u in self.undo)
+
+    def __str__(self) -> str:
+        head = f"release failed during {self.phase}: {self.reason}"
+        if not self.undo:
+            return head + " (nothing to undo)"
+        return head + "\nrollback:\n" + "\n".join(f"  - {u}" for u in self.undo)

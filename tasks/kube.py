@@ -1,0 +1,196 @@
+"""Thin Kubernetes I/O: a client bundle built from a kubeconfig (never the global default config), raw-JSON
+reads, server-side apply, guarded patches, scale and delete. Every call has a client-side timeout; idempotent
+calls are retried on transient errors; non-idempotent ones are not (the caller re-reads and decides).
+
+Nothing here knows which cluster it talks to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from tasks.errors import BadInput, GuardFailed, PermanentError, TemporaryError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+FIELD_MANAGER = "greenlight"
+TIMEOUT = (5, 30)  # connect, read: a hung apiserver never hangs a release
+
+
+@dataclass(frozen=True)
+class Kube:
+    """API handles sharing one ApiClient. `config_source` says where the credentials came from (never the secret)."""
+
+    api: client.ApiClient
+    config_source: str
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def discovery(self) -> client.DiscoveryV1Api:
+        return client.DiscoveryV1Api(self.api)
+
+    @property
+    def coordination(self) -> client.CoordinationV1Api:
+        return client.CoordinationV1Api(self.api)
+
+    def fresh_client(self) -> client.ApiClient:
+        """A new ApiClient on the same configuration (port-forward swaps `request` on the client it uses)."""
+        return client.ApiClient(self.api.configuration)
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
+    """Kubeconfig (flag, then $KUBECONFIG, then ~/.kube/config), or the in-cluster service account."""
+    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser("~/.kube/config")
+    try:
+        if kubeconfig or os.path.exists(path):
+            api = config.new_client_from_config(config_file=path, context=context)
+            return Kube(api, f"kubeconfig {path}" + (f" context {context}" if context else ""))
+        cfg = client.Configuration()
+        config.load_incluster_config(client_configuration=cfg)
+        return Kube(client.ApiClient(cfg), "in-cluster service account")
+    except (config.ConfigException, OSError, ValueError) as exc:
+        raise BadInput(f"cannot load Kubernetes credentials from {path}: {exc}") from exc
+
+
+def classify(exc: Exception, what: str) -> Exception:
+    """Turn a client error into one that says whether to retry, naming the call."""
+    if isinstance(exc, ApiException):
+        detail = exc.reason
+        try:
+            detail = json.loads(exc.body or "{}").get("message") or detail
+        except (ValueError, AttributeError):
+            pass
+        if exc.status in (429, 500, 502, 503, 504) or exc.status == 0:
+            return TemporaryError(f"{what}: HTTP {exc.status}: {detail}")
+        if exc.status == 403:
+            return PermanentError(f"{what}: forbidden: {detail}")
+        if exc.status in (409, 422):
+            return GuardFailed(f"{what}: HTTP {exc.status}: {detail}")
+        return PermanentError(f"{what}: HTTP {exc.status}: {detail}")
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+        return TemporaryError(f"{what}: {type(exc).__name__}: {exc}")
+    return exc
+
+
+def retrying(what: str, fn: Callable[[], T], attempts: int = 5, base_s: float = 0.2) -> T:
+    """Run an idempotent call, retrying transient failures with jittered exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - classified below
+            err = classify(exc, what)
+            if not getattr(err, "retryable", False) or attempt == attempts:
+                raise err from exc
+            delay = base_s * 2 ** (attempt - 1) * (0.5 + random.random())
+            log.info("%s failed (%s); retry %d/%d in %.1f s", what, err, attempt, attempts - 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _raw(resp: Any) -> dict:
+    return json.loads(resp.data)
+
+
+def read(kube: Kube, kind: str, namespace: str, name: str) -> dict | None:
+    """One object as a dict, or None when it does not exist."""
+    fn = {
+        "Service": kube.core.read_namespaced_service,
+        "Deployment": kube.apps.read_namespaced_deployment,
+        "Lease": kube.coordination.read_namespaced_lease,
+    }[kind]
+
+    def call() -> dict | None:
+        try:
+            return _raw(fn(name, namespace, _preload_content=False, _request_timeout=TIMEOUT))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    return retrying(f"read {kind} {namespace}/{name}", call)
+
+
+def list_objects(kube: Kube, kind: str, namespace: str, label_selector: str | None = None) -> list[dict]:
+    fn = {
+        "Deployment": kube.apps.list_namespaced_deployment,
+        "ReplicaSet": kube.apps.list_namespaced_replica_set,
+        "Pod": kube.core.list_namespaced_pod,
+        "EndpointSlice": kube.discovery.list_namespaced_endpoint_slice,
+    }[kind]
+    kwargs = {"label_selector": label_selector} if label_selector else {}
+    return retrying(f"list {kind} in {namespace}", lambda: _raw(
+        fn(namespace, _preload_content=False, _request_timeout=TIMEOUT, **kwargs)))["items"]
+
+
+def namespace_exists(kube: Kube, namespace: str) -> bool:
+    def call() -> bool:
+        try:
+            kube.core.read_namespace(namespace, _preload_content=False, _request_timeout=TIMEOUT)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    return retrying(f"read Namespace {namespace}", call)
+
+
+def apply_deployment(kube: Kube, namespace: str, manifest: dict, dry_run: bool = False) -> dict:
+    """Server-side apply (field manager `greenlight`, conflicts forced as `kubectl apply --server-side
+    --force-conflicts` would); idempotent, so retried."""
+    name = manifest["metadata"]["name"]
+    body = {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}
+    extra = {"dry_run": "All"} if dry_run else {}
+    return retrying(f"apply Deployment {namespace}/{name}", lambda: _raw(kube.apps.patch_namespaced_deployment(
+        name, namespace, body, field_manager=FIELD_MANAGER, force=True, _preload_content=False,
+        _content_type="application/apply-patch+yaml", _request_timeout=TIMEOUT, **extra)))
+
+
+def json_patch(kube: Kube, kind: str, namespace: str, name: str, ops: list[dict]) -> dict:
+    """A JSON patch; its `test` ops make it a guarded write (422 -> GuardFailed). Not retried blindly: the
+    caller re-reads after an ambiguous failure."""
+    fn = {"Service": kube.core.patch_namespaced_service, "Deployment": kube.apps.patch_namespaced_deployment}[kind]
+    try:
+        return _raw(fn(name, namespace, ops, field_manager=FIELD_MANAGER, _preload_content=False,
+                       _content_type="application/json-patch+json", _request_timeout=TIMEOUT))
+    except Exception as exc:  # noqa: BLE001
+        raise classify(exc, f"patch {kind} {namespace}/{name}") from exc
+
+
+def scale(kube: Kube, namespace: str, name: str, replicas: int) -> None:
+    body = {"spec": {"replicas": replicas}}
+    retrying(f"scale Deployment {namespace}/{name} to {replicas}", lambda: kube.apps.patch_namespaced_deployment_scale(
+        name, namespace, body, field_manager=FIELD_MANAGER, _preload_content=False, _request_timeout=TIMEOUT))
+
+
+def delete_deployment(kube: Kube, namespace: str, name: str) -> bool:
+    """Delete (foreground: its ReplicaSets and pods go too). False when it was already gone."""
+    def call() -> bool:
+        try:
+            kube.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground",
+                                                   _preload_content=False, _request_timeout=TIMEOUT)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    return retrying(f"delete Deployment {namespace}/{name}", call)

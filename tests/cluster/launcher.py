@@ -1,0 +1,397 @@
+"""Start and stop greenlight's local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, kwok (the kubelet) and the app plane (tests/cluster/appd.py), all as local processes on 127.0.0.1.
+
+    python -m tests.cluster.launcher up      # idempotent: a no-op when the cluster is already up
+    python -m tests.cluster.launcher down    # stops every process it started, by PID, and removes the state
+    python -m tests.cluster.launcher status
+
+Binaries come from hack/cluster/build.sh (cached under .cache/bin/<component>-<version>). Nothing here knows
+about greenlight itself: the release code only ever sees the kubeconfig written to <state>/kubeconfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HACK = ROOT / "hack" / "cluster"
+CACHE = Path(os.environ.get("GREENLIGHT_CACHE", ROOT / ".cache"))
+STATE = Path(os.environ.get("GREENLIGHT_CLUSTER_DIR", CACHE / "cluster"))
+NODE_NAME = "kwok-node-0"
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+# Each component gets its own identity, so the audit log tells a release's requests from the cluster's own.
+CLIENT_CERTS = {"admin": "greenlight-admin", "kube-controller-manager": "system:kube-controller-manager",
+                "kube-scheduler": "system:kube-scheduler", "kwok": "system:node:kwok", "appd": "greenlight-appd"}
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for line in (HACK / "versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Binaries:
+    etcd: Path
+    apiserver: Path
+    controller_manager: Path
+    scheduler: Path
+    kubectl: Path
+    kwok: Path
+
+    @classmethod
+    def from_cache(cls) -> "Binaries":
+        v = versions()
+        k8s = CACHE / "bin" / f"kubernetes-{v['K8S_VERSION']}"
+        return cls(
+            etcd=CACHE / "bin" / f"etcd-{v['ETCD_VERSION']}" / "etcd",
+            apiserver=k8s / "kube-apiserver",
+            controller_manager=k8s / "kube-controller-manager",
+            scheduler=k8s / "kube-scheduler",
+            kubectl=k8s / "kubectl",
+            kwok=CACHE / "bin" / f"kwok-{v['KWOK_VERSION']}" / "kwok",
+        )
+
+    def missing(self) -> list[Path]:
+        return [p for p in vars(self).values() if not p.exists()]
+
+
+def log(msg: str) -> None:
+    print(f"[cluster {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------------- PKI
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(pki: Path) -> None:
+    """One CA; a serving cert for the apiserver and kwok (SAN 127.0.0.1/localhost); an admin client cert in
+    system:masters; an EC key that signs service-account tokens."""
+    pki.mkdir(parents=True, exist_ok=True)
+    ec = ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"]
+    for key in ("ca.key", "serving.key", "sa.key", *(f"{user}.key" for user in CLIENT_CERTS)):
+        _openssl(*ec, key, cwd=pki)
+    _openssl("ec", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    _openssl("req", "-x509", "-new", "-key", "ca.key", "-days", "3650", "-subj", "/CN=greenlight-local-ca",
+             "-out", "ca.crt", cwd=pki)
+    (pki / "serving.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+        "DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth,clientAuth\n")
+    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    certs = [("serving", "/CN=kube-apiserver", "serving.ext")]
+    certs += [(user, f"/O=system:masters/CN={cn}", "client.ext") for user, cn in CLIENT_CERTS.items()]
+    for name, subj, ext in certs:
+        _openssl("req", "-new", "-key", f"{name}.key", "-subj", subj, "-out", f"{name}.csr", cwd=pki)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-days", "3650", "-extfile", ext, "-out", f"{name}.crt", cwd=pki)
+
+
+def write_kubeconfig(path: Path, pki: Path, server: str, user: str = "admin") -> None:
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "greenlight-local",
+        "clusters": [{"name": "greenlight-local",
+                      "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": "greenlight-admin",
+                   "user": {"client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")}}],
+        "contexts": [{"name": "greenlight-local",
+                      "context": {"cluster": "greenlight-local", "user": "greenlight-admin"}}],
+    }, indent=2))
+    path.chmod(0o600)
+
+
+# ---------------------------------------------------------------------------------------------- processes
+def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    logf = open(STATE / "logs" / f"{name}.log", "ab")
+    proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            cwd=STATE, start_new_session=True, env={**os.environ, **(env or {})})
+    (STATE / "pids" / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def pids() -> dict[str, int]:
+    pid_dir = STATE / "pids"
+    if not pid_dir.is_dir():
+        return {}
+    return {p.stem: int(p.read_text()) for p in pid_dir.glob("*.pid")}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive; a PID reused by something else is not ours.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def ours(pid: int) -> bool:
+    """True when the PID still belongs to a process we started (its cwd is our state dir)."""
+    try:
+        return Path(f"/proc/{pid}/cwd").resolve() == STATE.resolve()
+    except OSError:
+        return False
+
+
+def wait_until(what: str, check, timeout: float, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s (last error: {last}); logs in {STATE / 'logs'}")
+
+
+def _https_ok(url: str, pki: Path) -> bool:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
+        return resp.status == 200
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.status == 200
+
+
+# ------------------------------------------------------------------------------------------------ up/down
+def status() -> dict:
+    state_file = STATE / "cluster.json"
+    if not state_file.exists():
+        return {"up": False}
+    info = json.loads(state_file.read_text())
+    procs = {name: alive(pid) and ours(pid) for name, pid in pids().items()}
+    info["processes"] = procs
+    info["up"] = bool(procs) and all(procs.values())
+    return info
+
+
+def up(build: bool = True) -> dict:
+    current = status()
+    if current["up"]:
+        try:
+            if _https_ok(f"{current['server']}/readyz", STATE / "pki"):
+                log("already up: nothing to do")
+                return current
+        except OSError:
+            pass
+    if current.get("processes") or STATE.exists():
+        log("stale cluster state found: cleaning it up first")
+        down()
+
+    bins = Binaries.from_cache()
+    if bins.missing() and build:
+        subprocess.run(["bash", str(HACK / "build.sh")], check=True)
+    if missing := bins.missing():
+        raise SystemExit(f"missing binaries: {', '.join(map(str, missing))} (run hack/cluster/build.sh)")
+
+    t0 = time.monotonic()
+    for sub in ("pids", "logs", "etcd"):
+        (STATE / sub).mkdir(parents=True, exist_ok=True)
+    pki = STATE / "pki"
+    make_pki(pki)
+    ports = {k: free_port() for k in ("etcd_client", "etcd_peer", "apiserver", "kwok")}
+    server = f"https://127.0.0.1:{ports['apiserver']}"
+    kubeconfig = STATE / "kubeconfig"
+    write_kubeconfig(kubeconfig, pki, server)
+    for user in CLIENT_CERTS:
+        if user != "admin":
+            write_kubeconfig(STATE / f"{user}.kubeconfig", pki, server, user)
+    etcd_url = f"http://127.0.0.1:{ports['etcd_client']}"
+    peer_url = f"http://127.0.0.1:{ports['etcd_peer']}"
+
+    start("etcd", [str(bins.etcd), "--name=node0", f"--data-dir={STATE / 'etcd'}",
+                   f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+                   f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+                   f"--initial-cluster=node0={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
+                   "--auto-compaction-retention=1", "--quota-backend-bytes=4294967296"])
+    wait_until("etcd", lambda: _http_ok(f"{etcd_url}/health"), 30)
+
+    start("kube-apiserver", [
+        str(bins.apiserver), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+        f"--tls-cert-file={pki / 'serving.crt'}", f"--tls-private-key-file={pki / 'serving.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
+        f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true", "--enable-priority-and-fairness=false", "--profiling=false",
+        f"--audit-policy-file={HACK / 'audit-policy.yaml'}", f"--audit-log-path={STATE / 'logs' / 'audit.log'}",
+        "--audit-log-maxsize=200", "--audit-log-maxbackup=1",
+    ])
+    wait_until("kube-apiserver", lambda: _https_ok(f"{server}/readyz", pki), 90)
+
+    common = ["--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"]
+    start("kube-controller-manager", [
+        str(bins.controller_manager), *common, f"--kubeconfig={STATE / 'kube-controller-manager.kubeconfig'}", f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}", "--use-service-account-credentials=false",
+        "--controllers=*,-node-ipam-controller,-node-lifecycle-controller,-persistentvolume-binder-controller,"
+        "-persistentvolume-attach-detach-controller,-ttl-controller",
+        f"--cluster-cidr={POD_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--kube-api-qps=500", "--kube-api-burst=1000", "--concurrent-service-endpoint-syncs=10",
+        "--endpointslice-updates-batch-period=0s",
+    ])
+    start("kube-scheduler", [str(bins.scheduler), *common, f"--kubeconfig={STATE / 'kube-scheduler.kubeconfig'}",
+                             "--kube-api-qps=500", "--kube-api-burst=1000"])
+    apply_crds(kubeconfig, bins.kwok.parent / "crds")
+    start("kwok", [
+        str(bins.kwok), f"--kubeconfig={STATE / 'kwok.kubeconfig'}", f"--config={ROOT / 'tests' / 'cluster' / 'kwok-stages.yaml'}",
+        "--manage-all-nodes=true", f"--tls-cert-file={pki / 'serving.crt'}",
+        f"--tls-private-key-file={pki / 'serving.key'}", "--node-ip=127.0.0.1", f"--node-port={ports['kwok']}",
+        f"--server-address=127.0.0.1:{ports['kwok']}", "--node-lease-duration-seconds=40",
+        f"--cidr={POD_CIDR}", "--enable-crds=PortForward,ClusterPortForward",
+    ])
+    create_node(kubeconfig)
+    start("appd", [sys.executable, "-m", "tests.cluster.appd", f"--kubeconfig={STATE / 'appd.kubeconfig'}"],
+          env={"PYTHONPATH": str(ROOT)})
+    wait_until("node Ready and default ServiceAccount", lambda: cluster_ready(kubeconfig), 90)
+    wait_until("kwok PortForward CRD", lambda: crd_established(kubeconfig, "portforwards.kwok.x-k8s.io"), 60)
+
+    info = {"server": server, "kubeconfig": str(kubeconfig), "kubectl": str(bins.kubectl), "ports": ports,
+            "versions": versions(), "started_in_s": round(time.monotonic() - t0, 1)}
+    (STATE / "cluster.json").write_text(json.dumps(info, indent=2))
+    log(f"up in {info['started_in_s']} s")
+    return status()
+
+
+def _client(kubeconfig: Path):
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def create_node(kubeconfig: Path) -> None:
+    """One fake node, labelled like a real Linux node (the first tutorial's nodeSelector wants kubernetes.io/os)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    def attempt() -> bool:
+        api = client.CoreV1Api(_client(kubeconfig))
+        try:
+            api.create_node({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": NODE_NAME, "annotations": {"kwok.x-k8s.io/node": "fake",
+                                                                "node.alpha.kubernetes.io/ttl": "0"},
+                             "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                                        "kubernetes.io/hostname": NODE_NAME, "type": "kwok"}},
+                "spec": {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]},
+                "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
+                           "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"}},
+            })
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return True
+
+    wait_until("node creation", attempt, 30)
+
+
+def apply_crds(kubeconfig: Path, crd_dir: Path) -> None:
+    """kwok's PortForward/ClusterPortForward CRDs (copied from the kwok module by build.sh)."""
+    import yaml
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    api = client.ApiextensionsV1Api(_client(kubeconfig))
+    for path in sorted(crd_dir.glob("*.yaml")):
+        try:
+            api.create_custom_resource_definition(yaml.safe_load(path.read_text()))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+
+def cluster_ready(kubeconfig: Path) -> bool:
+    from kubernetes import client
+
+    api = client.CoreV1Api(_client(kubeconfig))
+    node = api.read_node(NODE_NAME)
+    ready = any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+    if ready and node.spec.taints:
+        # The apiserver taints a new node not-ready; the node-lifecycle controller (off here: kwok's heartbeats are
+        # not what we test) would lift it once the node is Ready, so we do.
+        api.patch_node(NODE_NAME, {"spec": {"taints": None}})
+        return False
+    return ready and bool(api.list_namespaced_service_account("default").items)
+
+
+def crd_established(kubeconfig: Path, name: str) -> bool:
+    from kubernetes import client
+
+    crd = client.ApiextensionsV1Api(_client(kubeconfig)).read_custom_resource_definition(name)
+    return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
+
+
+def down() -> None:
+    """Stop every process we started (by PID, newest first), then remove the state directory."""
+    order = ["appd", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+    running = pids()
+    names = [n for n in order if n in running] + [n for n in running if n not in order]
+    for name in names:
+        pid = running[name]
+        if alive(pid) and ours(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for name in names:
+        pid = running[name]
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid) and ours(pid):
+            log(f"{name} (pid {pid}) ignored SIGTERM: killing it")
+            os.kill(pid, signal.SIGKILL)
+    if STATE.exists():
+        shutil.rmtree(STATE)
+    log(f"down: stopped {len(names)} processes, removed {STATE}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tests.cluster.launcher", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        info = up()
+        print(f"# kubectl: {info['kubectl']}")
+        print(f"export PATH={Path(info['kubectl']).parent}:$PATH")
+        print(f"export KUBECONFIG={info['kubeconfig']}")
+    elif args.command == "down":
+        down()
+    else:
+        print(json.dumps(status(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
