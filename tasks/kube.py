@@ -153,24 +153,39 @@ def namespace_exists(kube: Kube, namespace: str) -> bool:
     return retrying(f"read Namespace {namespace}", call)
 
 
+_PATHS = {
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+}
+
+
+def raw_patch(kube: Kube, kind: str, namespace: str, name: str, body: Any, content_type: str,
+              query: list[tuple[str, str]] | None = None) -> dict:
+    """PATCH with an explicit content type (the generated client cannot send apply-patch+yaml)."""
+    resp = kube.api.call_api(
+        _PATHS[kind], "PATCH", path_params={"namespace": namespace, "name": name},
+        query_params=[("fieldManager", FIELD_MANAGER), *(query or [])],
+        header_params={"Content-Type": content_type, "Accept": "application/json"}, body=body,
+        auth_settings=["BearerToken"], _preload_content=False, _request_timeout=TIMEOUT,
+        _return_http_data_only=True)
+    return _raw(resp)
+
+
 def apply_deployment(kube: Kube, namespace: str, manifest: dict, dry_run: bool = False) -> dict:
     """Server-side apply (field manager `greenlight`, conflicts forced as `kubectl apply --server-side
     --force-conflicts` would); idempotent, so retried."""
     name = manifest["metadata"]["name"]
     body = {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}
-    extra = {"dry_run": "All"} if dry_run else {}
-    return retrying(f"apply Deployment {namespace}/{name}", lambda: _raw(kube.apps.patch_namespaced_deployment(
-        name, namespace, body, field_manager=FIELD_MANAGER, force=True, _preload_content=False,
-        _content_type="application/apply-patch+yaml", _request_timeout=TIMEOUT, **extra)))
+    query = [("force", "true")] + ([("dryRun", "All")] if dry_run else [])
+    return retrying(f"apply Deployment {namespace}/{name}", lambda: raw_patch(
+        kube, "Deployment", namespace, name, body, "application/apply-patch+yaml", query))
 
 
 def json_patch(kube: Kube, kind: str, namespace: str, name: str, ops: list[dict]) -> dict:
     """A JSON patch; its `test` ops make it a guarded write (422 -> GuardFailed). Not retried blindly: the
     caller re-reads after an ambiguous failure."""
-    fn = {"Service": kube.core.patch_namespaced_service, "Deployment": kube.apps.patch_namespaced_deployment}[kind]
     try:
-        return _raw(fn(name, namespace, ops, field_manager=FIELD_MANAGER, _preload_content=False,
-                       _content_type="application/json-patch+json", _request_timeout=TIMEOUT))
+        return raw_patch(kube, kind, namespace, name, ops, "application/json-patch+json")
     except Exception as exc:  # noqa: BLE001
         raise classify(exc, f"patch {kind} {namespace}/{name}") from exc
 

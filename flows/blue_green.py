@@ -1,0 +1,119 @@
+"""Blue-green release of a Service, step by step as in the tutorial:
+
+  1. preflight      read the Service and Deployments; refuse bad input before touching anything
+  2. apply green    server-side apply beside blue
+  3. wait ready     rollout-status semantics; fail fast on pods that will never be ready
+  4. smoke test     every green pod through port-forward
+  5. approval       optional pause with a form in the Prefect UI
+  6. switch         guarded selector patch blue -> green, release record in the same patch
+  7. verify         EndpointSlices hold only green's ready pods
+  8. watch          optional post-switch window of repeated checks
+  9. clean up       after the scale-down delay: blue scaled to 0, deleted, or kept
+
+Any failure after the first change unwinds the compensation stack (switch back, verified; green removed) and
+the run ends Failed with the original reason and each undo step's outcome. One release per Service at a time
+(a renewed Lease, held across the approval pause).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from tasks.approval import request_approval, summary_markdown
+from tasks.checks import post_switch_verify, smoke_test
+from tasks.cleanup import cleanup_blue
+from tasks.deploy import apply_green, wait_green_ready
+from tasks.errors import BadInput, ReleaseFailed, Rejected
+from tasks.kube import Kube, connect
+from tasks.lock import ServiceLock
+from tasks.preflight import ReleasePlan, new_release_id, preflight
+from tasks.report import Timeline, artifact_key, markdown_artifact, say
+from tasks.spec import BlueGreenSpec
+from tasks.switch import approval_annotation, switch_back, switch_traffic, verify_endpoints
+from tasks.undo import UndoStack
+
+
+def _result(plan: ReleasePlan, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
+    return {"outcome": outcome, "service": plan.colors.service, "namespace": plan.namespace,
+            "release_id": plan.release_id, "live_deployment": live, "blue": plan.colors.blue,
+            "green": plan.colors.green, "steps": timeline.rows(), **extra}
+
+
+def _report(plan: ReleasePlan, timeline: Timeline, outcome: str, extra: str = "") -> None:
+    md = (f"## Blue-green release `{plan.release_id}`: {outcome}\n\nService `{plan.colors.service}` in "
+          f"`{plan.namespace}`: `{plan.colors.blue}` → `{plan.colors.green}`\n\n{timeline.markdown()}\n\n{extra}")
+    markdown_artifact(artifact_key("release", plan.colors.service, plan.release_id), md, f"release {outcome}")
+
+
+def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False) -> dict:
+    timeline = Timeline()
+    with timeline.step("preflight") as s:                                                       # 1
+        plan = preflight(kube, spec, release_id)
+        s["detail"] = f"{plan.colors.blue} -> {plan.colors.green}"
+    for warning in plan.warnings:
+        say(f"warning: {warning}")
+    if dry_run:
+        say(f"dry run: would release {plan.colors.green} and switch Service {plan.colors.service}; nothing changed")
+        return _result(plan, timeline, "dry-run", plan.colors.blue, plan=plan.summary())
+
+    with ServiceLock(kube, spec.namespace, spec.service, plan.release_id) as lock:
+        undo = UndoStack()
+        phase = "apply"
+        try:
+            if plan.colors.already_live:
+                say(f"Service {plan.colors.service} already selects {plan.colors.green}: resuming after the switch")
+                undo.push(f"switch Service {plan.colors.service} back to {plan.colors.blue}",
+                          lambda: switch_back(kube, plan))
+                with timeline.step("wait-ready"):
+                    wait_green_ready(kube, plan)
+            else:
+                with timeline.step("apply") as s:                                                 # 2
+                    s["detail"] = apply_green(kube, plan, undo)
+                phase = "wait-ready"
+                with timeline.step("wait-ready") as s:                                            # 3
+                    s["detail"] = wait_green_ready(kube, plan)
+                phase = "smoke-test"
+                with timeline.step("smoke-test"):                                                 # 4
+                    smoke_rows = smoke_test(kube, plan)
+                phase = "approval"
+                with timeline.step("approval") as s:                                              # 5
+                    decision = request_approval(spec.approval, summary_markdown(plan.summary(), smoke_rows))
+                    s["detail"] = decision.note()
+                    say(f"promotion {decision.note()}")
+                    if not decision.approved:
+                        raise Rejected(f"promotion {decision.note()}")
+                lock.check()
+                phase = "switch"
+                with timeline.step("switch") as s:                                                # 6
+                    s["detail"] = switch_traffic(kube, plan, undo,
+                                                 approval_annotation(decision.approver, decision.note()))
+            phase = "verify"
+            with timeline.step("verify-endpoints") as s:                                          # 7
+                s["detail"] = verify_endpoints(kube, plan)
+            phase = "post-switch"
+            with timeline.step("post-switch") as s:                                               # 8
+                s["detail"] = post_switch_verify(kube, plan)
+        except BadInput:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure after the first change rolls back
+            say(f"release failed during {phase}: {exc}; rolling back {len(undo)} change(s)")
+            with timeline.step("rollback"):
+                outcomes = undo.unwind()
+            failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
+            _report(plan, timeline, "rolled back" if failure.rolled_back else "ROLLBACK INCOMPLETE", str(failure))
+            raise failure from exc
+        lock.check()
+        with timeline.step("cleanup") as s:                                                       # 9
+            s["detail"] = cleanup_blue(kube, plan)
+    _report(plan, timeline, "released")
+    say(f"released: Service {plan.colors.service} serves {plan.colors.green}")
+    return _result(plan, timeline, "released", plan.colors.green)
+
+
+@flow(name="blue-green-release", log_prints=True)
+def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: str | None = None,
+                       context: str | None = None) -> dict:
+    """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster."""
+    return run_release(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), dry_run)

@@ -1,0 +1,230 @@
+"""`greenlight`: the command line. Exit codes: 0 released, 1 failed (and rolled back; reason printed),
+2 bad input (nothing changed).
+
+  greenlight blue-green --service S (--manifest F | --image I) [options | --spec FILE] [--dry-run] [--json]
+  greenlight rollback --service S
+  greenlight status --service S [--json]
+  greenlight approve RUN_ID [--reason R] | greenlight reject RUN_ID [--reason R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import Any
+
+from tasks.errors import BadInput, GreenlightError, ReleaseFailed
+from tasks.spec import BlueGreenSpec, Cleanup, Deadlines, load_yaml_documents, parse_spec
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own exit code is 2 as well; keep its message format
+        self.print_usage(sys.stderr)
+        raise BadInput(f"{self.prog}: {message}")
+
+
+def _cluster_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context to use")
+    p.add_argument("-n", "--namespace", help="namespace (default: the context's, else 'default')")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="greenlight", description="Zero-downtime releases on plain Kubernetes, with Prefect.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    bg = sub.add_parser("blue-green", help="release a new version blue -> green")
+    _cluster_flags(bg)
+    bg.add_argument("--service", help="the Service whose selector decides the live color")
+    src = bg.add_mutually_exclusive_group()
+    src.add_argument("--manifest", help="green Deployment manifest (YAML file)")
+    src.add_argument("--image", help="new image: green is derived from the live Deployment")
+    bg.add_argument("--spec", help="release spec (YAML); flags override its fields")
+    bg.add_argument("--container", help="image mode: container to update")
+    bg.add_argument("--color-key", help="image mode: selector key that tells colors apart")
+    bg.add_argument("--green-value", help="image mode: green's value for the color key")
+    bg.add_argument("--smoke-path", help="smoke check path (default /)")
+    bg.add_argument("--smoke-port", type=int, help="smoke check container port")
+    bg.add_argument("--expect-status", type=int, help="smoke check expected HTTP status")
+    bg.add_argument("--body-contains", help="smoke check: text the body must contain")
+    bg.add_argument("--no-smoke", action="store_true", help="skip smoke checks")
+    bg.add_argument("--preview-service", help="point this Service at green before the switch")
+    bg.add_argument("--approval", choices=["auto", "manual", "timed"], help="promotion approval mode")
+    bg.add_argument("--approval-timeout", type=float, help="manual approval: seconds before it counts as rejected")
+    bg.add_argument("--auto-approve-after", type=float, help="timed approval: approve after this many seconds")
+    bg.add_argument("--post-switch-window", type=float, help="seconds of checks after the switch")
+    bg.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], help="what happens to blue")
+    bg.add_argument("--scale-down-delay", type=float, help="seconds between the switch and cleaning up blue")
+    bg.add_argument("--ready-timeout", type=float, help="seconds green has to become ready")
+    bg.add_argument("--on-failure", choices=["delete", "scale-to-zero"], help="what rollback does to green")
+    bg.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+
+    rb = sub.add_parser("rollback", help="switch back to the previously live Deployment")
+    _cluster_flags(rb)
+    rb.add_argument("--service", required=True)
+    rb.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], default="scale-to-zero")
+    rb.add_argument("--scale-down-delay", type=float, default=30.0)
+
+    st = sub.add_parser("status", help="live color, both Deployments' readiness, release record")
+    _cluster_flags(st)
+    st.add_argument("--service", required=True)
+
+    for verb in ("approve", "reject"):
+        ap = sub.add_parser(verb, help=f"{verb} a release paused for approval")
+        ap.add_argument("run_id", help="the paused flow run's id")
+        ap.add_argument("--reason", default="")
+        ap.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+    return parser
+
+
+def _default_namespace(args: argparse.Namespace) -> str | None:
+    if args.namespace:
+        return args.namespace
+    try:
+        from kubernetes import config
+
+        _, active = config.list_kube_config_contexts(config_file=args.kubeconfig)
+        if args.context:
+            contexts, _ = config.list_kube_config_contexts(config_file=args.kubeconfig)
+            active = next((c for c in contexts if c["name"] == args.context), active)
+        return (active or {}).get("context", {}).get("namespace")
+    except Exception:  # noqa: BLE001 - no kubeconfig: in-cluster or default
+        return None
+
+
+def _set(d: dict, path: str, value: Any) -> None:
+    if value is None:
+        return
+    *parents, leaf = path.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+    d[leaf] = value
+
+
+def build_spec(args: argparse.Namespace) -> BlueGreenSpec:
+    data: dict[str, Any] = {}
+    if args.spec:
+        docs = load_yaml_documents(args.spec)
+        if len(docs) != 1:
+            raise BadInput(f"{args.spec}: expected one release spec document, found {len(docs)}")
+        data = docs[0]
+    if args.manifest:
+        docs = load_yaml_documents(args.manifest)
+        deployments = [d for d in docs if d.get("kind") == "Deployment"]
+        if len(deployments) != 1:
+            kinds = ", ".join(str(d.get("kind")) for d in docs)
+            raise BadInput(f"{args.manifest}: expected exactly one Deployment, found kinds: {kinds}")
+        data["manifest"] = deployments[0]
+        data.pop("image", None)
+    if args.image:
+        data["image"] = args.image
+        data.pop("manifest", None)
+    ns = _default_namespace(args)
+    for path, value in (("namespace", ns), ("service", args.service), ("container", args.container),
+                        ("color_key", args.color_key), ("green_value", args.green_value),
+                        ("preview_service", args.preview_service), ("approval.mode", args.approval),
+                        ("approval.timeout_s", args.approval_timeout),
+                        ("approval.auto_after_s", args.auto_approve_after),
+                        ("post_switch.window_s", args.post_switch_window), ("cleanup.mode", args.cleanup),
+                        ("cleanup.delay_s", args.scale_down_delay), ("deadlines.ready_s", args.ready_timeout),
+                        ("on_failure", args.on_failure)):
+        _set(data, path, value)
+    if args.no_smoke:
+        data["smoke"] = []
+    elif any(v is not None for v in (args.smoke_path, args.smoke_port, args.expect_status, args.body_contains)):
+        check: dict[str, Any] = {}
+        for key, value in (("path", args.smoke_path), ("port", args.smoke_port),
+                           ("expect_status", args.expect_status), ("body_contains", args.body_contains)):
+            _set(check, key, value)
+        data["smoke"] = [check]
+    if "service" not in data:
+        raise BadInput("--service is required (or `service:` in --spec)")
+    return parse_spec(BlueGreenSpec, data, source=args.spec or "arguments")
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+        return
+    print(f"{result.get('outcome')}: Service {result.get('service')} -> {result.get('live_deployment')}")
+    for step in result.get("steps", []):
+        print(f"  {step['step']:<18} {step['seconds']:>7.2f} s  {'ok' if step['ok'] else 'FAILED'}  {step['detail']}")
+
+
+def cmd_blue_green(args: argparse.Namespace) -> int:
+    spec = build_spec(args)
+    from flows.blue_green import blue_green_release
+
+    result = blue_green_release(spec=spec, dry_run=args.dry_run, kubeconfig=args.kubeconfig, context=args.context)
+    _print(result, args.json)
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from flows.rollback import rollback_release
+
+    cleanup = parse_spec(Cleanup, {"mode": args.cleanup, "delay_s": args.scale_down_delay}, "arguments")
+    result = rollback_release(namespace=_default_namespace(args) or "default", service=args.service,
+                              cleanup=cleanup, deadlines=Deadlines(), kubeconfig=args.kubeconfig,
+                              context=args.context)
+    _print(result, args.json)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from flows.status import service_status
+
+    from tasks.kube import connect
+
+    status = service_status(connect(args.kubeconfig, args.context), _default_namespace(args) or "default",
+                            args.service)
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        print(f"Service {status['service']} ({status['namespace']}): selector {status['selector']}")
+        print(f"  live: {status['live_deployment'] or '?'}  previous: {status['previous_deployment'] or '-'}  "
+              f"release: {status['release_id'] or '-'} at {status['switched_at'] or '-'}")
+        for d in status["deployments"]:
+            print(f"  {d['name']:<24} {d['ready']}/{d['replicas']} ready  {d['image']}"
+                  f"{'  <- live' if d['selected'] else ''}")
+        print(f"  endpoints: {status['endpoints']}")
+        if status["lock"]:
+            print(f"  release in progress: {status['lock']}")
+    return EXIT_OK
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from tasks.approval import resume
+
+    resume(args.run_id, approve=args.command == "approve", reason=args.reason, approver=args.approver)
+    print(f"{args.command}d flow run {args.run_id}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    commands = {"blue-green": cmd_blue_green, "rollback": cmd_rollback, "status": cmd_status,
+                "approve": cmd_answer, "reject": cmd_answer}
+    try:
+        args = build_parser().parse_args(argv)
+        return commands[args.command](args)
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ReleaseFailed as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except GreenlightError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Roll a Service back to the Deployment it served before the last greenlight switch, from the release record
+on the Service itself (so it works after a lost Prefect database, or after the releasing process died):
+
+  1. read the record     which Deployment was live before, with which selector
+  2. bring it back       recreate it from the recorded manifest if it was deleted; scale it up if it is at 0
+  3. wait ready          same fail-fast wait as a release
+  4. switch back         guarded selector patch, record updated in the same patch
+  5. verify              EndpointSlices hold only its ready pods
+  6. clean up            the rolled-back-from Deployment after the delay (scale to 0 by default)
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow
+
+from tasks.cleanup import record_manifest
+from tasks.colors import pod_labels, selector_matches
+from tasks.deploy import take_out_of_service
+from tasks.errors import BadInput, PermanentError
+from tasks.kube import Kube, apply_deployment, connect, read, scale
+from tasks.lock import ServiceLock
+from tasks.preflight import new_release_id
+from tasks.record import read_record, switch_annotations
+from tasks.report import Timeline, say
+from tasks.rollout import Verdict
+from tasks.spec import Cleanup, CleanupMode, Deadlines
+from tasks.switch import PREVIOUS_REPLICAS, _now, move_selector, verify_only
+from tasks.waiting import wait_rollout
+
+
+def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
+                 sleep=time.sleep) -> dict:
+    timeline = Timeline()
+    release_id = "rollback-" + new_release_id()
+    with timeline.step("read-record") as s:                                                       # 1
+        svc = read(kube, "Service", namespace, service)
+        if svc is None:
+            raise BadInput(f"Service {service!r} not found in namespace {namespace!r}")
+        record = read_record(svc)
+        if not record.previous_deployment or not record.previous_selector:
+            raise BadInput(f"Service {service!r} has no greenlight release record to roll back to")
+        current_selector = svc["spec"].get("selector") or {}
+        target, live = record.previous_deployment, record.live_deployment
+        s["detail"] = f"{live} -> {target}"
+    replicas_wanted = int((svc["metadata"].get("annotations") or {}).get(PREVIOUS_REPLICAS) or 0)
+    with ServiceLock(kube, namespace, service, release_id):
+        with timeline.step("restore") as s:                                                       # 2
+            dep = read(kube, "Deployment", namespace, target)
+            if dep is None:
+                if not record.previous_manifest:
+                    raise PermanentError(f"Deployment {target} was deleted and no manifest was recorded")
+                apply_deployment(kube, namespace, record.previous_manifest)
+                s["detail"] = f"recreated {target} from the recorded manifest"
+            elif int(dep["spec"].get("replicas", 0)) == 0:
+                live_dep = read(kube, "Deployment", namespace, live) or {}
+                count = replicas_wanted or int(live_dep.get("spec", {}).get("replicas", 1))
+                scale(kube, namespace, target, count)
+                s["detail"] = f"scaled {target} to {count}"
+            else:
+                s["detail"] = f"{target} still has {dep['spec']['replicas']} replicas"
+            say(s["detail"])
+        with timeline.step("wait-ready") as s:                                                    # 3
+            status = wait_rollout(kube, namespace, target, deadlines, deadlines.ready_s, progress=say)
+            if status.verdict is not Verdict.DONE:
+                raise PermanentError(f"{target} will not become ready: {status.message}")
+            s["detail"] = status.message
+        dep = read(kube, "Deployment", namespace, target)
+        if not selector_matches(record.previous_selector, pod_labels(dep)):
+            raise PermanentError(f"recorded selector {record.previous_selector} does not select {target}'s pods")
+        with timeline.step("switch") as s:                                                        # 4
+            annotations = switch_annotations(
+                live_deployment=target, live_color=record.previous_color, previous_deployment=live,
+                previous_color=record.live_color, previous_selector=current_selector, release_id=release_id,
+                switched_at=_now())
+            annotations[PREVIOUS_REPLICAS] = str((read(kube, "Deployment", namespace, live) or {}).get(
+                "spec", {}).get("replicas", 0))
+            s["detail"] = move_selector(kube, namespace, service, current_selector, record.previous_selector,
+                                        annotations)
+            say(s["detail"])
+        with timeline.step("verify-endpoints") as s:                                              # 5
+            s["detail"] = verify_only(kube, namespace, service, target, int(dep["spec"]["replicas"]),
+                                      deadlines.endpoints_s)
+        with timeline.step("cleanup") as s:                                                       # 6
+            old = read(kube, "Deployment", namespace, live)
+            if cleanup.mode is CleanupMode.KEEP or old is None:
+                s["detail"] = f"kept {live}"
+            else:
+                if cleanup.delay_s:
+                    say(f"waiting {cleanup.delay_s:.0f} s before taking {live} out of service")
+                    sleep(cleanup.delay_s)
+                if cleanup.mode is CleanupMode.DELETE:
+                    record_manifest(kube, namespace, service, record.previous_selector, old)
+                s["detail"] = take_out_of_service(kube, namespace, service, live, cleanup.mode.value, 0)
+            say(s["detail"])
+    say(f"rolled back: Service {service} serves {target}")
+    return {"outcome": "rolled-back", "service": service, "namespace": namespace, "live_deployment": target,
+            "previous_deployment": live, "release_id": release_id, "steps": timeline.rows()}
+
+
+@flow(name="blue-green-rollback", log_prints=True)
+def rollback_release(namespace: str, service: str, cleanup: Cleanup = Cleanup(), deadlines: Deadlines = Deadlines(),
+                     kubeconfig: str | None = None, context: str | None = None) -> dict:
+    """Switch `service` back to the Deployment it served before greenlight's last switch."""
+    return run_rollback(connect(kubeconfig, context), namespace, service, cleanup, deadlines)

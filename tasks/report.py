@@ -1,0 +1,96 @@
+"""What a release tells people: progress lines (Prefect run logger inside a run, stderr outside), a timeline of
+steps with durations, and Prefect artifacts (quietly skipped outside a flow run)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+log = logging.getLogger("greenlight")
+
+
+def say(message: str) -> None:
+    """One progress line, with concrete counts, to whoever is watching."""
+    try:
+        from prefect.context import FlowRunContext, TaskRunContext
+        from prefect.logging import get_run_logger
+
+        if FlowRunContext.get() or TaskRunContext.get():
+            get_run_logger().info(message)
+            return
+    except Exception:  # noqa: BLE001 - logging must never break a release
+        pass
+    print(f"[greenlight] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Timeline:
+    steps: list[Step] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str):
+        started = time.perf_counter()
+        holder = {"detail": ""}
+        try:
+            yield holder
+        except BaseException as exc:
+            self.steps.append(Step(name, time.perf_counter() - started, False, str(exc).splitlines()[0][:200]))
+            raise
+        self.steps.append(Step(name, time.perf_counter() - started, True, holder["detail"]))
+
+    def rows(self) -> list[dict]:
+        return [{"step": s.name, "seconds": round(s.seconds, 2), "ok": s.ok, "detail": s.detail} for s in self.steps]
+
+    def markdown(self) -> str:
+        lines = ["| step | seconds | ok | detail |", "|---|---:|---|---|"]
+        lines += [f"| {s.name} | {s.seconds:.2f} | {'yes' if s.ok else 'NO'} | {s.detail} |" for s in self.steps]
+        return "\n".join(lines)
+
+
+def _in_run() -> bool:
+    try:
+        from prefect.context import FlowRunContext
+
+        return FlowRunContext.get() is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def table_artifact(key: str, rows: list[dict], description: str) -> None:
+    if not _in_run() or not rows:
+        return
+    from prefect.artifacts import create_table_artifact
+
+    try:
+        create_table_artifact(key=key, table=rows, description=description)
+    except Exception as exc:  # noqa: BLE001 - an artifact is a report, not a release step
+        log.warning("could not record artifact %s: %s", key, exc)
+
+
+def markdown_artifact(key: str, markdown: str, description: str) -> None:
+    if not _in_run():
+        return
+    from prefect.artifacts import create_markdown_artifact
+
+    try:
+        create_markdown_artifact(key=key, markdown=markdown, description=description)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not record artifact %s: %s", key, exc)
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
