@@ -35,10 +35,10 @@ from tasks.switch import approval_annotation, switch_back, switch_traffic, verif
 from tasks.undo import UndoStack
 
 
-def _result(plan: ReleasePlan, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
-    return {"outcome": outcome, "service": plan.colors.service, "namespace": plan.namespace,
-            "release_id": plan.release_id, "live_deployment": live, "blue": plan.colors.blue,
-            "green": plan.colors.green, "steps": timeline.rows(), **extra}
+def _result(release: ReleasePlan, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
+    return {"outcome": outcome, "service": release.colors.service, "namespace": release.namespace,
+            "release_id": release.release_id, "live_deployment": live, "blue": release.colors.blue,
+            "green": release.colors.green, "steps": timeline.rows(), **extra}
 
 
 def _report(plan: ReleasePlan, timeline: Timeline, outcome: str, extra: str = "") -> None:
@@ -58,7 +58,8 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
         say(f"dry run: would release {plan.colors.green} and switch Service {plan.colors.service}; nothing changed")
         return _result(plan, timeline, "dry-run", plan.colors.blue, plan=plan.summary())
 
-    with ServiceLock(kube, spec.namespace, spec.service, plan.release_id) as lock:
+    with ServiceLock(kube, spec.namespace, spec.service, plan.release_id,
+                     wait_s=spec.lock_wait_s) as lock:
         undo = UndoStack()
         phase = "apply"
         try:

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument("--scale-down-delay", type=float, help="seconds between the switch and cleaning up blue")
     bg.add_argument("--ready-timeout", type=float, help="seconds green has to become ready")
     bg.add_argument("--on-failure", choices=["delete", "scale-to-zero"], help="what rollback does to green")
+    bg.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock (default: fail)")
+    bg.add_argument("--release-id", help="identifies the release (default: generated)")
     bg.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
 
     rb = sub.add_parser("rollback", help="switch back to the previously live Deployment")
@@ -133,7 +135,8 @@ def build_spec(args: argparse.Namespace) -> BlueGreenSpec:
                         ("approval.auto_after_s", args.auto_approve_after),
                         ("post_switch.window_s", args.post_switch_window), ("cleanup.mode", args.cleanup),
                         ("cleanup.delay_s", args.scale_down_delay), ("deadlines.ready_s", args.ready_timeout),
-                        ("on_failure", args.on_failure)):
+                        ("on_failure", args.on_failure), ("lock_wait_s", args.lock_wait),
+                        ("release_id", args.release_id)):
         _set(data, path, value)
     if args.no_smoke:
         data["smoke"] = []

@@ -85,8 +85,16 @@ def request_approval(approval: Approval, description: str) -> ApprovalDecision:
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
 
+    from prefect.context import FlowRunContext
+
+    from tasks.report import say
+
     timeout = approval.auto_after_s if approval.mode is ApprovalMode.TIMED else approval.timeout_s
     form = ApprovalForm.with_initial_data(description=description, approve=False)
+    ctx = FlowRunContext.get()
+    run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else "?"
+    say(f"waiting up to {timeout:.0f} s for approval ({approval.mode.value}): "
+        f"greenlight approve {run_id}  |  greenlight reject {run_id}")
     started = time.monotonic()
     try:
         answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(timeout)),

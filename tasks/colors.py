@@ -16,7 +16,8 @@ from tasks.errors import BadInput
 from tasks.record import read_record
 from tasks.spec import DNS1123_SUBDOMAIN, valid_image
 
-_SWAPS = (("blue", "green"), ("green", "blue"))
+_COLOR = re.compile(r"blue|green")
+_OTHER = {"blue": "green", "green": "blue"}
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,11 @@ def pod_labels(deployment: dict) -> dict[str, str]:
 
 
 def swap_color(value: str) -> str | None:
-    """blue <-> green inside a label value or name ("blue-dep" -> "green-dep"); None when it names no color."""
-    for old, new in _SWAPS:
-        if old in value:
-            return value.replace(old, new)
-    return None
+    """blue <-> green inside a label value or name ("blue-dep" -> "green-dep"), both ways at once so it is its own
+    inverse; None when it names no color."""
+    if not _COLOR.search(value):
+        return None
+    return _COLOR.sub(lambda m: _OTHER[m.group()], value)
 
 
 def live_deployments(selector: dict[str, str], deployments: list[dict]) -> list[str]:
@@ -71,13 +72,13 @@ def check_manifest(manifest: Any, namespace: str) -> list[str]:
         return problems
     meta = manifest.get("metadata") or {}
     name = meta.get("name")
-    if not isinstance(name, str) or not re.match(DNS1123_SUBDOMAIN, name) or len(name) > 253:
+    if not isinstance(name, str) or not re.fullmatch(DNS1123_SUBDOMAIN, name) or len(name) > 253:
         problems.append(f"manifest: metadata.name {name!r} is not a valid Deployment name")
     if meta.get("namespace") not in (None, namespace):
         problems.append(f"manifest: metadata.namespace {meta['namespace']!r} differs from the release's {namespace!r}")
     spec = manifest.get("spec") or {}
     replicas = spec.get("replicas", 1)
-    if not isinstance(replicas, int) or replicas < 1:
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         problems.append(f"manifest: spec.replicas must be a whole number >= 1, got {replicas!r}")
     match = (spec.get("selector") or {}).get("matchLabels") or {}
     labels = pod_labels(manifest)
@@ -121,6 +122,9 @@ def plan_colors(service: dict, deployments: list[dict], green: dict) -> ColorPla
             return ColorPlan(service=name, blue=record.previous_deployment, green=green_name, color_keys=keys,
                              blue_selector=dict(record.previous_selector), green_selector=dict(selector),
                              already_live=True)
+        if live:
+            raise BadInput(f"Service {name!r} selector {selector} matches both {', '.join(live)} and green "
+                           f"{green_name!r}: the selector must tell the colors apart")
         raise BadInput(f"green's pod labels already match Service {name!r} selector {selector}: green equals blue "
                        "(give green a different color label)")
     if not live:
@@ -136,10 +140,16 @@ def plan_colors(service: dict, deployments: list[dict], green: dict) -> ColorPla
 def derive_green(blue: dict, image: str, container: str | None, color_key: str | None, green_value: str | None,
                  service_selector: dict[str, str]) -> dict:
     """A green Deployment manifest from the live blue one: name, color label and image changed, all else kept."""
-    keys = [color_key] if color_key else [k for k in sorted(service_selector) if swap_color(service_selector[k])]
+    if color_key:
+        keys = [color_key]
+    else:  # a value that IS a color beats one that merely contains it (app=bluegreen-demo, version=blue)
+        exact = [k for k in sorted(service_selector) if service_selector[k] in _OTHER]
+        keys = exact or [k for k in sorted(service_selector) if swap_color(service_selector[k])]
     if not keys:
         raise BadInput(f"cannot derive green: no value of the Service selector {service_selector} names blue or "
                        "green; give color_key and green_value, or a manifest")
+    if len(keys) > 1:
+        raise BadInput(f"cannot derive green: selector keys {keys} all name a color; give color_key")
     key = keys[0]
     if key not in service_selector:
         raise BadInput(f"color_key {key!r} is not a key of the Service selector {service_selector}")

@@ -196,8 +196,9 @@ def scale(kube: Kube, namespace: str, name: str, replicas: int) -> None:
         name, namespace, body, field_manager=FIELD_MANAGER, _preload_content=False, _request_timeout=TIMEOUT))
 
 
-def delete_deployment(kube: Kube, namespace: str, name: str) -> bool:
-    """Delete (foreground: its ReplicaSets and pods go too). False when it was already gone."""
+def delete_deployment(kube: Kube, namespace: str, name: str, wait_s: float = 60) -> bool:
+    """Delete (foreground: its ReplicaSets and pods go first) and wait until it is gone. False when it was
+    already gone."""
     def call() -> bool:
         try:
             kube.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground",
@@ -208,4 +209,10 @@ def delete_deployment(kube: Kube, namespace: str, name: str) -> bool:
                 return False
             raise
 
-    return retrying(f"delete Deployment {namespace}/{name}", call)
+    deleted = retrying(f"delete Deployment {namespace}/{name}", call)
+    deadline = time.monotonic() + wait_s
+    while deleted and read(kube, "Deployment", namespace, name) is not None:
+        if time.monotonic() > deadline:
+            raise TemporaryError(f"Deployment {namespace}/{name} still terminating after {wait_s:.0f} s")
+        time.sleep(0.2)
+    return deleted

@@ -76,12 +76,13 @@ class ServiceLock:
     """Context manager holding the lease for the duration of a release."""
 
     def __init__(self, kube: Kube, namespace: str, service: str, release_id: str, *, duration_s: int = DURATION_S,
-                 annotations: dict[str, str] | None = None):
+                 annotations: dict[str, str] | None = None, wait_s: float = 0):
         self.kube, self.namespace, self.service = kube, namespace, service
         self.name = f"greenlight-{service}"
         self.me = identity(release_id)
         self.duration_s = duration_s
         self.annotations = annotations or {}
+        self.wait_s = wait_s
         self._lease: dict | None = None
         self._stop = threading.Event()
         self._lost: str | None = None
@@ -109,22 +110,29 @@ class ServiceLock:
                                                 _request_timeout=TIMEOUT)
         self._lease = json.loads(resp.data)
 
-    def acquire(self) -> None:
-        for _ in range(3):
+    def acquire(self, wait_s: float = 0) -> None:
+        """Take the lease; when another release holds it, wait up to `wait_s` for it to be released or expire."""
+        deadline = time.monotonic() + wait_s
+        attempts, acquired = 0, False
+        while attempts < 3 and not acquired:
             self._lease = read(self.kube, "Lease", self.namespace, self.name)
             d = decide(self._lease, self.me, time.time())
             if d.action is LockAction.HELD:
-                raise LockHeld(self.service, d.holder, d.expires_in_s)
+                if time.monotonic() >= deadline:
+                    raise LockHeld(self.service, d.holder, d.expires_in_s)
+                time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
+                continue
+            attempts += 1
             try:
                 self._write(create=d.action is LockAction.CREATE, acquire=d.action is not LockAction.RENEW)
+                acquired = True
                 if d.action is LockAction.TAKE_OVER:
                     log.warning("took over the expired lease of %s from %s", self.service, d.holder or "nobody")
-                break
             except ApiException as exc:
                 if exc.status != 409:
                     raise classify(exc, f"acquire Lease {self.namespace}/{self.name}") from exc
                 # someone else wrote it between our read and write: read again and decide again
-        else:
+        if not acquired:
             raise PermanentError(f"could not acquire Lease {self.namespace}/{self.name}: 3 conflicting writes")
         self._thread = threading.Thread(target=self._renew_loop, daemon=True, name=f"lease-{self.service}")
         self._thread.start()
@@ -163,7 +171,7 @@ class ServiceLock:
                             self.duration_s)
 
     def __enter__(self) -> "ServiceLock":
-        self.acquire()
+        self.acquire(self.wait_s)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,8 +21,10 @@ DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-
 # The distribution reference grammar (docker/distribution reference.go), anchored: [domain/]path[:tag][@digest].
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)"
+# Digest: sha256 is exactly 64 lowercase hex digits (kubelet: InvalidImageName otherwise); other algorithms >= 32.
+_DIGEST = r"(?:sha256:[0-9a-f]{64}|(?!sha256:)[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})"
 IMAGE_REFERENCE = re.compile(
-    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{{32,}})?$"
+    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@{_DIGEST})?"
 )
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
@@ -30,7 +32,9 @@ Seconds = Annotated[float, Field(ge=0, le=86400)]
 
 
 def valid_image(ref: str) -> bool:
-    return len(ref) <= 4096 and bool(IMAGE_REFERENCE.match(ref))
+    """The distribution reference grammar, whole string (no surrounding whitespace). Like upstream, a first
+    component without a dot or port is a repository path, so "UPPER/case" passes as host UPPER + repo case."""
+    return len(ref) <= 4096 and bool(IMAGE_REFERENCE.fullmatch(ref))
 
 
 class _Model(BaseModel):
@@ -120,7 +124,9 @@ class BlueGreenSpec(_Model):
     cleanup: Cleanup = Field(default_factory=Cleanup)
     on_failure: RollbackGreen = Field(RollbackGreen.DELETE, description="What rollback does to a green it created.")
     deadlines: Deadlines = Field(default_factory=Deadlines)
-    release_id: str | None = Field(None, max_length=63, description="Identifies the release; default: generated.")
+    release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                                   description="Identifies the release; default: generated.")
+    lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")
 
     @field_validator("image")
     @classmethod

@@ -1,0 +1,144 @@
+"""Availability sampler: records every state of a Service's EndpointSlices during a scenario.
+
+A watch delivers every EndpointSlice change, so each event is one "instant": the set of (pod uid, ready) the
+Service routes to right then. Pods are attributed to Deployments afterwards from a mapping accumulated over the
+whole run (Pod -> ReplicaSet -> Deployment), so a pod deleted later is still attributed correctly.
+
+    with EndpointSampler(kube, ns, "production-svc") as sampler:
+        ... release ...
+    assert sampler.zero_ready_instants() == 0
+    assert sampler.instants_serving({"green-dep"}) == 0     # never routed to the failed version
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+from kubernetes import watch
+
+from tasks.endpoints import endpoint_targets
+from tasks.kube import Kube
+from tasks.watching import Watcher
+
+
+@dataclass(frozen=True)
+class Instant:
+    t: float
+    endpoints: frozenset[tuple[str, bool]]  # (pod uid, ready)
+
+    def ready_uids(self) -> set[str]:
+        return {uid for uid, ready in self.endpoints if ready}
+
+
+class EndpointSampler:
+    def __init__(self, kube: Kube, namespace: str, service: str):
+        self.kube, self.namespace, self.service = kube, namespace, service
+        self.instants: list[Instant] = []
+        self.owners: dict[str, str] = {}
+        self._slices: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self._watcher = Watcher()
+        self._synced = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"sampler-{service}")
+
+    # -- recording
+    def _record(self) -> None:
+        targets = endpoint_targets(list(self._slices.values()))
+        snap = frozenset(targets.items())
+        if not self.instants or self.instants[-1].endpoints != snap:
+            self.instants.append(Instant(time.monotonic(), snap))
+
+    def _run(self) -> None:
+        core = self.kube.discovery
+        while not self._stop.is_set():
+            try:
+                resp = core.list_namespaced_endpoint_slice(
+                    self.namespace, label_selector=f"kubernetes.io/service-name={self.service}",
+                    _preload_content=False, _request_timeout=(5, 30))
+                body = json.loads(resp.data)
+                self._slices = {s["metadata"]["uid"]: s for s in body["items"]}
+                self._record()
+                self._synced.set()
+                w = watch.Watch()
+                for ev in w.stream(core.list_namespaced_endpoint_slice, self.namespace,
+                                   label_selector=f"kubernetes.io/service-name={self.service}",
+                                   resource_version=body["metadata"]["resourceVersion"], timeout_seconds=30,
+                                   _request_timeout=(5, 40), deserialize=False):
+                    obj = ev["object"]
+                    if ev["type"] == "DELETED":
+                        self._slices.pop(obj["metadata"]["uid"], None)
+                    elif ev["type"] in ("ADDED", "MODIFIED"):
+                        self._slices[obj["metadata"]["uid"]] = obj
+                    self._record()
+                    if self._stop.is_set():
+                        return
+            except Exception:  # noqa: BLE001 - keep sampling across apiserver hiccups
+                self._stop.wait(0.2)
+
+    def _track_owners(self) -> None:
+        pods = self._watcher.watch(self.kube.core.list_namespaced_pod, namespace=self.namespace)
+        rss = self._watcher.watch(self.kube.apps.list_namespaced_replica_set, namespace=self.namespace)
+        deps = self._watcher.watch(self.kube.apps.list_namespaced_deployment, namespace=self.namespace)
+
+        def loop() -> None:
+            from tasks.endpoints import deployment_of_pods
+
+            seen_deps: dict[str, dict] = {}
+            seen_rs: dict[str, dict] = {}
+            seen_pods: dict[str, dict] = {}
+            while not self._stop.is_set():
+                with self._watcher.changed:
+                    self._watcher.changed.wait(0.2)
+                seen_deps.update({d["metadata"]["uid"]: d for d in deps.items()})
+                seen_rs.update({r["metadata"]["uid"]: r for r in rss.items()})
+                seen_pods.update({p["metadata"]["uid"]: p for p in pods.items()})
+                self.owners.update(deployment_of_pods(list(seen_pods.values()), list(seen_rs.values()),
+                                                      list(seen_deps.values())))
+
+        threading.Thread(target=loop, daemon=True, name="sampler-owners").start()
+
+    def __enter__(self) -> "EndpointSampler":
+        self._track_owners()
+        self._thread.start()
+        if not self._synced.wait(15):
+            raise RuntimeError(f"sampler could not list EndpointSlices of {self.service}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)  # let the owner tracker catch up with the last pods
+        self._stop.set()
+        self._watcher.__exit__()
+
+    # -- figures
+    def zero_ready_instants(self) -> int:
+        """Instants (after the first one with ready endpoints) at which the Service had no ready endpoint."""
+        started = False
+        count = 0
+        for inst in self.instants:
+            ready = inst.ready_uids()
+            started = started or bool(ready)
+            if started and not ready:
+                count += 1
+        return count
+
+    def instants_serving(self, deployments: set[str]) -> int:
+        """Instants at which a ready endpoint belonged to one of `deployments`."""
+        return sum(1 for inst in self.instants
+                   if any(self.owners.get(uid) in deployments for uid in inst.ready_uids()))
+
+    def ready_by_deployment(self) -> list[dict[str, int]]:
+        out = []
+        for inst in self.instants:
+            counts: dict[str, int] = {}
+            for uid in inst.ready_uids():
+                owner = self.owners.get(uid, "?")
+                counts[owner] = counts.get(owner, 0) + 1
+            out.append(counts)
+        return out
+
+    def describe(self) -> str:
+        return f"{len(self.instants)} instants: " + " -> ".join(
+            ",".join(f"{k}={v}" for k, v in sorted(c.items())) or "none" for c in self.ready_by_deployment())
