@@ -43,6 +43,7 @@ class PodApp:
     created: float
     pod_ip: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    running: bool = False  # like a kubelet, nothing answers while the container is not running
 
     def _marker(self, name: str) -> int | None:
         m = re.search(rf"fault-{name}-([0-9]+)", self.image)
@@ -80,6 +81,12 @@ class PodApp:
         )
 
 
+def _running(pod, container: str) -> bool:
+    statuses = (pod.status.container_statuses or []) if pod.status else []
+    return pod.status.phase == "Running" and any(
+        cs.name == container and cs.state and cs.state.running for cs in statuses)
+
+
 def _pod_apps(pod) -> dict[int, PodApp]:
     """One PodApp per declared container port (port 0 = 'all ports', for pods that declare none)."""
     created = pod.metadata.creation_timestamp or datetime.now(timezone.utc)
@@ -89,17 +96,21 @@ def _pod_apps(pod) -> dict[int, PodApp]:
         for p in c.ports or []:
             if (p.protocol or "TCP") == "TCP":
                 apps[p.container_port] = PodApp(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid,
-                                                c.image, created.timestamp(), pod.status.pod_ip or "", env)
+                                                c.image, created.timestamp(), pod.status.pod_ip or "", env,
+                                                _running(pod, c.name))
     if not apps:
         c = pod.spec.containers[0]
         env = {e.name: e.value for e in (c.env or []) if e.value is not None and e.value_from is None}
         apps[0] = PodApp(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid, c.image,
-                         created.timestamp(), pod.status.pod_ip or "", env)
+                         created.timestamp(), pod.status.pod_ip or "", env, _running(pod, c.name))
     return apps
 
 
 async def _serve_http(app: PodApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A small HTTP/1.1 server: GET/HEAD with keep-alive; anything else gets 405."""
+    if not app.running:
+        writer.close()
+        return
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -151,7 +162,7 @@ class AppPlane:
         if key in self.servers:
             for port, (_, app) in self.servers[key].items():  # refresh what the page shows
                 if port in apps:
-                    app.pod_ip, app.env = apps[port].pod_ip, apps[port].env
+                    app.pod_ip, app.env, app.running = apps[port].pod_ip, apps[port].env, apps[port].running
             return
         listeners: dict[int, tuple[asyncio.AbstractServer, PodApp]] = {}
         forwards = []
