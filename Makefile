@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CLUSTER ?= local
 export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: help venv build cluster cluster-down cluster-status test unit e2e demo clean
+.PHONY: help venv build cluster cluster-down cluster-status test unit e2e demo down clean
 
 help:
 	@echo "make demo          set everything up and release the first tutorial blue -> green"
@@ -58,5 +58,9 @@ e2e: venv build
 demo: venv build
 	bash hack/demo.sh
 
-clean: cluster-down
+# Stop what `make demo` left running (the cluster and the demo's Prefect server).
+down: cluster-down
+	bash hack/prefect-server.sh down
+
+clean: down
 	rm -rf $(VENV) .pytest_cache

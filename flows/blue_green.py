@@ -76,8 +76,9 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
                 with timeline.step("wait-ready") as s:                                            # 3
                     s["detail"] = wait_green_ready(kube, plan)
                 phase = "smoke-test"
-                with timeline.step("smoke-test"):                                                 # 4
+                with timeline.step("smoke-test") as s:                                            # 4
                     smoke_rows = smoke_test(kube, plan)
+                    s["detail"] = f"{sum(r['ok'] for r in smoke_rows)} of {len(smoke_rows)} checks passed"
                 phase = "approval"
                 with timeline.step("approval") as s:                                              # 5
                     decision = request_approval(spec.approval, summary_markdown(plan.summary(), smoke_rows))
