@@ -3,6 +3,7 @@
   1. preflight      read the Service and Deployments; refuse bad input before touching anything
   2. apply green    server-side apply beside blue
   3. wait ready     rollout-status semantics; fail fast on pods that will never be ready
+     (preview)      optionally point a preview Service at green
   4. smoke test     every green pod through port-forward
   5. approval       optional pause with a form in the Prefect UI
   6. switch         guarded selector patch blue -> green, release record in the same patch
@@ -29,6 +30,7 @@ from tasks.errors import BadInput, ReleaseFailed, Rejected
 from tasks.kube import Kube, connect
 from tasks.lock import ServiceLock
 from tasks.preflight import ReleasePlan, new_release_id, preflight
+from tasks.preview import point_preview
 from tasks.report import Timeline, artifact_key, markdown_artifact, say
 from tasks.spec import BlueGreenSpec
 from tasks.switch import approval_annotation, switch_back, switch_traffic, verify_endpoints
@@ -75,6 +77,10 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
                 phase = "wait-ready"
                 with timeline.step("wait-ready") as s:                                            # 3
                     s["detail"] = wait_green_ready(kube, plan)
+                if spec.preview_service:
+                    phase = "preview"
+                    with timeline.step("preview") as s:
+                        s["detail"] = point_preview(kube, plan, undo)
                 phase = "smoke-test"
                 with timeline.step("smoke-test") as s:                                            # 4
                     smoke_rows = smoke_test(kube, plan)

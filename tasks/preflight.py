@@ -101,7 +101,8 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         warnings.append(f"green's selector {green_match} also matches blue's pods: the Deployments overlap")
     if spec.preview_service:
         preview = read(kube, "Service", ns, spec.preview_service)
-        if preview and not (preview.get("metadata", {}).get("annotations") or {}).get("greenlight.io/preview-of"):
+        if preview and (preview.get("metadata", {}).get("annotations") or {}).get(
+                "greenlight.io/preview-of") != spec.service:
             raise BadInput(f"preview Service {spec.preview_service!r} exists and is not managed by greenlight")
     try:
         apply_deployment(kube, ns, green, dry_run=True)

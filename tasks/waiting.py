@@ -27,7 +27,8 @@ def wait_rollout(kube: Kube, namespace: str, name: str, deadlines: Deadlines, ti
     last: list[RolloutStatus] = []
     reported: list[str] = []
     with Watcher() as w:
-        deps = w.watch(kube.apps.list_namespaced_deployment, namespace=namespace, field_selector=f"metadata.name={name}")
+        deps = w.watch(kube.apps.list_namespaced_deployment, namespace=namespace,
+                       field_selector=f"metadata.name={name}")
         # All ReplicaSets and pods of the namespace: ownership, not labels, decides what is whose.
         rss = w.watch(kube.apps.list_namespaced_replica_set, namespace=namespace)
         pods = w.watch(kube.core.list_namespaced_pod, namespace=namespace)

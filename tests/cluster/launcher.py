@@ -256,7 +256,8 @@ def up(build: bool = True) -> dict:
 
     common = ["--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"]
     start("kube-controller-manager", [
-        str(bins.controller_manager), *common, f"--kubeconfig={STATE / 'kube-controller-manager.kubeconfig'}", f"--service-account-private-key-file={pki / 'sa.key'}",
+        str(bins.controller_manager), *common, f"--kubeconfig={STATE / 'kube-controller-manager.kubeconfig'}",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
         f"--root-ca-file={pki / 'ca.crt'}", "--use-service-account-credentials=false",
         "--controllers=*,-node-ipam-controller,-node-lifecycle-controller,-persistentvolume-binder-controller,"
         "-persistentvolume-attach-detach-controller,-ttl-controller",
@@ -268,7 +269,8 @@ def up(build: bool = True) -> dict:
                              "--kube-api-qps=500", "--kube-api-burst=1000"])
     apply_crds(kubeconfig, bins.kwok.parent / "crds")
     start("kwok", [
-        str(bins.kwok), f"--kubeconfig={STATE / 'kwok.kubeconfig'}", f"--config={ROOT / 'tests' / 'cluster' / 'kwok-stages.yaml'}",
+        str(bins.kwok), f"--kubeconfig={STATE / 'kwok.kubeconfig'}",
+        f"--config={ROOT / 'tests' / 'cluster' / 'kwok-stages.yaml'}",
         "--manage-all-nodes=true", f"--tls-cert-file={pki / 'serving.crt'}",
         f"--tls-private-key-file={pki / 'serving.key'}", "--node-ip=127.0.0.1", f"--node-port={ports['kwok']}",
         f"--server-address=127.0.0.1:{ports['kwok']}", "--node-lease-duration-seconds=40",

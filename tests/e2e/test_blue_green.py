@@ -18,6 +18,7 @@ from tests.e2e.release_helpers import (
 from tests.e2e.sampler import EndpointSampler
 from tasks.checks import ready_pods_of
 from tasks.kube import read
+from tasks.waiting import wait_endpoints
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -151,32 +152,41 @@ def test_post_switch_failure_rolls_back_automatically(cluster, prefect_api, kube
 
 
 @pytest.mark.parametrize("answer", ["approve", "reject"])
-def test_manual_approval(cluster, prefect_api, kube, namespace, kubectl, tmp_path, answer):
+def test_manual_approval_with_preview_service(cluster, prefect_api, kube, namespace, kubectl, tmp_path, answer):
     tutorial1(kubectl, kube, namespace)
-    proc, log = _bg(cluster, prefect_api, namespace, tmp_path, "--approval", "manual", "--approval-timeout", "120",
-                    "--scale-down-delay", "0")
-    run_id = _approval_run_id(log, proc)
-    assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}, "no switch before approval"
-    r = greenlight(cluster, prefect_api, answer, run_id, "--reason", "e2e", "--approver", "tester")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert proc.wait(120) == (0 if answer == "approve" else 1), log.read_text()[-3000:]
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        proc, log = _bg(cluster, prefect_api, namespace, tmp_path, "--approval", "manual", "--approval-timeout",
+                        "120", "--scale-down-delay", "0", "--preview-service", "staging-svc")
+        run_id = _approval_run_id(log, proc)
+        # paused: the live Service still on blue, the preview Service already on green's ready pods
+        assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}, "no switch before approval"
+        assert "only green-dep: 3 ready" in wait_endpoints(kube, namespace, "staging-svc", "green-dep", 3, 10).message
+        r = greenlight(cluster, prefect_api, answer, run_id, "--reason", "e2e", "--approver", "tester")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert proc.wait(120) == (0 if answer == "approve" else 1), log.read_text()[-3000:]
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
     if answer == "approve":
         assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}
         note = json.loads(read(kube, "Service", namespace, "production-svc")["metadata"]["annotations"][
             "greenlight.io/approval"])
         assert note["by"] == "tester" and "approved by tester (human): e2e" in note["reason"]
+        assert selector(kube, namespace, "staging-svc") == {"target": "green-dep"}
     else:
         assert "rejected by tester" in log.read_text()
         assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}
         assert read(kube, "Deployment", namespace, "green-dep") is None
+        assert read(kube, "Service", namespace, "staging-svc") is None, "the preview it created is undone"
+        assert sampler.instants_serving({"green-dep"}) == 0, sampler.describe()
 
 
 def test_approval_timeout_counts_as_rejection(cluster, prefect_api, kube, namespace, kubectl):
     tutorial1(kubectl, kube, namespace)
-    r = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
-                   "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--approval", "manual",
-                   "--approval-timeout", "3")
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        r = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
+                       "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--approval", "manual",
+                       "--approval-timeout", "3")
     assert r.returncode == 1 and "no answer within" in r.stderr, r.stderr[-3000:]
+    assert sampler.zero_ready_instants() == 0 and sampler.instants_serving({"green-dep"}) == 0
     assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}
     assert read(kube, "Deployment", namespace, "green-dep") is None
 
@@ -184,17 +194,20 @@ def test_approval_timeout_counts_as_rejection(cluster, prefect_api, kube, namesp
 def test_second_release_on_the_same_service_is_refused_until_the_first_ends(
         cluster, prefect_api, kube, namespace, kubectl, tmp_path):
     tutorial1(kubectl, kube, namespace)
-    first, log = _bg(cluster, prefect_api, namespace, tmp_path, "--approval", "manual", "--approval-timeout", "120")
-    run_id = _approval_run_id(log, first)
-    second = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
-                        "--image", "scubakiz/servicedemo:3.0")
-    assert second.returncode == 1 and "another release holds the lock" in second.stderr, second.stderr[-3000:]
-    assert greenlight(cluster, prefect_api, "reject", run_id).returncode == 0
-    assert first.wait(120) == 1
-    again = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
-                       "--image", "scubakiz/servicedemo:3.0", "--scale-down-delay", "0")
-    assert again.returncode == 0, again.stderr[-3000:]
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        first, log = _bg(cluster, prefect_api, namespace, tmp_path, "--approval", "manual",
+                         "--approval-timeout", "120")
+        run_id = _approval_run_id(log, first)
+        second = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
+                            "--image", "scubakiz/servicedemo:3.0")
+        assert second.returncode == 1 and "another release holds the lock" in second.stderr, second.stderr[-3000:]
+        assert greenlight(cluster, prefect_api, "reject", run_id).returncode == 0
+        assert first.wait(120) == 1
+        again = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
+                           "--image", "scubakiz/servicedemo:3.0", "--scale-down-delay", "0")
+        assert again.returncode == 0, again.stderr[-3000:]
     assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
 
 
 def test_killed_after_switch_rerun_converges(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
