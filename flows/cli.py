@@ -5,6 +5,8 @@
   greenlight rollback --service S
   greenlight status --service S [--json]
   greenlight approve RUN_ID [--reason R] | greenlight reject RUN_ID [--reason R]
+  greenlight canary --service S --stable D (--manifest F | --image I) [--steps 10,30,50,100] [--json] ...
+  greenlight promote RUN_ID [--full] | greenlight abort --service S        (see flows/canary_cli.py)
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import os
 import sys
 from typing import Any
 
+from flows.spec_input import base_spec, set_path
 from tasks.errors import BadInput, GreenlightError, ReleaseFailed
-from tasks.spec import BlueGreenSpec, Cleanup, Deadlines, load_yaml_documents, parse_spec
+from tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -82,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         ap.add_argument("run_id", help="the paused flow run's id")
         ap.add_argument("--reason", default="")
         ap.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+
+    from flows.canary_cli import add_parsers
+
+    add_parsers(sub, _cluster_flags)
     return parser
 
 
@@ -100,33 +107,8 @@ def _default_namespace(args: argparse.Namespace) -> str | None:
         return None
 
 
-def _set(d: dict, path: str, value: Any) -> None:
-    if value is None:
-        return
-    *parents, leaf = path.split(".")
-    for p in parents:
-        d = d.setdefault(p, {})
-    d[leaf] = value
-
-
 def build_spec(args: argparse.Namespace) -> BlueGreenSpec:
-    data: dict[str, Any] = {}
-    if args.spec:
-        docs = load_yaml_documents(args.spec)
-        if len(docs) != 1:
-            raise BadInput(f"{args.spec}: expected one release spec document, found {len(docs)}")
-        data = docs[0]
-    if args.manifest:
-        docs = load_yaml_documents(args.manifest)
-        deployments = [d for d in docs if d.get("kind") == "Deployment"]
-        if len(deployments) != 1:
-            kinds = ", ".join(str(d.get("kind")) for d in docs)
-            raise BadInput(f"{args.manifest}: expected exactly one Deployment, found kinds: {kinds}")
-        data["manifest"] = deployments[0]
-        data.pop("image", None)
-    if args.image:
-        data["image"] = args.image
-        data.pop("manifest", None)
+    data = base_spec(args, "release")
     ns = _default_namespace(args)
     for path, value in (("namespace", ns), ("service", args.service), ("container", args.container),
                         ("color_key", args.color_key), ("green_value", args.green_value),
@@ -137,14 +119,14 @@ def build_spec(args: argparse.Namespace) -> BlueGreenSpec:
                         ("cleanup.delay_s", args.scale_down_delay), ("deadlines.ready_s", args.ready_timeout),
                         ("on_failure", args.on_failure), ("lock_wait_s", args.lock_wait),
                         ("release_id", args.release_id)):
-        _set(data, path, value)
+        set_path(data, path, value)
     if args.no_smoke:
         data["smoke"] = []
     elif any(v is not None for v in (args.smoke_path, args.smoke_port, args.expect_status, args.body_contains)):
         check: dict[str, Any] = {}
         for key, value in (("path", args.smoke_path), ("port", args.smoke_port),
                            ("expect_status", args.expect_status), ("body_contains", args.body_contains)):
-            _set(check, key, value)
+            set_path(check, key, value)
         data["smoke"] = [check]
     if "service" not in data:
         raise BadInput("--service is required (or `service:` in --spec)")
@@ -197,6 +179,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {d['name']:<24} {d['ready']}/{d['replicas']} ready  {d['image']}"
                   f"{'  <- live' if d['selected'] else ''}")
         print(f"  endpoints: {status['endpoints']}")
+        from flows.status import canary_line
+
+        if canary_line(status.get("canary") or {}):
+            print(canary_line(status["canary"]))
         if status["lock"]:
             print(f"  release in progress: {status['lock']}")
     return EXIT_OK
@@ -210,9 +196,38 @@ def cmd_answer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_canary(args: argparse.Namespace) -> int:
+    from flows.canary import canary_release
+    from flows.canary_cli import build_canary_spec
+
+    spec = build_canary_spec(args, _default_namespace(args))
+    result = canary_release(spec=spec, kubeconfig=args.kubeconfig, context=args.context)
+    _print(result, args.json)
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from tasks.canary_pause import resume_canary
+
+    resume_canary(args.run_id, approve=True, full=args.full, reason=args.reason, approver=args.approver)
+    print(f"promoted flow run {args.run_id}{' to 100 %' if args.full else ' to its next step'}")
+    return EXIT_OK
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    from flows.canary_abort import abort_canary
+
+    result = abort_canary(namespace=_default_namespace(args) or "default", service=args.service,
+                          reason=args.reason, approver=args.approver, kubeconfig=args.kubeconfig,
+                          context=args.context)
+    _print(result, args.json)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     commands = {"blue-green": cmd_blue_green, "rollback": cmd_rollback, "status": cmd_status,
-                "approve": cmd_answer, "reject": cmd_answer}
+                "approve": cmd_answer, "reject": cmd_answer, "canary": cmd_canary, "promote": cmd_promote,
+                "abort": cmd_abort}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

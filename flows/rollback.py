@@ -26,7 +26,7 @@ from tasks.record import read_record, switch_annotations
 from tasks.report import Timeline, say
 from tasks.rollout import Verdict
 from tasks.spec import Cleanup, CleanupMode, Deadlines
-from tasks.switch import PREVIOUS_REPLICAS, _now, move_selector, verify_only
+from tasks.switch import PREVIOUS_REPLICAS, now_utc, move_selector, verify_only
 from tasks.waiting import wait_rollout
 
 
@@ -73,7 +73,7 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
             annotations = switch_annotations(
                 live_deployment=target, live_color=record.previous_color, previous_deployment=live,
                 previous_color=record.live_color, previous_selector=current_selector, release_id=release_id,
-                switched_at=_now())
+                switched_at=now_utc())
             annotations[PREVIOUS_REPLICAS] = str((read(kube, "Deployment", namespace, live) or {}).get(
                 "spec", {}).get("replicas", 0))
             s["detail"] = move_selector(kube, namespace, service, current_selector, record.previous_selector,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from tasks.canary_steps import read_progress
 from tasks.colors import pod_labels, selector_matches
 from tasks.endpoints import deployment_of_pods, tally
 from tasks.errors import BadInput
@@ -20,7 +21,9 @@ def service_status(kube: Kube, namespace: str, service: str) -> dict:
     selector = svc.get("spec", {}).get("selector") or {}
     record = read_record(svc)
     deployments = list_objects(kube, "Deployment", namespace)
-    names = {record.live_deployment, record.previous_deployment} - {""}
+    canary = read_progress(svc)
+    names = {record.live_deployment, record.previous_deployment, canary.get("stable", ""),
+             canary.get("deployment", "")} - {""}
     rows = []
     for d in deployments:
         selected = selector_matches(selector, pod_labels(d))
@@ -41,6 +44,17 @@ def service_status(kube: Kube, namespace: str, service: str) -> dict:
         "live_color": record.live_color, "release_id": record.release_id, "switched_at": record.switched_at,
         "deployments": sorted(rows, key=lambda r: not r["selected"]),
         "endpoints": tally(slices, owners).describe(),
+        "canary": canary,
         "lock": (f"held by {lock.holder} (expires in {lock.expires_in_s:.0f} s)"
                  if lock and lock.action.value == "held" else ""),
     }
+
+
+def canary_line(canary: dict) -> str:
+    """One line for `greenlight status`: the recorded canary ratio and step, or "" without a canary record."""
+    if not canary.get("deployment"):
+        return ""
+    return (f"  canary: {canary.get('deployment')} {canary.get('percent', '?')} % "
+            f"(canary/stable pods {canary.get('weight', '?')} of {canary.get('total', '?')}), "
+            f"step {canary.get('step', '?')}, {canary.get('state', '?')}, stable {canary.get('stable')}, "
+            f"release {canary.get('release-id', '-')} at {canary.get('updated-at', '-')}")

@@ -23,7 +23,7 @@ PREVIOUS_REPLICAS = PREFIX + "previous-replicas"
 APPROVAL = PREFIX + "approval"
 
 
-def _now() -> str:
+def now_utc() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -66,7 +66,7 @@ def switch_back(kube: Kube, plan: ReleasePlan) -> str:
     c = plan.colors
     annotations = switch_annotations(
         live_deployment=c.blue, live_color=c.blue_color, previous_deployment=c.green, previous_color=c.green_color,
-        previous_selector=c.green_selector, release_id=plan.release_id, switched_at=_now())
+        previous_selector=c.green_selector, release_id=plan.release_id, switched_at=now_utc())
     moved = move_selector(kube, plan.namespace, c.service, c.green_selector, c.blue_selector, annotations)
     ready = int((blue.get("status") or {}).get("readyReplicas") or 0)
     verified = verify_only(kube, plan.namespace, c.service, c.blue, ready, plan.spec.deadlines.endpoints_s)
@@ -79,7 +79,7 @@ def switch_traffic(kube: Kube, plan: ReleasePlan, undo: UndoStack, approval_note
     c = plan.colors
     annotations = switch_annotations(
         live_deployment=c.green, live_color=c.green_color, previous_deployment=c.blue, previous_color=c.blue_color,
-        previous_selector=c.blue_selector, release_id=plan.release_id, switched_at=_now())
+        previous_selector=c.blue_selector, release_id=plan.release_id, switched_at=now_utc())
     annotations[PREVIOUS_REPLICAS] = str(plan.blue_replicas)
     if approval_note:
         annotations[APPROVAL] = approval_note
@@ -97,4 +97,4 @@ def verify_endpoints(kube: Kube, plan: ReleasePlan) -> str:
 
 
 def approval_annotation(approved_by: str, reason: str) -> str:
-    return json.dumps({"by": approved_by, "reason": reason, "at": _now()}, sort_keys=True)
+    return json.dumps({"by": approved_by, "reason": reason, "at": now_utc()}, sort_keys=True)

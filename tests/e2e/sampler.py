@@ -129,6 +129,13 @@ class EndpointSampler:
         return sum(1 for inst in self.instants
                    if any(self.owners.get(uid) in deployments for uid in inst.ready_uids()))
 
+    def min_ready_after_start(self) -> int | None:
+        """Fewest ready endpoints at any instant from the first one with ready endpoints on (the initial state)
+        to the end; None when no instant had any."""
+        counts = [len(inst.ready_uids()) for inst in self.instants]
+        first = next((i for i, c in enumerate(counts) if c), None)
+        return None if first is None else min(counts[first:])
+
     def ready_by_deployment(self) -> list[dict[str, int]]:
         out = []
         for inst in self.instants:

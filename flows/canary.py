@@ -1,0 +1,221 @@
+"""Canary release of a Service, step by step as in the second tutorial:
+
+  1. preflight   read the Service and both Deployments; decide the canary and the replica plan; refuse bad input
+  2. canary      apply the canary beside stable (the first step's replicas) and wait until it is ready
+  3. each step   (10 %, 30 %, 50 %, 100 % by default; counts from tasks.canary_plan.replica_counts)
+       a. scale the canary UP to its count and wait until ready (fail fast on pods that never will be)
+       b. scale stable DOWN to its count and wait
+       c. verify  the Service's EndpointSlices hold exactly canary/stable ready pods (owner references)
+       d. analyse HTTP probes of canary vs stable, Prometheus queries: Failed beyond failure_limit aborts,
+                  Inconclusive pauses for a human
+       e. pause   approval (approve_steps) or a timed pause; `promote --full` jumps to 100 %, reject aborts
+  4. clean up    the old stable (at 0 now) is deleted, as the tutorial does, or kept at 0
+
+Any failure after the first change aborts: stable back to its full count and READY first, then the canary to
+0, verified by EndpointSlices; the run ends Failed. Progress is recorded on the Service as
+`greenlight.io/canary-*` annotations (`greenlight status`), one release per Service at a time (Lease, whose
+annotation names the flow run so `greenlight abort --service S` can reject a paused run).
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from tasks.analysis import AnalysisContext, Outcome, combine, run_providers
+from tasks.analysis.http_probe import HttpProbe
+from tasks.analysis.prometheus import PrometheusQuery
+from tasks.canary_pause import pause_for_decision
+from tasks.canary_plan import StepCounts
+from tasks.canary_preflight import CanaryPlan, new_release_id, preflight
+from tasks.canary_spec import CanarySpec
+from tasks.canary_steps import (
+    apply_canary, record_progress, remove_old_stable, restore_stable, scale_step, verify_split,
+)
+from tasks.errors import BadInput, PermanentError, ReleaseFailed, Rejected
+from tasks.kube import Kube, connect
+from tasks.lock import ServiceLock
+from tasks.report import Timeline, artifact_key, markdown_artifact, say, table_artifact
+from tasks.undo import UndoStack
+
+RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"
+
+
+def _providers(kube: Kube, spec: CanarySpec) -> list:
+    out: list = [HttpProbe(kube, spec.analysis.http)] if spec.analysis.http else []
+    return out + [PrometheusQuery(q) for q in spec.analysis.prometheus]
+
+
+class CanaryRun:
+    """One canary release: the plan, what happened so far, and the step methods the flow calls in order."""
+
+    def __init__(self, kube: Kube, plan: CanaryPlan, run_id: str):
+        self.kube, self.plan, self.spec, self.run_id = kube, plan, plan.spec, run_id
+        self.timeline = Timeline()
+        self.splits: list[dict] = []
+        self.analyses: list[dict] = []
+        self.failures = 0
+        self.current = StepCounts(0, 0, plan.total)
+
+    def record(self, index: int, state: str) -> None:
+        p, c = self.plan, self.current
+        record_progress(self.kube, p.namespace, p.service, stable=p.stable, deployment=p.canary, total=p.total,
+                        step=f"{index}/{len(p.steps)}", percent=c.percent, weight=f"{c.canary}/{c.stable}",
+                        state=state, release_id=p.release_id, run_id=self.run_id)
+
+    def move_to(self, index: int, want: StepCounts) -> None:                                     # 3a-3c
+        p, deadlines = self.plan, self.spec.deadlines
+        with self.timeline.step(f"step-{want.percent}") as s:
+            if index == 1:  # applied with the first step's replicas: scaled up and ready in one go
+                apply_canary(self.kube, p.namespace, p.canary_manifest, deadlines)
+            elif want.canary != self.current.canary:
+                scale_step(self.kube, p.namespace, p.canary, want.canary, deadlines)
+            if want.stable != self.current.stable:
+                scale_step(self.kube, p.namespace, p.stable, want.stable, deadlines)
+            verdict = verify_split(self.kube, p.namespace, p.service, p.canary, p.stable, want,
+                                   deadlines.endpoints_s)
+            self.current = want
+            s["detail"] = f"{want.describe()}; endpoints {verdict.message}"
+        self.splits.append({"percent": want.percent, "canary": want.canary, "stable": want.stable,
+                            "canary_ready": verdict.canary_ready, "stable_ready": verdict.stable_ready})
+        self.record(index, "progressing")
+
+    def analyse(self, want: StepCounts) -> None:                                                  # 3d
+        providers = _providers(self.kube, self.spec)
+        if not providers:
+            return
+        p = self.plan
+        with self.timeline.step(f"analysis-{want.percent}") as s:
+            results = run_providers(providers, AnalysisContext(p.namespace, p.service, p.canary, p.stable,
+                                                               want.percent))
+            outcome = combine(results)
+            rows = [r.row(want.percent) for r in results]
+            self.analyses += rows
+            table_artifact(artifact_key("canary-analysis", p.service, p.release_id, f"step-{want.percent}"), rows,
+                           f"Canary analysis at {want.percent} %: {outcome.value}")
+            s["detail"] = f"{outcome.value}: " + "; ".join(f"{r.provider}: {r.message}" for r in results)
+            say(f"analysis at {want.percent} %: {s['detail']}")
+            if outcome is Outcome.FAILED:
+                self.failures += 1
+                if self.failures > self.spec.analysis.failure_limit:
+                    raise PermanentError(f"analysis at {want.percent} % failed ({self.failures} failed, limit "
+                                         f"{self.spec.analysis.failure_limit}): {s['detail']}")
+        if outcome is Outcome.INCONCLUSIVE:
+            self.pause(want, "inconclusive", self.spec.analysis.inconclusive_timeout_s)
+
+    def pause(self, want: StepCounts, kind: str, timeout_s: float) -> bool:                      # 3e
+        """Returns True when the answer was `promote --full`."""
+        index = self.plan.steps.index(want) + 1
+        self.record(index, f"paused-{kind}")
+        with self.timeline.step(f"pause-{want.percent}") as s:
+            decision = pause_for_decision(kind, timeout_s, self.describe(want, kind))
+            s["detail"] = decision.note()
+            say(f"step {want.percent} %: {decision.note()}")
+            if not decision.approved:
+                raise Rejected(f"canary at {want.percent} % {decision.note()}")
+        self.record(index, "progressing")
+        return decision.full
+
+    def describe(self, want: StepCounts, kind: str) -> str:
+        p = self.plan
+        lines = [f"### Canary `{p.canary}` of Service `{p.service}` at {want.percent} % ({kind})", "",
+                 f"- {want.canary} canary / {want.stable} stable pods (total {p.total})",
+                 f"- stable `{p.stable}` `{p.stable_image}` · canary `{', '.join(p.canary_images)}`",
+                 f"- remaining steps: {', '.join(s.describe() for s in p.steps if s.percent > want.percent)}"]
+        lines += [f"- analysis {r['provider']}: {r['outcome']} {r['message']}" for r in self.analyses
+                  if r["step"] == f"{want.percent} %"]
+        lines += ["", "Tick **approve** to go on (and **full** to go straight to 100 %); unticked aborts."]
+        return "\n".join(lines)
+
+    def run_steps(self, lock: ServiceLock) -> None:
+        """Every step in order; after `promote --full` jump to the last step and skip its analysis and pause."""
+        steps, last = list(self.plan.steps), len(self.plan.steps) - 1
+        i, promoted_full = 0, False
+        while i <= last:
+            want = steps[i]
+            lock.check()
+            self.move_to(i + 1, want)
+            if promoted_full:
+                break
+            self.analyse(want)
+            if want.percent in self.spec.approve_steps:
+                promoted_full = self.pause(want, "approval", self.spec.approval_timeout_s)
+            elif self.spec.pause_s > 0 and i < last:
+                promoted_full = self.pause(want, "timed", self.spec.pause_s)
+            if promoted_full and i < last:
+                say(f"promote --full: straight to {steps[last].describe()}, no further analysis")
+                i = last
+            else:
+                promoted_full, i = False, i + 1
+
+    def result(self, outcome: str) -> dict:
+        p = self.plan
+        return {"outcome": outcome, "service": p.service, "namespace": p.namespace, "release_id": p.release_id,
+                "stable": p.stable, "canary": p.canary, "total": p.total,
+                "live_deployment": p.canary if outcome == "released" else p.stable,
+                "plan": [s.describe() for s in p.steps], "splits": self.splits, "analysis": self.analyses,
+                "steps": self.timeline.rows()}
+
+    def report(self, outcome: str, extra: str = "") -> None:
+        p = self.plan
+        split = "\n".join(f"- {s['percent']} %: {s['canary_ready']} canary / {s['stable_ready']} stable ready"
+                          for s in self.splits)
+        md = (f"## Canary release `{p.release_id}`: {outcome}\n\nService `{p.service}` in `{p.namespace}`: "
+              f"`{p.stable}` → `{p.canary}` (total {p.total})\n\n{split}\n\n{self.timeline.markdown()}\n\n{extra}")
+        markdown_artifact(artifact_key("canary", p.service, p.release_id), md, f"canary {outcome}")
+
+
+def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "") -> dict:
+    timeline = Timeline()
+    with timeline.step("preflight") as s:                                                         # 1
+        plan = preflight(kube, spec, release_id)
+        s["detail"] = f"{plan.stable} -> {plan.canary}: " + ", ".join(x.describe() for x in plan.steps)
+    for warning in plan.warnings:
+        say(f"warning: {warning}")
+    run = CanaryRun(kube, plan, run_id)
+    run.timeline = timeline
+    with ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s,
+                     annotations={RUN_ID_ANNOTATION: run_id, "greenlight.io/strategy": "canary"}) as lock:
+        undo = UndoStack()
+        undo.push(f"abort: {plan.stable} back to {plan.total}, then {plan.canary} to 0", lambda: restore_stable(
+            kube, plan.namespace, plan.service, plan.stable, plan.canary, plan.total, spec.deadlines))
+        phase = "canary"
+        try:
+            run.record(0, "progressing")
+            phase = "steps"                                                                       # 2-3
+            run.run_steps(lock)
+            phase = "cleanup"
+            lock.check()
+            with timeline.step("cleanup") as s:                                                   # 4
+                s["detail"] = remove_old_stable(kube, plan.namespace, plan.stable, spec.cleanup.value)
+                say(s["detail"])
+            run.record(len(plan.steps), "promoted")
+        except BadInput:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure after the first change aborts
+            say(f"canary failed during {phase}: {exc}; aborting (stable {plan.stable} back to {plan.total})")
+            with timeline.step("abort"):
+                outcomes = undo.unwind()
+            failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
+            try:
+                run.current = StepCounts(0, 0, plan.total)
+                run.record(0, "aborted" if failure.rolled_back else "abort-incomplete")
+            except Exception as note_exc:  # noqa: BLE001 - the record is a report; the failure is what counts
+                say(f"could not record the abort on the Service: {note_exc}")
+            run.report("aborted" if failure.rolled_back else "ABORT INCOMPLETE", str(failure))
+            raise failure from exc
+    run.report("released")
+    say(f"released: Service {plan.service} serves {plan.canary} ({plan.total} pods)")
+    return run.result("released")
+
+
+def _flow_run_id() -> str:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx and ctx.flow_run else ""
+
+
+@flow(name="canary-release", log_prints=True)
+def canary_release(spec: CanarySpec, kubeconfig: str | None = None, context: str | None = None) -> dict:
+    """Release `spec` as a canary. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster."""
+    return run_canary(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), _flow_run_id())
