@@ -129,6 +129,8 @@ def prefect_api():
             proc.kill()
             pytest.fail(f"Prefect server did not start: see {home}/server.log", pytrace=False)
         time.sleep(0.3)
+    # For subprocesses (the CLI). Prefect captures its settings at import, so in-process code that needs this server
+    # must be given the URL explicitly (tests talk to it over HTTP).
     saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
     os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=home)
     try:
