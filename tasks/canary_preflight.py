@@ -20,6 +20,7 @@ from tasks.canary_spec import TRACK_LABEL, CanarySpec
 from tasks.colors import check_manifest, pod_labels, selector_matches
 from tasks.errors import BadInput
 from tasks.kube import Kube, apply_deployment, list_objects, namespace_exists, read
+from tasks.permissions import needed, require
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     ns = spec.namespace
     if not namespace_exists(kube, ns):
         raise BadInput(f"namespace {ns!r} not found")
+    require(kube, ns, needed(port_forward=spec.analysis.http is not None, manage_services=False, deletes=True))
     service = read(kube, "Service", ns, spec.service)
     if service is None:
         raise BadInput(f"Service {spec.service!r} not found in namespace {ns!r}")

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from tasks.colors import ColorPlan, check_manifest, derive_green, plan_colors, pod_labels
 from tasks.errors import BadInput
 from tasks.kube import Kube, apply_deployment, list_objects, namespace_exists, read
-from tasks.spec import BlueGreenSpec
+from tasks.permissions import needed, require
+from tasks.spec import BlueGreenSpec, CleanupMode, RollbackGreen
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
     ns = spec.namespace
     if not namespace_exists(kube, ns):
         raise BadInput(f"namespace {ns!r} not found")
+    require(kube, ns, needed(port_forward=bool(spec.smoke) or spec.post_switch.window_s > 0,
+                             manage_services=bool(spec.preview_service),
+                             deletes=spec.on_failure is RollbackGreen.DELETE or spec.cleanup.mode is CleanupMode.DELETE))
     service = read(kube, "Service", ns, spec.service)
     if service is None:
         raise BadInput(f"Service {spec.service!r} not found in namespace {ns!r}")

@@ -1,0 +1,72 @@
+"""Least privilege: a full blue-green release and rollback, and a canary, with nothing but the token of the
+`greenlight` ServiceAccount bound to deployments/rbac.yaml's Role; a Role missing one verb is refused before
+anything changes, naming the missing permission."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.e2e.release_helpers import (
+    ROOT, TUTORIAL1, TUTORIAL2, given_applied, given_ready, greenlight, resource_versions, selector, tutorial1,
+)
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def service_account_kubeconfig(cluster, kubectl, tmp_path) -> str:
+    """A kubeconfig holding only the ServiceAccount's token (no client certificate)."""
+    kubectl("apply", "-f", str(ROOT / "deployments" / "rbac.yaml"))
+    token = kubectl("create", "token", "greenlight", "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(open(cluster.kubeconfig))
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "sa",
+              "clusters": admin["clusters"],
+              "users": [{"name": "greenlight", "user": {"token": token}}],
+              "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"], "user": "greenlight"}}]}
+    path = tmp_path / "sa.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_blue_green_release_and_rollback_with_only_the_role(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
+    tutorial1(kubectl, kube, namespace)
+    sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
+    r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", sa, "-n", namespace, "--service",
+                   "production-svc", "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0",
+                   "--preview-service", "staging-svc", "--post-switch-window", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}
+    r = greenlight(cluster, prefect_api, "rollback", "--kubeconfig", sa, "-n", namespace, "--service",
+                   "production-svc", "--scale-down-delay", "0", "--cleanup", "delete")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}
+
+
+def test_canary_with_only_the_role(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
+    given_applied(kubectl, TUTORIAL2 / "v1-deployment.yaml", TUTORIAL2 / "canary-service.yaml")
+    given_ready(kube, namespace, "my-app-v1")
+    sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
+    r = greenlight(cluster, prefect_api, "canary", "--kubeconfig", sa, "-n", namespace, "--service",
+                   "my-app-service", "--stable", "my-app-v1", "--manifest",
+                   str(TUTORIAL2 / "v2-canary-deployment.yaml"), "--steps", "50,100")
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_a_missing_verb_is_named_before_anything_changes(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
+    tutorial1(kubectl, kube, namespace)
+    sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
+    role = kube.api.sanitize_for_serialization(
+        kube.api.call_api(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/greenlight-release",
+                          "GET", response_type="object", auth_settings=["BearerToken"],
+                          _return_http_data_only=True))
+    for rule in role["rules"]:
+        if rule.get("resources") == ["services"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != "patch"]
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(role))
+    before = resource_versions(kube, namespace)
+    r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", sa, "-n", namespace, "--service",
+                   "production-svc", "--manifest", str(TUTORIAL1 / "green-dep.yaml"))
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "lack 1 permission(s)" in r.stderr and "patch services" in r.stderr, r.stderr[-3000:]
+    after = resource_versions(kube, namespace)
+    assert {k: v for k, v in after.items() if not k.startswith("Role")} == before
