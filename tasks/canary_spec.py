@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from tasks.spec import Deadlines, Name, Seconds, _Model, valid_image
+from tasks.spec import Deadlines, ImageRef, Name, Seconds, _Model
 
 DEFAULT_STEPS = (10, 30, 50, 100)
 TRACK_LABEL = "greenlight.io/track"
@@ -76,7 +76,7 @@ class CanarySpec(_Model):
     service: Name = Field(..., description="Service selecting both versions (e.g. only `app: my-app`).")
     stable: Name = Field(..., description="The Deployment serving now.")
     manifest: dict[str, Any] | None = Field(None, description="Canary Deployment manifest (tutorial style).")
-    image: str | None = Field(None, description="New image: the canary is derived from stable.")
+    image: ImageRef | None = Field(None, description="New image: the canary is derived from stable.")
     container: str | None = Field(None, description="Image mode: container to update (default: the first).")
     canary_name: Name | None = Field(None, description="Image mode: canary name (default: <stable>-canary).")
     total: int | None = Field(None, ge=1, le=10000, description="Pods of both versions; default: stable's replicas.")
@@ -89,13 +89,6 @@ class CanarySpec(_Model):
     deadlines: Deadlines = Field(default_factory=Deadlines)
     release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str | None) -> str | None:
-        if v is not None and not valid_image(v):
-            raise ValueError(f"{v!r} is not a valid image reference")
-        return v
 
     @field_validator("steps")
     @classmethod

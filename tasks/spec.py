@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.errors import BadInput
 
@@ -35,6 +35,15 @@ def valid_image(ref: str) -> bool:
     """The distribution reference grammar, whole string (no surrounding whitespace). Like upstream, a first
     component without a dot or port is a repository path, so "UPPER/case" passes as host UPPER + repo case."""
     return len(ref) <= 4096 and bool(IMAGE_REFERENCE.fullmatch(ref))
+
+
+def _check_image(ref: str) -> str:
+    if not valid_image(ref):
+        raise ValueError(f"{ref!r} is not a valid image reference")
+    return ref
+
+
+ImageRef = Annotated[str, AfterValidator(_check_image)]
 
 
 class _Model(BaseModel):
@@ -113,7 +122,7 @@ class BlueGreenSpec(_Model):
     namespace: Name = Field("default", description="Namespace of the Service and both Deployments.")
     service: Name = Field(..., description="The Service whose selector decides which color is live.")
     manifest: dict[str, Any] | None = Field(None, description="Green Deployment manifest (tutorial style).")
-    image: str | None = Field(None, description="New image: green is derived from the live Deployment.")
+    image: ImageRef | None = Field(None, description="New image: green is derived from the live Deployment.")
     container: str | None = Field(None, description="Image mode: container to update (default: the first).")
     color_key: str | None = Field(None, description="Image mode: selector key telling colors apart (detected).")
     green_value: str | None = Field(None, description="Image mode: its value for green (default: blue<->green).")
@@ -127,13 +136,6 @@ class BlueGreenSpec(_Model):
     release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                                    description="Identifies the release; default: generated.")
     lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str | None) -> str | None:
-        if v is not None and not valid_image(v):
-            raise ValueError(f"{v!r} is not a valid image reference")
-        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> "BlueGreenSpec":

@@ -111,6 +111,17 @@ def resource_versions(kube: Kube, namespace: str) -> dict[str, str]:
     return out
 
 
+def paused_run_id(log: Path, proc: subprocess.Popen, timeout: float = 120) -> str:
+    """The flow run id a background release prints when it pauses ("greenlight approve <uuid>")."""
+    import re
+
+    def found():
+        assert proc.poll() is None, f"release ended early:\n{log.read_text()[-3000:]}"
+        m = re.search(r"greenlight approve ([0-9a-f-]{36})", log.read_text())
+        return m.group(1) if m else None
+    return wait_until("the release to pause", found, timeout, 0.3)
+
+
 def wait_until(what: str, check, timeout: float = 60, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while True:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
 
 import pytest
 
 from tests.e2e.release_helpers import (
-    TUTORIAL1, TUTORIAL2, greenlight, greenlight_bg, page_of_pod, ready, replicas, selector, tutorial1, tutorial2,
-    wait_until,
+    TUTORIAL1, TUTORIAL2, greenlight, greenlight_bg, page_of_pod, paused_run_id, ready, replicas, selector, tutorial1,
+    tutorial2, wait_until,
 )
 from tests.e2e.sampler import EndpointSampler
 from tasks.checks import ready_pods_of
@@ -28,14 +27,6 @@ def _bg(cluster, prefect_api, namespace, tmp_path, *extra, name="release"):
     proc = greenlight_bg(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
                          "--manifest", str(TUTORIAL1 / "green-dep.yaml"), *extra, log=log)
     return proc, log
-
-
-def _approval_run_id(log, proc, timeout=90) -> str:
-    def found():
-        assert proc.poll() is None, f"release ended early:\n{log.read_text()[-3000:]}"
-        m = re.search(r"greenlight approve ([0-9a-f-]{36})", log.read_text())
-        return m.group(1) if m else None
-    return wait_until("the release to pause for approval", found, timeout, 0.3)
 
 
 def test_tutorial1_released_blue_to_green_then_rolled_back(cluster, prefect_api, kube, namespace, kubectl):
@@ -157,7 +148,7 @@ def test_manual_approval_with_preview_service(cluster, prefect_api, kube, namesp
     with EndpointSampler(kube, namespace, "production-svc") as sampler:
         proc, log = _bg(cluster, prefect_api, namespace, tmp_path, "--approval", "manual", "--approval-timeout",
                         "120", "--scale-down-delay", "0", "--preview-service", "staging-svc")
-        run_id = _approval_run_id(log, proc)
+        run_id = paused_run_id(log, proc)
         # paused: the live Service still on blue, the preview Service already on green's ready pods
         assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}, "no switch before approval"
         assert "only green-dep: 3 ready" in wait_endpoints(kube, namespace, "staging-svc", "green-dep", 3, 10).message
@@ -197,7 +188,7 @@ def test_second_release_on_the_same_service_is_refused_until_the_first_ends(
     with EndpointSampler(kube, namespace, "production-svc") as sampler:
         first, log = _bg(cluster, prefect_api, namespace, tmp_path, "--approval", "manual",
                          "--approval-timeout", "120")
-        run_id = _approval_run_id(log, first)
+        run_id = paused_run_id(log, first)
         second = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
                             "--image", "scubakiz/servicedemo:3.0")
         assert second.returncode == 1 and "another release holds the lock" in second.stderr, second.stderr[-3000:]

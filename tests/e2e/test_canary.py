@@ -5,13 +5,12 @@ per-step split is verified by EndpointSlices, and an abort brings stable back RE
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from tests.e2e.release_helpers import (
-    TUTORIAL2, given_applied, given_ready, greenlight, greenlight_bg, manifest_with, ready, replicas,
-    resource_versions, wait_until,
+    TUTORIAL2, given_applied, given_ready, greenlight, greenlight_bg, manifest_with, paused_run_id, ready, replicas,
+    resource_versions,
 )
 from tests.e2e.sampler import EndpointSampler
 from tasks.kube import read
@@ -48,14 +47,6 @@ def assert_back_to_stable(kube, namespace, sampler) -> None:
     assert wait_endpoints(kube, namespace, SVC, V1, 10, 10).ok
     assert sampler.min_ready_after_start() >= 10, sampler.describe()
     assert read(kube, "Service", namespace, SVC)["metadata"]["annotations"]["greenlight.io/canary-state"] == "aborted"
-
-
-def paused_run_id(log, proc, timeout=120) -> str:
-    def found():
-        assert proc.poll() is None, f"release ended early:\n{log.read_text()[-3000:]}"
-        m = re.search(r"greenlight approve ([0-9a-f-]{36})", log.read_text())
-        return m.group(1) if m else None
-    return wait_until("the canary to pause", found, timeout, 0.3)
 
 
 def test_tutorial2_canary_runs_to_100_percent(cluster, prefect_api, kube, namespace, kubectl):
