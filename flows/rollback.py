@@ -24,10 +24,9 @@ from tasks.lock import ServiceLock
 from tasks.preflight import new_release_id
 from tasks.record import read_record, switch_annotations
 from tasks.report import Timeline, say
-from tasks.rollout import Verdict
 from tasks.spec import Cleanup, CleanupMode, Deadlines
 from tasks.switch import PREVIOUS_REPLICAS, now_utc, move_selector, verify_only
-from tasks.waiting import wait_rollout
+from tasks.waiting import require_ready
 
 
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
@@ -62,10 +61,7 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
                 s["detail"] = f"{target} still has {dep['spec']['replicas']} replicas"
             say(s["detail"])
         with timeline.step("wait-ready") as s:                                                    # 3
-            status = wait_rollout(kube, namespace, target, deadlines, deadlines.ready_s, progress=say)
-            if status.verdict is not Verdict.DONE:
-                raise PermanentError(f"{target} will not become ready: {status.message}")
-            s["detail"] = status.message
+            s["detail"] = require_ready(kube, namespace, target, deadlines, progress=say)
         dep = read(kube, "Deployment", namespace, target)
         if not selector_matches(record.previous_selector, pod_labels(dep)):
             raise PermanentError(f"recorded selector {record.previous_selector} does not select {target}'s pods")

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from tasks.canary_plan import StepCounts, overlapping, step_plan
 from tasks.canary_spec import TRACK_LABEL, CanarySpec
-from tasks.colors import check_manifest, pod_labels, selector_matches
+from tasks.colors import check_manifest, pod_labels, selector_matches, set_image
 from tasks.errors import BadInput
 from tasks.kube import Kube, apply_deployment, list_objects, namespace_exists, read
 from tasks.permissions import needed, require
@@ -69,12 +69,7 @@ def derive_canary(stable: dict, image: str, name: str, container: str | None) ->
         spec.pop(key, None)
     spec.setdefault("selector", {}).setdefault("matchLabels", {})[TRACK_LABEL] = "canary"
     spec["template"].setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = "canary"
-    containers = spec["template"]["spec"]["containers"]
-    target = next((c for c in containers if c["name"] == container), None) if container else containers[0]
-    if target is None:
-        raise BadInput(f"container {container!r} not found in Deployment {stable['metadata']['name']!r} "
-                       f"(it has {', '.join(c['name'] for c in containers)})")
-    target["image"] = image
+    set_image(spec, stable["metadata"]["name"], image, container)
     labels = dict(stable["metadata"].get("labels") or {})
     labels[TRACK_LABEL] = "canary"
     return {"apiVersion": "apps/v1", "kind": "Deployment",

@@ -16,9 +16,8 @@ from tasks.canary_plan import SplitVerdict, StepCounts, split_verdict
 from tasks.errors import PermanentError
 from tasks.kube import Kube, apply_deployment, delete_deployment, raw_patch, read, retrying, scale
 from tasks.report import say
-from tasks.rollout import Verdict
 from tasks.spec import Deadlines
-from tasks.waiting import endpoints_now, wait_endpoints, wait_rollout
+from tasks.waiting import endpoints_now, require_ready, wait_endpoints
 from tasks.watching import Watcher
 
 PREFIX = "greenlight.io/canary-"
@@ -70,11 +69,7 @@ def scale_and_wait(kube: Kube, namespace: str, name: str, replicas: int, deadlin
     scale(kube, namespace, name, replicas)
     if replicas == 0:
         return wait_scaled_to_zero(kube, namespace, name, deadlines.ready_s)
-    status = wait_rollout(kube, namespace, name, deadlines, deadlines.ready_s, progress=say)
-    if status.verdict is not Verdict.DONE:
-        reason = status.reason.value if status.reason else "not ready"
-        raise PermanentError(f"{name} will not become ready at {replicas} replicas ({reason}): {status.message}")
-    return f"{name}: {status.message}"
+    return f"{name}: " + require_ready(kube, namespace, name, deadlines, f"{name} at {replicas} replicas", say)
 
 
 @task(name="apply-canary", cache_policy=NO_CACHE)
@@ -83,11 +78,7 @@ def apply_canary(kube: Kube, namespace: str, manifest: dict, deadlines: Deadline
     applied = apply_deployment(kube, namespace, manifest)
     name = applied["metadata"]["name"]
     say(f"applied canary Deployment {name} ({applied['spec'].get('replicas')} replicas)")
-    status = wait_rollout(kube, namespace, name, deadlines, deadlines.ready_s, progress=say)
-    if status.verdict is not Verdict.DONE:
-        reason = status.reason.value if status.reason else "not ready"
-        raise PermanentError(f"canary {name} will not become ready ({reason}): {status.message}")
-    return f"{name}: {status.message}"
+    return f"{name}: " + require_ready(kube, namespace, name, deadlines, f"canary {name}", say)
 
 
 @task(name="scale", cache_policy=NO_CACHE)

@@ -137,6 +137,16 @@ def plan_colors(service: dict, deployments: list[dict], green: dict) -> ColorPla
                      blue_selector=dict(selector), green_selector={k: green_labels[k] for k in selector})
 
 
+def set_image(spec: dict, deployment: str, image: str, container: str | None) -> None:
+    """In a copied Deployment spec, give `container` (default: the first) the new image."""
+    containers = spec["template"]["spec"]["containers"]
+    target = next((c for c in containers if c["name"] == container), None) if container else containers[0]
+    if target is None:
+        raise BadInput(f"container {container!r} not found in Deployment {deployment!r} "
+                       f"(it has {', '.join(c['name'] for c in containers)})")
+    target["image"] = image
+
+
 def derive_green(blue: dict, image: str, container: str | None, color_key: str | None, green_value: str | None,
                  service_selector: dict[str, str]) -> dict:
     """A green Deployment manifest from the live blue one: name, color label and image changed, all else kept."""
@@ -166,12 +176,7 @@ def derive_green(blue: dict, image: str, container: str | None, color_key: str |
     if key in match:
         match[key] = new_value
     spec["template"].setdefault("metadata", {}).setdefault("labels", {})[key] = new_value
-    containers = spec["template"]["spec"]["containers"]
-    target = next((c for c in containers if c["name"] == container), None) if container else containers[0]
-    if target is None:
-        raise BadInput(f"container {container!r} not found in Deployment {name!r} "
-                       f"(it has {', '.join(c['name'] for c in containers)})")
-    target["image"] = image
+    set_image(spec, name, image, container)
     if spec.get("replicas", 1) < 1:
         raise BadInput(f"Deployment {name!r} has {spec.get('replicas')} replicas: nothing to copy capacity from")
     labels = {k: v for k, v in (blue["metadata"].get("labels") or {}).items()}

@@ -11,10 +11,9 @@ from tasks.errors import PermanentError
 from tasks.kube import Kube, apply_deployment, delete_deployment, read, scale
 from tasks.preflight import ReleasePlan
 from tasks.report import say
-from tasks.rollout import Verdict
 from tasks.spec import RollbackGreen
 from tasks.undo import UndoStack, may_remove
-from tasks.waiting import wait_rollout
+from tasks.waiting import require_ready
 
 
 def _retry_transient(task, task_run, state) -> bool:
@@ -64,10 +63,7 @@ def apply_green(kube: Kube, plan: ReleasePlan, undo: UndoStack) -> str:
 @task(name="wait-green-ready", cache_policy=NO_CACHE)
 def wait_green_ready(kube: Kube, plan: ReleasePlan) -> str:
     """`kubectl rollout status` semantics with an overall deadline and fail-fast on doomed pods."""
-    status = wait_rollout(kube, plan.namespace, plan.colors.green, plan.spec.deadlines,
-                          plan.spec.deadlines.ready_s, progress=say)
-    if status.verdict is not Verdict.DONE:
-        reason = status.reason.value if status.reason else "not ready"
-        raise PermanentError(f"green {plan.colors.green} will not become ready ({reason}): {status.message}")
-    say(f"green {plan.colors.green} ready: {status.message}")
-    return status.message
+    message = require_ready(kube, plan.namespace, plan.colors.green, plan.spec.deadlines,
+                            f"green {plan.colors.green}", progress=say)
+    say(f"green {plan.colors.green} ready: {message}")
+    return message

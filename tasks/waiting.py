@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from tasks.endpoints import EndpointVerdict, deployment_of_pods, only, tally
+from tasks.errors import PermanentError
 from tasks.kube import Kube
 from tasks.rollout import DoomReason, RolloutStatus, Verdict, rollout_status
 from tasks.spec import Deadlines
@@ -54,6 +55,16 @@ def wait_rollout(kube: Kube, namespace: str, name: str, deadlines: Deadlines, ti
     counts = dict(desired=last[0].desired, updated=last[0].updated, available=last[0].available) if last else {}
     return RolloutStatus(Verdict.DOOMED, f"Deployment {name} not ready within {timeout_s:.0f} s: {message}",
                          reason=DoomReason.PROGRESS_DEADLINE, **counts)
+
+
+def require_ready(kube: Kube, namespace: str, name: str, deadlines: Deadlines, subject: str = "",
+                  progress: Progress = lambda _: None) -> str:
+    """wait_rollout within deadlines.ready_s; PermanentError naming the reason when it will not be ready."""
+    status = wait_rollout(kube, namespace, name, deadlines, deadlines.ready_s, progress=progress)
+    if status.verdict is not Verdict.DONE:
+        reason = status.reason.value if status.reason else "not ready"
+        raise PermanentError(f"{subject or name} will not become ready ({reason}): {status.message}")
+    return status.message
 
 
 def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str):
