@@ -13,7 +13,8 @@
 
 Any failure after the first change unwinds the compensation stack (switch back, verified; green removed) and
 the run ends Failed with the original reason and each undo step's outcome. One release per Service at a time
-(a renewed Lease, held across the approval pause).
+(a renewed Lease, held across the approval pause). Progress, events, the report and the Service's history entry
+go through the Journal (tasks/journal.py).
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ from typing import Any
 from prefect import flow
 
 from tasks.approval import request_approval, summary_markdown
-from tasks.checks import post_switch_verify, smoke_test
+from tasks.checks import endpoint_counts, post_switch_verify, smoke_test
 from tasks.cleanup import cleanup_blue
 from tasks.deploy import apply_green, wait_green_ready
 from tasks.errors import BadInput, ReleaseFailed, Rejected
+from tasks.events import ReleaseEvent
+from tasks.journal import Journal
 from tasks.kube import Kube, connect
 from tasks.lock import ServiceLock
 from tasks.preflight import ReleasePlan, new_release_id, preflight
 from tasks.preview import point_preview
-from tasks.report import Timeline, artifact_key, markdown_artifact, say
-from tasks.spec import BlueGreenSpec
+from tasks.report import Timeline, say
+from tasks.spec import ApprovalMode, BlueGreenSpec
 from tasks.switch import approval_annotation, switch_back, switch_traffic, verify_endpoints
 from tasks.undo import UndoStack
 
@@ -43,14 +46,21 @@ def _result(release: ReleasePlan, timeline: Timeline, outcome: str, live: str, *
             "green": release.colors.green, "steps": timeline.rows(), **extra}
 
 
-def _report(plan: ReleasePlan, timeline: Timeline, outcome: str, extra: str = "") -> None:
-    md = (f"## Blue-green release `{plan.release_id}`: {outcome}\n\nService `{plan.colors.service}` in "
-          f"`{plan.namespace}`: `{plan.colors.blue}` → `{plan.colors.green}`\n\n{timeline.markdown()}\n\n{extra}")
-    markdown_artifact(artifact_key("release", plan.colors.service, plan.release_id), md, f"release {outcome}")
+def _planned_steps(spec: BlueGreenSpec) -> int:
+    """Steps the progress artifact counts to: preflight, apply, wait-ready, (preview), smoke-test, approval,
+    switch, verify-endpoints, post-switch, cleanup."""
+    return 9 + bool(spec.preview_service)
+
+
+def _outcome(exc: Exception, failure: ReleaseFailed) -> str:
+    if not failure.rolled_back:
+        return "rollback-incomplete"
+    return "rejected" if isinstance(exc, Rejected) else "rolled-back"
 
 
 def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False) -> dict:
-    timeline = Timeline()
+    journal = Journal(kube, spec.namespace, spec.service, release_id, "blue-green", _planned_steps(spec))
+    timeline = journal.timeline
     with timeline.step("preflight") as s:                                                       # 1
         plan = preflight(kube, spec, release_id)
         s["detail"] = f"{plan.colors.blue} -> {plan.colors.green}"
@@ -59,16 +69,18 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
     if dry_run:
         say(f"dry run: would release {plan.colors.green} and switch Service {plan.colors.service}; nothing changed")
         return _result(plan, timeline, "dry-run", plan.colors.blue, plan=plan.summary())
+    c = plan.colors
 
     with ServiceLock(kube, spec.namespace, spec.service, plan.release_id,
                      wait_s=spec.lock_wait_s) as lock:
+        journal.started(endpoint_counts(kube, plan.namespace, c.service), blue=c.blue, green=c.green,
+                        images=plan.green_images)
         undo = UndoStack()
         phase = "apply"
         try:
-            if plan.colors.already_live:
-                say(f"Service {plan.colors.service} already selects {plan.colors.green}: resuming after the switch")
-                undo.push(f"switch Service {plan.colors.service} back to {plan.colors.blue}",
-                          lambda: switch_back(kube, plan))
+            if c.already_live:
+                say(f"Service {c.service} already selects {c.green}: resuming after the switch")
+                undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan))
                 with timeline.step("wait-ready"):
                     wait_green_ready(kube, plan)
             else:
@@ -87,9 +99,12 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
                     s["detail"] = f"{sum(r['ok'] for r in smoke_rows)} of {len(smoke_rows)} checks passed"
                 phase = "approval"
                 with timeline.step("approval") as s:                                              # 5
+                    if spec.approval.mode is not ApprovalMode.AUTO:
+                        journal.event(ReleaseEvent.PAUSED, green=c.green, approval=spec.approval.mode.value)
                     decision = request_approval(spec.approval, summary_markdown(plan.summary(), smoke_rows))
                     s["detail"] = decision.note()
                     say(f"promotion {decision.note()}")
+                    journal.approval(decision.note(), decision.approved)
                     if not decision.approved:
                         raise Rejected(f"promotion {decision.note()}")
                 lock.check()
@@ -97,6 +112,7 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
                 with timeline.step("switch") as s:                                                # 6
                     s["detail"] = switch_traffic(kube, plan, undo,
                                                  approval_annotation(decision.approver, decision.note()))
+                journal.event(ReleaseEvent.SWITCHED, blue=c.blue, green=c.green, selector=c.green_selector)
             phase = "verify"
             with timeline.step("verify-endpoints") as s:                                          # 7
                 s["detail"] = verify_endpoints(kube, plan)
@@ -110,14 +126,17 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
             with timeline.step("rollback"):
                 outcomes = undo.unwind()
             failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
-            _report(plan, timeline, "rolled back" if failure.rolled_back else "ROLLBACK INCOMPLETE", str(failure))
+            journal.finish(_outcome(exc, failure), from_deployment=c.blue, to_deployment=c.green,
+                           images=plan.green_images, after=endpoint_counts(kube, plan.namespace, c.service),
+                           reason=f"{phase}: {exc}", details="### Rollback\n\n" + str(failure))
             raise failure from exc
         lock.check()
         with timeline.step("cleanup") as s:                                                       # 9
             s["detail"] = cleanup_blue(kube, plan)
-    _report(plan, timeline, "released")
-    say(f"released: Service {plan.colors.service} serves {plan.colors.green}")
-    return _result(plan, timeline, "released", plan.colors.green)
+    journal.finish("released", from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
+                   after=endpoint_counts(kube, plan.namespace, c.service))
+    say(f"released: Service {c.service} serves {c.green}")
+    return _result(plan, timeline, "released", c.green)
 
 
 @flow(name="blue-green-release", log_prints=True)

@@ -31,10 +31,13 @@ from tasks.canary_spec import CanarySpec
 from tasks.canary_steps import (
     apply_canary, record_progress, remove_old_stable, restore_stable, scale_step, verify_split,
 )
+from tasks.checks import endpoint_counts
 from tasks.errors import BadInput, PermanentError, ReleaseFailed, Rejected
+from tasks.events import ReleaseEvent
+from tasks.journal import Journal
 from tasks.kube import Kube, connect
 from tasks.lock import ServiceLock
-from tasks.report import Timeline, artifact_key, markdown_artifact, say, table_artifact
+from tasks.report import artifact_key, say, table_artifact
 from tasks.undo import UndoStack
 
 RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"
@@ -48,9 +51,9 @@ def _providers(kube: Kube, spec: CanarySpec) -> list:
 class CanaryRun:
     """One canary release: the plan, what happened so far, and the step methods the flow calls in order."""
 
-    def __init__(self, kube: Kube, plan: CanaryPlan, run_id: str):
-        self.kube, self.plan, self.spec, self.run_id = kube, plan, plan.spec, run_id
-        self.timeline = Timeline()
+    def __init__(self, kube: Kube, plan: CanaryPlan, run_id: str, journal: Journal):
+        self.kube, self.plan, self.spec, self.run_id, self.journal = kube, plan, plan.spec, run_id, journal
+        self.timeline = journal.timeline
         self.splits: list[dict] = []
         self.analyses: list[dict] = []
         self.failures = 0
@@ -75,6 +78,8 @@ class CanaryRun:
                                    deadlines.endpoints_s)
             self.current = want
             s["detail"] = f"{want.describe()}; endpoints {verdict.message}"
+        if want.stable == 0:
+            self.journal.event(ReleaseEvent.SWITCHED, stable=p.stable, canary=p.canary, percent=want.percent)
         self.splits.append({"percent": want.percent, "canary": want.canary, "stable": want.stable,
                             "canary_ready": verdict.canary_ready, "stable_ready": verdict.stable_ready})
         self.record(index, "progressing")
@@ -106,10 +111,13 @@ class CanaryRun:
         """Returns True when the answer was `promote --full`."""
         index = self.plan.steps.index(want) + 1
         self.record(index, f"paused-{kind}")
+        self.journal.event(ReleaseEvent.PAUSED, canary=self.plan.canary, percent=want.percent, kind=kind)
         with self.timeline.step(f"pause-{want.percent}") as s:
             decision = pause_for_decision(kind, timeout_s, self.describe(want, kind))
             s["detail"] = decision.note()
             say(f"step {want.percent} %: {decision.note()}")
+            if kind == "approval":
+                self.journal.approval(f"at {want.percent} %: {decision.note()}", decision.approved)
             if not decision.approved:
                 raise Rejected(f"canary at {want.percent} % {decision.note()}")
         self.record(index, "progressing")
@@ -155,26 +163,30 @@ class CanaryRun:
                 "plan": [s.describe() for s in p.steps], "splits": self.splits, "analysis": self.analyses,
                 "steps": self.timeline.rows()}
 
-    def report(self, outcome: str, extra: str = "") -> None:
-        p = self.plan
-        split = "\n".join(f"- {s['percent']} %: {s['canary_ready']} canary / {s['stable_ready']} stable ready"
-                          for s in self.splits)
-        md = (f"## Canary release `{p.release_id}`: {outcome}\n\nService `{p.service}` in `{p.namespace}`: "
-              f"`{p.stable}` → `{p.canary}` (total {p.total})\n\n{split}\n\n{self.timeline.markdown()}\n\n{extra}")
-        markdown_artifact(artifact_key("canary", p.service, p.release_id), md, f"canary {outcome}")
+    def split_lines(self) -> str:
+        return "\n".join(f"- {s['percent']} %: {s['canary_ready']} canary / {s['stable_ready']} stable ready"
+                         for s in self.splits)
+
+
+def _planned_steps(spec: CanarySpec) -> int:
+    """Steps the progress artifact counts to: preflight, each step (and its analysis), approvals, cleanup."""
+    analysed = bool(spec.analysis.http or spec.analysis.prometheus)
+    return 2 + len(spec.steps) * (1 + analysed) + len(spec.approve_steps)
 
 
 def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "") -> dict:
-    timeline = Timeline()
+    journal = Journal(kube, spec.namespace, spec.service, release_id, "canary", _planned_steps(spec))
+    timeline = journal.timeline
     with timeline.step("preflight") as s:                                                         # 1
         plan = preflight(kube, spec, release_id)
         s["detail"] = f"{plan.stable} -> {plan.canary}: " + ", ".join(x.describe() for x in plan.steps)
     for warning in plan.warnings:
         say(f"warning: {warning}")
-    run = CanaryRun(kube, plan, run_id)
-    run.timeline = timeline
+    run = CanaryRun(kube, plan, run_id, journal)
     with ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s,
                      annotations={RUN_ID_ANNOTATION: run_id, "greenlight.io/strategy": "canary"}) as lock:
+        journal.started(endpoint_counts(kube, plan.namespace, plan.service), stable=plan.stable,
+                        canary=plan.canary, images=plan.canary_images, steps=[x.percent for x in plan.steps])
         undo = UndoStack()
         undo.push(f"abort: {plan.stable} back to {plan.total}, then {plan.canary} to 0", lambda: restore_stable(
             kube, plan.namespace, plan.service, plan.stable, plan.canary, plan.total, spec.deadlines))
@@ -201,9 +213,16 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "") 
                 run.record(0, "aborted" if failure.rolled_back else "abort-incomplete")
             except Exception as note_exc:  # noqa: BLE001 - the record is a report; the failure is what counts
                 say(f"could not record the abort on the Service: {note_exc}")
-            run.report("aborted" if failure.rolled_back else "ABORT INCOMPLETE", str(failure))
+            outcome = ("rejected" if isinstance(exc, Rejected) else "aborted") if failure.rolled_back \
+                else "rollback-incomplete"
+            journal.finish(outcome, from_deployment=plan.stable, to_deployment=plan.canary,
+                           images=plan.canary_images, after=endpoint_counts(kube, plan.namespace, plan.service),
+                           reason=f"{phase}: {exc}", details=f"### Steps\n\n{run.split_lines()}\n\n"
+                                                            f"### Abort\n\n{failure}")
             raise failure from exc
-    run.report("released")
+    journal.finish("released", from_deployment=plan.stable, to_deployment=plan.canary, images=plan.canary_images,
+                   after=endpoint_counts(kube, plan.namespace, plan.service),
+                   details=f"### Steps\n\n{run.split_lines()}")
     say(f"released: Service {plan.service} serves {plan.canary} ({plan.total} pods)")
     return run.result("released")
 

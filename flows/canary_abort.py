@@ -18,7 +18,9 @@ from prefect import flow
 
 from tasks.canary_pause import paused_state, resume_canary
 from tasks.canary_steps import read_progress, record_progress, restore_stable
+from tasks.checks import endpoint_counts
 from tasks.errors import BadInput, GreenlightError, LockHeld
+from tasks.journal import Journal
 from tasks.kube import Kube, connect, read
 from tasks.lock import LockAction, ServiceLock, decide
 from tasks.report import say
@@ -69,10 +71,22 @@ def abort_canary_release(kube: Kube, namespace: str, service: str, deadlines: De
         say(f"canary run {run_id} let its lock expire without aborting; restoring {stable} here")
     if total < 1:
         raise BadInput(f"Service {service!r} records no usable total ({progress.get('total')!r})")
-    with ServiceLock(kube, namespace, service, f"abort-{progress.get('release-id', 'canary')}"[:63]):
-        detail = restore_stable(kube, namespace, service, stable, canary, total, deadlines)
-        record_progress(kube, namespace, service, step=f"0/{progress.get('step', '?/?').split('/')[-1]}",
-                        percent=0, weight=f"0/{total}", state="aborted")
+    abort_id = f"abort-{progress.get('release-id', 'canary')}"[:63]
+    journal = Journal(kube, namespace, service, abort_id, "abort", planned=1)
+    with ServiceLock(kube, namespace, service, abort_id):
+        journal.started(endpoint_counts(kube, namespace, service), stable=stable, canary=canary)
+        try:
+            with journal.timeline.step("restore-stable") as s:
+                s["detail"] = detail = restore_stable(kube, namespace, service, stable, canary, total, deadlines)
+            record_progress(kube, namespace, service, step=f"0/{progress.get('step', '?/?').split('/')[-1]}",
+                            percent=0, weight=f"0/{total}", state="aborted")
+        except Exception as exc:
+            journal.finish("failed", from_deployment=canary, to_deployment=stable, images=[],
+                           after=endpoint_counts(kube, namespace, service), reason=str(exc))
+            raise
+        journal.approval(f"aborted by {approver or 'unknown'}: {reason or 'greenlight abort'}", False)
+        journal.finish("aborted", from_deployment=canary, to_deployment=stable, images=[],
+                       after=endpoint_counts(kube, namespace, service), reason=how + (reason or "greenlight abort"))
     say(f"aborted: {detail}")
     return {"outcome": "aborted", "service": service, "namespace": namespace, "live_deployment": stable,
             "how": how + detail, "steps": []}

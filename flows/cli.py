@@ -4,6 +4,7 @@
   greenlight blue-green --service S (--manifest F | --image I) [options | --spec FILE] [--dry-run] [--json]
   greenlight rollback --service S
   greenlight status --service S [--json]
+  greenlight history --service S [--limit N] [--json]      (from the cluster: survives a lost Prefect database)
   greenlight approve RUN_ID [--reason R] | greenlight reject RUN_ID [--reason R]
   greenlight canary --service S --stable D (--manifest F | --image I) [--steps 10,30,50,100] [--json] ...
   greenlight promote RUN_ID [--full] | greenlight abort --service S        (see flows/canary_cli.py)
@@ -79,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="live color, both Deployments' readiness, release record")
     _cluster_flags(st)
     st.add_argument("--service", required=True)
+
+    hi = sub.add_parser("history", help="the Service's release history, read from the cluster (not from Prefect)")
+    _cluster_flags(hi)
+    hi.add_argument("--service", required=True)
+    hi.add_argument("--limit", type=int, default=20, help="newest N entries (default 20)")
 
     for verb in ("approve", "reject"):
         ap = sub.add_parser(verb, help=f"{verb} a release paused for approval")
@@ -188,6 +194,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from flows.status import release_history
+
+    from tasks.kube import connect
+
+    if args.limit < 1:
+        raise BadInput(f"--limit must be at least 1, not {args.limit}")
+    entries = release_history(connect(args.kubeconfig, args.context), _default_namespace(args) or "default",
+                              args.service)[-args.limit:]
+    if args.json:
+        print(json.dumps(entries, indent=2, sort_keys=True))
+        return EXIT_OK
+    if not entries:
+        print(f"Service {args.service}: no releases recorded by greenlight")
+    for e in reversed(entries):
+        print(f"{e['finished_at'] or '?':<21} {e['strategy']:<10} {e['outcome']:<19} {e['from_deployment']} -> "
+              f"{e['to_deployment']}  {', '.join(e['images'])}  {e['seconds']:.1f} s  release {e['release_id']}"
+              f"  run {e['flow_run_name'] or '-'} {e['flow_run_id'] or ''}".rstrip())
+        for label, key in (("approval", "approval"), ("reason", "reason")):
+            if e[key]:
+                print(f"{'':<21} {label}: {e[key]}")
+    return EXIT_OK
+
+
 def cmd_answer(args: argparse.Namespace) -> int:
     from tasks.approval import resume
 
@@ -226,8 +256,8 @@ def cmd_abort(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     commands = {"blue-green": cmd_blue_green, "rollback": cmd_rollback, "status": cmd_status,
-                "approve": cmd_answer, "reject": cmd_answer, "canary": cmd_canary, "promote": cmd_promote,
-                "abort": cmd_abort}
+                "history": cmd_history, "approve": cmd_answer, "reject": cmd_answer, "canary": cmd_canary,
+                "promote": cmd_promote, "abort": cmd_abort}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

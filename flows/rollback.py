@@ -15,24 +15,74 @@ import time
 
 from prefect import flow
 
+from tasks.checks import endpoint_counts
 from tasks.cleanup import record_manifest
 from tasks.colors import pod_labels, selector_matches
 from tasks.deploy import take_out_of_service
 from tasks.errors import BadInput, PermanentError
+from tasks.journal import Journal
 from tasks.kube import Kube, apply_deployment, connect, read, scale
 from tasks.lock import ServiceLock
 from tasks.preflight import new_release_id
-from tasks.record import read_record, switch_annotations
-from tasks.report import Timeline, say
+from tasks.record import ReleaseRecord, read_record, switch_annotations
+from tasks.report import say
 from tasks.spec import Cleanup, CleanupMode, Deadlines
 from tasks.switch import PREVIOUS_REPLICAS, now_utc, move_selector, verify_only
 from tasks.waiting import require_ready
 
 
+def _images(kube: Kube, namespace: str, name: str) -> list[str]:
+    dep = read(kube, "Deployment", namespace, name) or {}
+    return [c.get("image", "") for c in dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])]
+
+
+def _restore(kube: Kube, namespace: str, record: ReleaseRecord, replicas_wanted: int) -> str:
+    """Bring the previous Deployment back: recreate it from the recorded manifest, or scale it up from 0."""
+    target, live = record.previous_deployment, record.live_deployment
+    dep = read(kube, "Deployment", namespace, target)
+    if dep is None:
+        if not record.previous_manifest:
+            raise PermanentError(f"Deployment {target} was deleted and no manifest was recorded")
+        apply_deployment(kube, namespace, record.previous_manifest)
+        return f"recreated {target} from the recorded manifest"
+    if int(dep["spec"].get("replicas", 0)) == 0:
+        live_dep = read(kube, "Deployment", namespace, live) or {}
+        count = replicas_wanted or int(live_dep.get("spec", {}).get("replicas", 1))
+        scale(kube, namespace, target, count)
+        return f"scaled {target} to {count}"
+    return f"{target} still has {dep['spec']['replicas']} replicas"
+
+
+def _switch(kube: Kube, namespace: str, service: str, record: ReleaseRecord, current_selector: dict,
+            release_id: str) -> str:
+    target, live = record.previous_deployment, record.live_deployment
+    annotations = switch_annotations(
+        live_deployment=target, live_color=record.previous_color, previous_deployment=live,
+        previous_color=record.live_color, previous_selector=current_selector, release_id=release_id,
+        switched_at=now_utc())
+    annotations[PREVIOUS_REPLICAS] = str((read(kube, "Deployment", namespace, live) or {}).get(
+        "spec", {}).get("replicas", 0))
+    return move_selector(kube, namespace, service, current_selector, record.previous_selector, annotations)
+
+
+def _cleanup(kube: Kube, namespace: str, service: str, record: ReleaseRecord, cleanup: Cleanup, sleep) -> str:
+    live = record.live_deployment
+    old = read(kube, "Deployment", namespace, live)
+    if cleanup.mode is CleanupMode.KEEP or old is None:
+        return f"kept {live}"
+    if cleanup.delay_s:
+        say(f"waiting {cleanup.delay_s:.0f} s before taking {live} out of service")
+        sleep(cleanup.delay_s)
+    if cleanup.mode is CleanupMode.DELETE:
+        record_manifest(kube, namespace, service, record.previous_selector, old)
+    return take_out_of_service(kube, namespace, service, live, cleanup.mode.value, 0)
+
+
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
                  sleep=time.sleep) -> dict:
-    timeline = Timeline()
     release_id = "rollback-" + new_release_id()
+    journal = Journal(kube, namespace, service, release_id, "rollback", planned=6)
+    timeline = journal.timeline
     with timeline.step("read-record") as s:                                                       # 1
         svc = read(kube, "Service", namespace, service)
         if svc is None:
@@ -45,51 +95,31 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
         s["detail"] = f"{live} -> {target}"
     replicas_wanted = int((svc["metadata"].get("annotations") or {}).get(PREVIOUS_REPLICAS) or 0)
     with ServiceLock(kube, namespace, service, release_id):
-        with timeline.step("restore") as s:                                                       # 2
+        journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
+        try:
+            with timeline.step("restore") as s:                                                   # 2
+                s["detail"] = _restore(kube, namespace, record, replicas_wanted)
+                say(s["detail"])
+            with timeline.step("wait-ready") as s:                                                # 3
+                s["detail"] = require_ready(kube, namespace, target, deadlines, progress=say)
             dep = read(kube, "Deployment", namespace, target)
-            if dep is None:
-                if not record.previous_manifest:
-                    raise PermanentError(f"Deployment {target} was deleted and no manifest was recorded")
-                apply_deployment(kube, namespace, record.previous_manifest)
-                s["detail"] = f"recreated {target} from the recorded manifest"
-            elif int(dep["spec"].get("replicas", 0)) == 0:
-                live_dep = read(kube, "Deployment", namespace, live) or {}
-                count = replicas_wanted or int(live_dep.get("spec", {}).get("replicas", 1))
-                scale(kube, namespace, target, count)
-                s["detail"] = f"scaled {target} to {count}"
-            else:
-                s["detail"] = f"{target} still has {dep['spec']['replicas']} replicas"
-            say(s["detail"])
-        with timeline.step("wait-ready") as s:                                                    # 3
-            s["detail"] = require_ready(kube, namespace, target, deadlines, progress=say)
-        dep = read(kube, "Deployment", namespace, target)
-        if not selector_matches(record.previous_selector, pod_labels(dep)):
-            raise PermanentError(f"recorded selector {record.previous_selector} does not select {target}'s pods")
-        with timeline.step("switch") as s:                                                        # 4
-            annotations = switch_annotations(
-                live_deployment=target, live_color=record.previous_color, previous_deployment=live,
-                previous_color=record.live_color, previous_selector=current_selector, release_id=release_id,
-                switched_at=now_utc())
-            annotations[PREVIOUS_REPLICAS] = str((read(kube, "Deployment", namespace, live) or {}).get(
-                "spec", {}).get("replicas", 0))
-            s["detail"] = move_selector(kube, namespace, service, current_selector, record.previous_selector,
-                                        annotations)
-            say(s["detail"])
-        with timeline.step("verify-endpoints") as s:                                              # 5
-            s["detail"] = verify_only(kube, namespace, service, target, int(dep["spec"]["replicas"]),
-                                      deadlines.endpoints_s)
-        with timeline.step("cleanup") as s:                                                       # 6
-            old = read(kube, "Deployment", namespace, live)
-            if cleanup.mode is CleanupMode.KEEP or old is None:
-                s["detail"] = f"kept {live}"
-            else:
-                if cleanup.delay_s:
-                    say(f"waiting {cleanup.delay_s:.0f} s before taking {live} out of service")
-                    sleep(cleanup.delay_s)
-                if cleanup.mode is CleanupMode.DELETE:
-                    record_manifest(kube, namespace, service, record.previous_selector, old)
-                s["detail"] = take_out_of_service(kube, namespace, service, live, cleanup.mode.value, 0)
-            say(s["detail"])
+            if not selector_matches(record.previous_selector, pod_labels(dep)):
+                raise PermanentError(f"recorded selector {record.previous_selector} does not select {target}'s pods")
+            with timeline.step("switch") as s:                                                    # 4
+                s["detail"] = _switch(kube, namespace, service, record, current_selector, release_id)
+                say(s["detail"])
+            with timeline.step("verify-endpoints") as s:                                          # 5
+                s["detail"] = verify_only(kube, namespace, service, target, int(dep["spec"]["replicas"]),
+                                          deadlines.endpoints_s)
+            with timeline.step("cleanup") as s:                                                   # 6
+                s["detail"] = _cleanup(kube, namespace, service, record, cleanup, sleep)
+                say(s["detail"])
+        except Exception as exc:
+            journal.finish("failed", from_deployment=live, to_deployment=target, images=[],
+                           after=endpoint_counts(kube, namespace, service), reason=str(exc))
+            raise
+    journal.finish("rolled-back", from_deployment=live, to_deployment=target,
+                   images=_images(kube, namespace, target), after=endpoint_counts(kube, namespace, service))
     say(f"rolled back: Service {service} serves {target}")
     return {"outcome": "rolled-back", "service": service, "namespace": namespace, "live_deployment": target,
             "previous_deployment": live, "release_id": release_id, "steps": timeline.rows()}

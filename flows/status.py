@@ -58,3 +58,15 @@ def canary_line(canary: dict) -> str:
             f"(canary/stable pods {canary.get('weight', '?')} of {canary.get('total', '?')}), "
             f"step {canary.get('step', '?')}, {canary.get('state', '?')}, stable {canary.get('stable')}, "
             f"release {canary.get('release-id', '-')} at {canary.get('updated-at', '-')}")
+
+
+def release_history(kube: Kube, namespace: str, service: str) -> list[dict]:
+    """The Service's release history (oldest first), from its `greenlight.io/history` annotation."""
+    from dataclasses import asdict
+
+    from tasks.history import read_history
+
+    svc = read(kube, "Service", namespace, service)
+    if svc is None:
+        raise BadInput(f"Service {service!r} not found in namespace {namespace!r}")
+    return [asdict(e) for e in read_history(svc)]

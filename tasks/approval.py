@@ -67,6 +67,9 @@ def summary_markdown(summary: dict, smoke_rows: list[dict]) -> str:
         f"- selector: `{summary['selector_now']}` → `{summary['selector_after']}`",
         f"- after the switch: blue is `{summary['cleanup']}` after {summary['scale_down_delay_s']:.0f} s",
     ]
+    if summary.get("preview_service"):
+        lines.append(f"- preview: Service `{summary['preview_service']}` already serves `{summary['green']}` "
+                     f"(try it: `kubectl -n {summary['namespace']} port-forward svc/{summary['preview_service']} …`)")
     if smoke_rows:
         passed = sum(1 for r in smoke_rows if r["ok"])
         lines += ["", f"**Smoke checks: {passed} of {len(smoke_rows)} passed**", "",

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.endpoints import deployment_of_pods, endpoint_targets
+from tasks.endpoints import EndpointCounts, deployment_of_pods, endpoint_targets, tally
 from tasks.errors import PermanentError
 from tasks.kube import Kube, list_objects
 from tasks.preflight import ReleasePlan
@@ -71,6 +71,17 @@ def serving_pods(kube: Kube, namespace: str, service: str) -> tuple[list[dict], 
     owners = deployment_of_pods(pods, list_objects(kube, "ReplicaSet", namespace),
                                 list_objects(kube, "Deployment", namespace))
     return pods, owners
+
+
+def endpoint_counts(kube: Kube, namespace: str, service: str) -> EndpointCounts | None:
+    """The Service's endpoints per owning Deployment right now, for reports (None if they cannot be read)."""
+    try:
+        slices = list_objects(kube, "EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
+        owners = deployment_of_pods(list_objects(kube, "Pod", namespace), list_objects(kube, "ReplicaSet", namespace),
+                                    list_objects(kube, "Deployment", namespace))
+        return tally(slices, owners)
+    except Exception:  # noqa: BLE001 - a report must not fail the release
+        return None
 
 
 @task(name="post-switch-verification", cache_policy=NO_CACHE)

@@ -49,7 +49,7 @@ class ReleasePlan:
             "green_replicas": self.green_replicas, "green_existed": self.green_existed,
             "already_live": self.colors.already_live, "cleanup": self.spec.cleanup.mode.value,
             "scale_down_delay_s": self.spec.cleanup.delay_s, "approval": self.spec.approval.mode.value,
-            "warnings": list(self.warnings),
+            "preview_service": self.spec.preview_service or "", "warnings": list(self.warnings),
         }
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
 log = logging.getLogger("greenlight")
 
@@ -37,6 +38,7 @@ class Step:
 @dataclass
 class Timeline:
     steps: list[Step] = field(default_factory=list)
+    on_step: Callable[[int], None] | None = None  # told how many steps have ended (the progress artifact)
 
     @contextmanager
     def step(self, name: str):
@@ -45,9 +47,11 @@ class Timeline:
         try:
             yield holder
         except BaseException as exc:
-            self.steps.append(Step(name, time.perf_counter() - started, False, str(exc).splitlines()[0][:200]))
+            self.steps.append(Step(name, time.perf_counter() - started, False, (str(exc).splitlines() or [""])[0][:200]))
             raise
         self.steps.append(Step(name, time.perf_counter() - started, True, holder["detail"]))
+        if self.on_step:
+            self.on_step(sum(1 for s in self.steps if s.ok))
 
     def rows(self) -> list[dict]:
         return [{"step": s.name, "seconds": round(s.seconds, 2), "ok": s.ok, "detail": s.detail} for s in self.steps]
@@ -58,7 +62,7 @@ class Timeline:
         return "\n".join(lines)
 
 
-def _in_run() -> bool:
+def in_run() -> bool:
     try:
         from prefect.context import FlowRunContext
 
@@ -68,7 +72,7 @@ def _in_run() -> bool:
 
 
 def table_artifact(key: str, rows: list[dict], description: str) -> None:
-    if not _in_run() or not rows:
+    if not in_run() or not rows:
         return
     from prefect.artifacts import create_table_artifact
 
@@ -79,7 +83,7 @@ def table_artifact(key: str, rows: list[dict], description: str) -> None:
 
 
 def markdown_artifact(key: str, markdown: str, description: str) -> None:
-    if not _in_run():
+    if not in_run():
         return
     from prefect.artifacts import create_markdown_artifact
 

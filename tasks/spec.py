@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator,
+)
 
 from tasks.errors import BadInput
 
@@ -43,7 +45,11 @@ def _check_image(ref: str) -> str:
     return ref
 
 
-ImageRef = Annotated[str, AfterValidator(_check_image)]
+# The JSON schema carries the grammar too, so the Prefect server (and the UI's form) refuse a bad image before a
+# flow run exists.
+ImageRef = Annotated[str, AfterValidator(_check_image), WithJsonSchema(
+    {"type": "string", "maxLength": 4096, "pattern": f"^{IMAGE_REFERENCE.pattern}$",
+     "description": "Image reference: [registry/]repository[:tag][@digest]"})]
 
 
 class _Model(BaseModel):

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,46 +105,59 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def prefect_api():
-    """A real `prefect server start` (API + UI, SQLite) on a free localhost port, for the whole session."""
+@contextmanager
+def start_prefect_server(home: Path):
+    """A real `prefect server start` (API + UI, SQLite under `home`) on a free localhost port; yields the API URL
+    and stops the server on exit (the database stays in `home`)."""
     import requests
 
-    home = tempfile.mkdtemp(prefix="greenlight-prefect-")
+    home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": home, "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_API_URL": url, "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
-    log = open(Path(home) / "server.log", "wb")
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": url,
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
+    log = open(home / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Prefect server did not start: see {home}/server.log", pytrace=False)
-        time.sleep(0.3)
-    # For subprocesses (the CLI). Prefect captures its settings at import, so in-process code that needs this server
-    # must be given the URL explicitly (tests talk to it over HTTP).
-    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
-    os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=home)
     try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if requests.get(f"{url}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Prefect server did not start: see {home}/server.log", pytrace=False)
+            time.sleep(0.3)
         yield url
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         proc.terminate()
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        shutil.rmtree(home, ignore_errors=True)
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One Prefect server (API + UI, SQLite) for the whole session, in a throw-away PREFECT_HOME."""
+    home = Path(tempfile.mkdtemp(prefix="greenlight-prefect-"))
+    with start_prefect_server(home) as url:
+        # For subprocesses (the CLI). Prefect captures its settings at import, so in-process code that needs this
+        # server must be given the URL explicitly (tests talk to it over HTTP).
+        saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
+        os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=str(home))
+        try:
+            yield url
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    shutil.rmtree(home, ignore_errors=True)

@@ -153,3 +153,18 @@ def test_load_yaml_documents_missing_file(tmp_path):
     f = tmp_path / "nope.yaml"
     with pytest.raises(BadInput, match="cannot read .*nope.yaml: No such file"):
         load_yaml_documents(f)
+
+
+@pytest.mark.parametrize("ref,ok", [
+    ("nginx:1.27", True), ("registry.example.com:5000/team/app:v1", True), ("UPPER/case", True),
+    ("app@sha256:" + "a" * 64, True), ("not an image", False), ("team/UPPER", False), ("app:", False),
+    ("app@sha256:" + "a" * 32, False), ("-app", False),
+])
+def test_json_schema_of_image_agrees_with_the_validator(ref, ok):
+    """The Prefect server validates deployment parameters with the JSON schema (the model's validators only run
+    in the flow run): both must draw the same line, so a bad image is refused before a run exists."""
+    import jsonschema
+
+    schema = BlueGreenSpec.model_json_schema()
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors({"service": "web", "image": ref}))
+    assert (not errors) is ok and valid_image(ref) is ok

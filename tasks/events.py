@@ -1,0 +1,48 @@
+"""Prefect events a release emits, so automations can react (post to a webhook on `rolled-back`, page someone on
+`failed`, start the next stage on `completed`):
+
+    greenlight.release.started | paused | switched | rolled-back | completed | failed
+
+The primary resource is the Service (`greenlight.service.<namespace>.<name>`, labelled with namespace and name);
+Prefect attaches the flow run, flow, deployment and tags as related resources. The payload carries what a
+webhook needs without a second lookup. An event that cannot be sent is logged, never a release failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from typing import Any
+
+log = logging.getLogger(__name__)
+PREFIX = "greenlight.release."
+IMAGE_PUSHED = "greenlight.image.pushed"
+
+
+class ReleaseEvent(str, Enum):
+    STARTED = "started"
+    PAUSED = "paused"
+    SWITCHED = "switched"
+    ROLLED_BACK = "rolled-back"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def service_resource(namespace: str, service: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"greenlight.service.{namespace}.{service}",
+            "prefect.resource.name": service, "greenlight.namespace": namespace, "greenlight.service": service}
+
+
+def event_name(kind: ReleaseEvent) -> str:
+    return PREFIX + kind.value
+
+
+def emit(kind: ReleaseEvent, namespace: str, service: str, **payload: Any) -> None:
+    """Emit one release event about a Service (a no-op where Prefect cannot send events)."""
+    try:
+        from prefect.events import emit_event
+
+        emit_event(event=event_name(kind), resource=service_resource(namespace, service),
+                   payload={k: v for k, v in payload.items() if v is not None})
+    except Exception as exc:  # noqa: BLE001 - an event is a notification, not a release step
+        log.warning("could not emit %s for %s/%s: %s", event_name(kind), namespace, service, exc)

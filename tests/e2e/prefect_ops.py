@@ -1,0 +1,143 @@
+"""Prefect as users run it: `prefect deploy --all` from prefect.yaml, a process worker on the `greenlight` pool,
+flow runs created through the server's HTTP API (what the UI's "Run" button does), their states and events.
+
+Tests talk to the session's server over HTTP: an in-process Prefect client would use the settings captured at
+import, not the session server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = [sys.executable, "-m", "prefect"]
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def prefect_env(api: str, kubeconfig: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "PREFECT_API_URL": api, "GREENLIGHT_HOME": str(ROOT),
+           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
+    if kubeconfig:
+        env["KUBECONFIG"] = kubeconfig
+    return env
+
+
+def deploy_all(api: str) -> None:
+    """What the README tells users to do: a process work pool and `prefect deploy --all`."""
+    env = prefect_env(api)
+    pool = subprocess.run([*PREFECT, "work-pool", "create", "greenlight", "--type", "process", "--overwrite"],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    out = subprocess.run([*PREFECT, "--no-prompt", "deploy", "--all"], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=ROOT)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+
+
+@dataclass
+class PrefectOps:
+    api: str
+    deployments: dict[str, dict] = field(default_factory=dict)
+
+    def refresh(self) -> None:
+        found = requests.post(f"{self.api}/deployments/filter", json={}, timeout=30)
+        found.raise_for_status()
+        self.deployments = {d["name"]: d for d in found.json()}
+
+    def create_run(self, deployment: str, parameters: dict, tags: list[str] | None = None) -> requests.Response:
+        """POST /deployments/{id}/create_flow_run, as the UI does; the caller checks the response. Retried while
+        the server answers 503 (SQLite busy under concurrent writes), as Prefect's own client does."""
+        dep = self.deployments[deployment]
+        for attempt in range(6):
+            resp = requests.post(f"{self.api}/deployments/{dep['id']}/create_flow_run",
+                                 json={"parameters": parameters, "tags": tags or []}, timeout=30)
+            if resp.status_code not in (429, 503):
+                break
+            time.sleep(0.5 * 2 ** attempt)
+        return resp
+
+    def run(self, deployment: str, parameters: dict) -> str:
+        resp = self.create_run(deployment, parameters)
+        assert resp.status_code in (200, 201), f"{resp.status_code}: {resp.text[:2000]}"
+        return resp.json()["id"]
+
+    def flow_run(self, run_id: str) -> dict:
+        resp = requests.get(f"{self.api}/flow_runs/{run_id}", timeout=30)
+        resp.raise_for_status()
+        return resp.json()
+
+    def state(self, run_id: str) -> str:
+        return (self.flow_run(run_id).get("state") or {}).get("type", "")
+
+    def wait_state(self, run_id: str, wanted: set[str], timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.state(run_id)
+            if state in wanted:
+                return state
+            if state in FINAL:
+                break
+            time.sleep(0.5)
+        raise AssertionError(f"flow run {run_id} is {state}, not {sorted(wanted)}; logs:\n{self.logs(run_id)[-4000:]}")
+
+    def flow_runs(self, deployment: str) -> list[dict]:
+        dep = self.deployments[deployment]
+        resp = requests.post(f"{self.api}/flow_runs/filter",
+                             json={"deployments": {"id": {"any_": [dep["id"]]}}}, timeout=30)
+        resp.raise_for_status()
+        return resp.json()
+
+    def logs(self, run_id: str) -> str:
+        resp = requests.post(f"{self.api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}},
+                                                             "sort": "TIMESTAMP_ASC", "limit": 200}, timeout=30)
+        resp.raise_for_status()
+        return "\n".join(entry["message"] for entry in resp.json())
+
+    def artifacts(self, run_id: str) -> list[dict]:
+        resp = requests.post(f"{self.api}/artifacts/filter",
+                             json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30)
+        resp.raise_for_status()
+        return resp.json()
+
+    def events(self, prefix: str, resource_id: str | None = None, timeout: float = 0) -> list[dict]:
+        """Events whose name starts with `prefix` (optionally about one resource), oldest first."""
+        body: dict = {"filter": {"event": {"prefix": [prefix]}, "order": "ASC"}, "limit": 50}
+        if resource_id:
+            body["filter"]["resource"] = {"id": [resource_id]}
+        deadline = time.monotonic() + timeout
+        while True:
+            resp = requests.post(f"{self.api}/events/filter", json=body, timeout=30)
+            resp.raise_for_status()
+            found = resp.json()["events"]
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.5)
+
+
+class Worker:
+    """`prefect worker start --pool greenlight`, with the cluster's kubeconfig in its environment."""
+
+    def __init__(self, api: str, kubeconfig: str, log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen([*PREFECT, "worker", "start", "--pool", "greenlight", "--type", "process",
+                                      "--limit", "60"],
+                                     env=prefect_env(api, kubeconfig), cwd=ROOT, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
