@@ -5,6 +5,7 @@
   greenlight rollback --service S
   greenlight status --service S [--json]
   greenlight history --service S [--limit N] [--json]      (from the cluster: survives a lost Prefect database)
+  greenlight webhook --url URL [--on rolled-back] ...      (a Prefect automation calling a webhook)
   greenlight approve RUN_ID [--reason R] | greenlight reject RUN_ID [--reason R]
   greenlight canary --service S --stable D (--manifest F | --image I) [--steps 10,30,50,100] [--json] ...
   greenlight promote RUN_ID [--full] | greenlight abort --service S        (see flows/canary_cli.py)
@@ -85,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_flags(hi)
     hi.add_argument("--service", required=True)
     hi.add_argument("--limit", type=int, default=20, help="newest N entries (default 20)")
+
+    wh = sub.add_parser("webhook", help="a Prefect automation POSTing to a webhook on release events")
+    wh.add_argument("--url", required=True, help="where to POST (JSON body rendered from the event)")
+    wh.add_argument("--on", action="append", dest="events", metavar="EVENT",
+                    help="release event: rolled-back (default), failed, completed, ... (repeatable)")
+    wh.add_argument("--name", default="greenlight-webhook", help="automation and Webhook block name")
+    wh.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for verb in ("approve", "reject"):
         ap = sub.add_parser(verb, help=f"{verb} a release paused for approval")
@@ -218,6 +226,18 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from flows.automations import event_kinds, install_webhook
+
+    result = install_webhook(args.url, event_kinds(args.events or ["rolled-back"]), args.name)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(f"automation {result['name']} ({result['automation_id']}): POST {args.url} on "
+              f"{', '.join(result['events'])}")
+    return EXIT_OK
+
+
 def cmd_answer(args: argparse.Namespace) -> int:
     from tasks.approval import resume
 
@@ -256,8 +276,8 @@ def cmd_abort(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     commands = {"blue-green": cmd_blue_green, "rollback": cmd_rollback, "status": cmd_status,
-                "history": cmd_history, "approve": cmd_answer, "reject": cmd_answer, "canary": cmd_canary,
-                "promote": cmd_promote, "abort": cmd_abort}
+                "history": cmd_history, "webhook": cmd_webhook, "approve": cmd_answer, "reject": cmd_answer,
+                "canary": cmd_canary, "promote": cmd_promote, "abort": cmd_abort}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

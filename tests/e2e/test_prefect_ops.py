@@ -193,3 +193,52 @@ def _history_from(kube, namespace) -> list[dict]:
     from flows.status import release_history
 
     return release_history(kube, namespace, SERVICE)
+
+
+class _Hook:
+    """A local webhook receiver (127.0.0.1) recording every POSTed JSON body."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                bodies.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_rolled_back_automation_posts_to_a_webhook(cluster, prefect_api, kube, namespace, kubectl):
+    """The documented automation (`greenlight webhook --url URL`): a failed release's rolled-back event makes the
+    Prefect server POST a JSON body naming the Service to the webhook."""
+    hook = _Hook()
+    try:
+        name = f"greenlight-webhook-{namespace}"[:60]
+        r = greenlight(cluster, prefect_api, "webhook", "--url", hook.url, "--name", name, "--json")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert json.loads(r.stdout)["events"] == ["greenlight.release.rolled-back"]
+        tutorial1(kubectl, kube, namespace)
+        r = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", SERVICE, "--image",
+                       "scubakiz/servicedemo:fault-unhealthy", "--smoke-path", "/health")
+        assert r.returncode == 1, r.stderr[-3000:]
+        mine = lambda: [b for b in hook.bodies if b.get("namespace") == namespace]  # noqa: E731
+        wait_until("the webhook call", mine, 60, 0.5)
+        [body] = mine()
+        assert body["event"] == "greenlight.release.rolled-back" and body["service"] == SERVICE
+        assert body["deployment"] == "blue-dep" and "smoke" in body["reason"], body
+    finally:
+        hook.close()
