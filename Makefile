@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CLUSTER ?= local
 export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: help venv build cluster cluster-down cluster-status test unit e2e demo down clean
+.PHONY: help venv build browser cluster cluster-down cluster-status test unit e2e demo down clean
 
 help:
 	@echo "make demo          set everything up and release the first tutorial blue -> green"
@@ -27,6 +27,10 @@ ifeq ($(CLUSTER),local)
 	bash hack/cluster/build.sh
 endif
 
+# Debian's chromium for the Prefect UI test (tests/e2e/test_ui_approval.py); a no-op when it is installed.
+browser:
+	bash hack/browser.sh
+
 cluster: venv build
 ifeq ($(CLUSTER),kind)
 	bash hack/cluster/kind.sh up
@@ -46,13 +50,13 @@ cluster-status: venv
 
 # The e2e session fixture starts the local cluster unless one is already up (or GREENLIGHT_TEST_KUBECONFIG
 # names another) and stops what it started. pytest's exit code 5 (no tests collected) fails the target.
-test: venv build
+test: venv build browser
 	$(BIN)/python -m pytest tests
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
 
-e2e: venv build
+e2e: venv build browser
 	$(BIN)/python -m pytest tests/e2e
 
 demo: venv build

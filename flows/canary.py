@@ -111,7 +111,7 @@ class CanaryRun:
         """Returns True when the answer was `promote --full`."""
         index = self.plan.steps.index(want) + 1
         self.record(index, f"paused-{kind}")
-        self.journal.event(ReleaseEvent.PAUSED, canary=self.plan.canary, percent=want.percent, kind=kind)
+        self.journal.event(ReleaseEvent.PAUSED, canary=self.plan.canary, percent=want.percent, pause=kind)
         with self.timeline.step(f"pause-{want.percent}") as s:
             decision = pause_for_decision(kind, timeout_s, self.describe(want, kind))
             s["detail"] = decision.note()

@@ -56,6 +56,10 @@ def decide(mode: ApprovalMode, answer: ApprovalForm | None, timed_out: bool, wai
     return ApprovalDecision(bool(answer.approve), answer.reason, answer.approver, "human")
 
 
+def _labels(selector: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+
 def summary_markdown(summary: dict, smoke_rows: list[dict]) -> str:
     lines = [
         f"### Promote `{summary['green']}` for Service `{summary['service']}`?",
@@ -64,7 +68,7 @@ def summary_markdown(summary: dict, smoke_rows: list[dict]) -> str:
         f"- live now: `{summary['blue']}` ({summary['blue_replicas']} replicas, `{summary['blue_image']}`)",
         f"- candidate: `{summary['green']}` ({summary['green_replicas']} replicas, "
         f"`{', '.join(summary['green_images'])}`)",
-        f"- selector: `{summary['selector_now']}` → `{summary['selector_after']}`",
+        f"- selector: `{_labels(summary['selector_now'])}` → `{_labels(summary['selector_after'])}`",
         f"- after the switch: blue is `{summary['cleanup']}` after {summary['scale_down_delay_s']:.0f} s",
     ]
     if summary.get("preview_service"):
