@@ -49,6 +49,12 @@ def assert_back_to_stable(kube, namespace, sampler) -> None:
     assert read(kube, "Service", namespace, SVC)["metadata"]["annotations"]["greenlight.io/canary-state"] == "aborted"
 
 
+def history(cluster, prefect_api, namespace) -> list[dict]:
+    r = greenlight(cluster, prefect_api, "history", "-n", namespace, "--service", SVC, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout)
+
+
 def test_tutorial2_canary_runs_to_100_percent(cluster, prefect_api, kube, namespace, kubectl):
     given_tutorial2_canary(kubectl, kube, namespace)
     with EndpointSampler(kube, namespace, SVC) as sampler:
@@ -69,6 +75,8 @@ def test_tutorial2_canary_runs_to_100_percent(cluster, prefect_api, kube, namesp
     assert (ann["greenlight.io/canary-state"], ann["greenlight.io/canary-percent"]) == ("promoted", "100")
     st = greenlight(cluster, prefect_api, "status", "-n", namespace, "--service", SVC)
     assert st.returncode == 0 and "canary: my-app-v2 100 % (canary/stable pods 10/0 of 10)" in st.stdout, st.stdout
+    assert [(h["strategy"], h["outcome"], h["from_deployment"], h["to_deployment"])
+            for h in history(cluster, prefect_api, namespace)] == [("canary", "released", V1, V2)]
 
 
 def test_unhealthy_canary_aborts_at_first_analysis(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
@@ -206,6 +214,9 @@ def test_abort_after_the_release_process_died(cluster, prefect_api, kube, namesp
         r = greenlight(cluster, prefect_api, "abort", "-n", namespace, "--service", SVC, timeout=300)
         assert r.returncode == 0 and "let its lock expire without aborting" in r.stderr, r.stderr[-3000:]
     assert_back_to_stable(kube, namespace, sampler)
+    # the killed run wrote nothing; the abort that restored stable is the one history entry
+    assert [(h["strategy"], h["outcome"], h["to_deployment"])
+            for h in history(cluster, prefect_api, namespace)] == [("abort", "aborted", V1)]
 
 
 def test_image_mode_derives_a_non_overlapping_canary(cluster, prefect_api, kube, namespace, kubectl):
