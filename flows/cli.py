@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -31,6 +32,35 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own exit code is 2 as well; keep its message format
         self.print_usage(sys.stderr)
         raise BadInput(f"{self.prog}: {message}")
+
+
+class _QuietFormatter(logging.Formatter):
+    """Terminal output only: a greenlight failure (the reason and each undo step are printed last) is logged by
+    Prefect with a full traceback; on the terminal keep the message and drop the traceback. The Prefect API
+    handler has already received the full record by then."""
+
+    def __init__(self, inner: logging.Formatter | None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, GreenlightError):
+            return self.inner.format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def _quiet_expected_tracebacks() -> None:
+    import prefect.main  # noqa: F401 - sets up Prefect's logging (its console handler on the root logger)
+
+    for handler in logging.getLogger().handlers:
+        if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, _QuietFormatter):
+            handler.setFormatter(_QuietFormatter(handler.formatter))
 
 
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
@@ -280,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                 "canary": cmd_canary, "promote": cmd_promote, "abort": cmd_abort}
     try:
         args = build_parser().parse_args(argv)
+        if args.command in ("blue-green", "rollback", "canary", "abort"):
+            _quiet_expected_tracebacks()
         return commands[args.command](args)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -47,7 +47,8 @@ class Timeline:
         try:
             yield holder
         except BaseException as exc:
-            self.steps.append(Step(name, time.perf_counter() - started, False, (str(exc).splitlines() or [""])[0][:200]))
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            self.steps.append(Step(name, time.perf_counter() - started, False, first_line))
             raise
         self.steps.append(Step(name, time.perf_counter() - started, True, holder["detail"]))
         if self.on_step:
