@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.endpoints import EndpointCounts, deployment_of_pods, endpoint_targets, tally
+from tasks.endpoints import EndpointCounts, deployment_by_rs_name, deployment_of_pods, endpoint_targets, tally
 from tasks.errors import PermanentError
 from tasks.kube import Kube, list_objects
 from tasks.preflight import ReleasePlan
@@ -74,12 +74,13 @@ def serving_pods(kube: Kube, namespace: str, service: str) -> tuple[list[dict], 
 
 
 def endpoint_counts(kube: Kube, namespace: str, service: str) -> EndpointCounts | None:
-    """The Service's endpoints per owning Deployment right now, for reports (None if they cannot be read)."""
+    """The Service's endpoints per owning Deployment right now, for reports (None if they cannot be read). Two
+    requests: the slices and the pods; a pod's Deployment is its ReplicaSet's name less the pod-template-hash
+    (the Deployment controller's naming), which is exact for reporting without listing ReplicaSets and
+    Deployments too."""
     try:
         slices = list_objects(kube, "EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
-        owners = deployment_of_pods(list_objects(kube, "Pod", namespace), list_objects(kube, "ReplicaSet", namespace),
-                                    list_objects(kube, "Deployment", namespace))
-        return tally(slices, owners)
+        return tally(slices, deployment_by_rs_name(list_objects(kube, "Pod", namespace)))
     except Exception:  # noqa: BLE001 - a report must not fail the release
         return None
 

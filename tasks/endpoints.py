@@ -53,6 +53,19 @@ def deployment_of_pods(pods: list[dict], replicasets: list[dict], deployments: l
     return out
 
 
+def deployment_by_rs_name(pods: list[dict]) -> dict[str, str]:
+    """pod uid -> Deployment name from the owning ReplicaSet's name `<deployment>-<pod-template-hash>`: for
+    reports, where listing ReplicaSets and Deployments as well is not worth two more requests."""
+    out = {}
+    for pod in pods:
+        meta = pod["metadata"]
+        suffix = "-" + ((meta.get("labels") or {}).get("pod-template-hash") or "")
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("kind") == "ReplicaSet" and len(suffix) > 1 and ref.get("name", "").endswith(suffix):
+                out[meta["uid"]] = ref["name"][: -len(suffix)]
+    return out
+
+
 def endpoint_targets(slices: list[dict]) -> dict[str, bool]:
     """pod uid -> ready, united across slices. A missing `ready` condition means ready (API convention);
     a terminating endpoint is never ready."""

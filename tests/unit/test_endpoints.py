@@ -159,3 +159,15 @@ def test_end_to_end_switch_observation():
               endpoint_slice("web", [endpoint(B2, "10.0.1.2")], suffix="b")]
     after = [endpoint_slice("web", [endpoint(G1, "10.0.0.1"), endpoint(G2, "10.0.0.2"), endpoint(G3, "10.0.0.3")])]
     assert [only(tally(s, OWNERS), "my-app-green", 3).ok for s in (before, during, after)] == [False, False, True]
+
+
+def test_deployment_by_rs_name_strips_the_pod_template_hash():
+    from tasks.endpoints import deployment_by_rs_name
+
+    def pod(uid, rs, hash_):
+        return {"metadata": {"uid": uid, "labels": {"pod-template-hash": hash_} if hash_ else {},
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": rs}]}}
+
+    pods = [pod("a", "green-dep-758bbff5cb", "758bbff5cb"), pod("b", "my-app-v2-6d9f", "6d9f"),
+            pod("c", "bare-rs", ""), pod("d", "other-rs-123", "999")]
+    assert deployment_by_rs_name(pods) == {"a": "green-dep", "b": "my-app-v2"}
