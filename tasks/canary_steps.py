@@ -100,8 +100,9 @@ def verify_split(kube: Kube, namespace: str, service: str, canary: str, stable: 
             return verdict if verdict.ok else None
 
         result = w.wait_for(decide, timeout_s)
+        health = w.health()
     if result is None:
-        seen = last[0].message if last else "no EndpointSlices observed"
+        seen = (last[0].message if last else "no EndpointSlices observed") + (f"; {health}" if health else "")
         raise PermanentError(f"Service {service} not at {want.describe()} within {timeout_s:.0f} s: {seen}")
     say(f"Service {service} at {want.describe()}: {result.message}")
     return result

@@ -13,13 +13,14 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.endpoints import EndpointCounts, deployment_by_rs_name, deployment_of_pods, endpoint_targets, tally
 from tasks.errors import PermanentError
-from tasks.kube import Kube, list_objects
+from tasks.kube import Kube, RetryPolicy, list_objects
 from tasks.preflight import ReleasePlan
 from tasks.report import artifact_key, say, table_artifact
 from tasks.rollout import new_replicaset, owned_by
 from tasks.smoke import SmokeResult, check_pod, summarize
 
 MAX_PARALLEL = 8
+REPORT_RETRY = RetryPolicy(budget_s=5)  # reports must not hold a failing release up for long
 
 
 def ready_pods_of(kube: Kube, namespace: str, deployment_name: str) -> list[dict]:
@@ -79,8 +80,9 @@ def endpoint_counts(kube: Kube, namespace: str, service: str) -> EndpointCounts 
     (the Deployment controller's naming), which is exact for reporting without listing ReplicaSets and
     Deployments too."""
     try:
-        slices = list_objects(kube, "EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
-        return tally(slices, deployment_by_rs_name(list_objects(kube, "Pod", namespace)))
+        slices = list_objects(kube, "EndpointSlice", namespace, f"kubernetes.io/service-name={service}",
+                              policy=REPORT_RETRY)
+        return tally(slices, deployment_by_rs_name(list_objects(kube, "Pod", namespace, policy=REPORT_RETRY)))
     except Exception:  # noqa: BLE001 - a report must not fail the release
         return None
 

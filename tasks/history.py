@@ -96,11 +96,11 @@ def record_release(kube, namespace: str, service: str, entry: HistoryEntry, atte
     """Add `entry` to the Service's history. False (logged) if it could not be written: the history is a report,
     and a release that already succeeded or rolled back must not fail because of it."""
     from tasks.errors import GuardFailed
-    from tasks.kube import json_patch, read
+    from tasks.kube import RetryPolicy, json_patch, read
 
     for _ in range(attempts):
         try:
-            svc = read(kube, "Service", namespace, service)
+            svc = read(kube, "Service", namespace, service, policy=RetryPolicy(budget_s=5))
             if svc is None:
                 return False
             json_patch(kube, "Service", namespace, service, history_patch(svc, append(read_history(svc), entry)))

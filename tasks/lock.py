@@ -5,6 +5,12 @@ A second release fails fast naming the holder. A lease whose holder stopped rene
 `leaseDurationSeconds` (plus a clock-skew margin) and may then be taken over; the takeover is a replace guarded
 by resourceVersion, so of two contenders exactly one wins. A holder whose renewal finds the lease taken knows it
 lost the lock and stops before its next change.
+
+A holder that cannot reach the apiserver cannot know whether it still holds the lease: once its last successful
+renewal is older than the lease duration (minus the skew margin), `check()` renews synchronously and refuses the
+next change if that fails. Renewals time out well within the lease duration, so one hung request never lets the
+lease lapse. A write whose response was lost (an apiserver restart) is recognised on the re-read: the lease
+still names us, so we renew it rather than take it for lost.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -21,8 +28,8 @@ from enum import Enum
 
 from kubernetes.client.rest import ApiException
 
-from tasks.errors import LockHeld, PermanentError
-from tasks.kube import TIMEOUT, Kube, classify, read
+from tasks.errors import LockHeld, PermanentError, TemporaryError
+from tasks.kube import RETRY, TIMEOUT, Kube, RetryPolicy, classify, read, retrying
 
 log = logging.getLogger(__name__)
 DURATION_S = 15
@@ -68,6 +75,15 @@ def decide(lease: dict | None, me: str, now: float) -> LockDecision:
     return LockDecision(LockAction.TAKE_OVER, holder, expires_in)
 
 
+def confidence_s(renewed_at: float | None, now: float, duration_s: float) -> float:
+    """Seconds for which we may still count on holding a lease we last renewed (or acquired) at `renewed_at`
+    (same clock as `now`): others take it over renewTime + duration + SKEW_S after our last write, so we stop
+    trusting it SKEW_S before that. Negative or zero: confirm by renewing before the next change."""
+    if renewed_at is None:
+        return 0.0
+    return renewed_at + duration_s - SKEW_S - now
+
+
 def identity(release_id: str) -> str:
     return f"{release_id}@{socket.gethostname()}/{os.getpid()}"
 
@@ -87,6 +103,9 @@ class ServiceLock:
         self._stop = threading.Event()
         self._lost: str | None = None
         self._thread: threading.Thread | None = None
+        self._mutex = threading.Lock()  # one write at a time: the renewal thread and check() both renew
+        self._renewed_at: float | None = None  # monotonic time of the last successful write
+        self._last_error = ""
 
     def _body(self, now: float, acquire: bool) -> dict:
         spec = dict((self._lease or {}).get("spec") or {})
@@ -100,21 +119,28 @@ class ServiceLock:
             meta["resourceVersion"] = self._lease["metadata"]["resourceVersion"]
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec}
 
-    def _write(self, create: bool, acquire: bool) -> None:
-        body = self._body(time.time(), acquire)
-        api = self.kube.coordination
-        if create:
-            resp = api.create_namespaced_lease(self.namespace, body, _preload_content=False, _request_timeout=TIMEOUT)
-        else:
-            resp = api.replace_namespaced_lease(self.name, self.namespace, body, _preload_content=False,
-                                                _request_timeout=TIMEOUT)
-        self._lease = json.loads(resp.data)
+    def _write(self, create: bool, acquire: bool, timeout: tuple[float, float] = TIMEOUT) -> None:
+        with self._mutex:
+            started = time.monotonic()
+            body = self._body(time.time(), acquire)
+            api = self.kube.coordination
+            if create:
+                resp = api.create_namespaced_lease(self.namespace, body, _preload_content=False,
+                                                   _request_timeout=timeout)
+            else:
+                resp = api.replace_namespaced_lease(self.name, self.namespace, body, _preload_content=False,
+                                                    _request_timeout=timeout)
+            self._lease = json.loads(resp.data)
+            self._renewed_at = started  # the apiserver stamped renewTime no earlier than this
 
     def acquire(self, wait_s: float = 0) -> None:
-        """Take the lease; when another release holds it, wait up to `wait_s` for it to be released or expire."""
-        deadline = time.monotonic() + wait_s
-        attempts, acquired = 0, False
-        while attempts < 3 and not acquired:
+        """Take the lease; when another release holds it, wait up to `wait_s` for it to be released or expire.
+        Transient failures (apiserver restarting) are retried within RETRY's budget by reading and deciding
+        again: if a write landed but its answer was lost, the lease then names us and is simply renewed."""
+        deadline = started = time.monotonic()
+        deadline += wait_s
+        conflicts = failures = 0
+        while True:
             self._lease = read(self.kube, "Lease", self.namespace, self.name)
             d = decide(self._lease, self.me, time.time())
             if d.action is LockAction.HELD:
@@ -122,53 +148,105 @@ class ServiceLock:
                     raise LockHeld(self.service, d.holder, d.expires_in_s)
                 time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
                 continue
-            attempts += 1
             try:
                 self._write(create=d.action is LockAction.CREATE, acquire=d.action is not LockAction.RENEW)
-                acquired = True
-                if d.action is LockAction.TAKE_OVER:
-                    log.warning("took over the expired lease of %s from %s", self.service, d.holder or "nobody")
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise classify(exc, f"acquire Lease {self.namespace}/{self.name}") from exc
-                # someone else wrote it between our read and write: read again and decide again
-        if not acquired:
-            raise PermanentError(f"could not acquire Lease {self.namespace}/{self.name}: 3 conflicting writes")
+                break
+            except Exception as exc:  # noqa: BLE001 - classified below
+                err = classify(exc, f"acquire Lease {self.namespace}/{self.name}")
+                if isinstance(exc, ApiException) and exc.status == 409:
+                    conflicts += 1  # someone else wrote it between our read and write: read and decide again
+                    if conflicts >= 3:
+                        raise PermanentError(f"could not acquire Lease {self.namespace}/{self.name}: "
+                                             f"{conflicts} conflicting writes") from exc
+                    continue
+                failures += 1
+                delay = RETRY.delay(failures, time.monotonic() - started, random.random()) if err.retryable else None
+                if delay is None:
+                    raise err from exc
+                log.info("%s; reading the lease again in %.1f s", err, delay)
+                time.sleep(delay)
+        if d.action is LockAction.TAKE_OVER:
+            log.warning("took over the expired lease of %s from %s", self.service, d.holder or "nobody")
         self._thread = threading.Thread(target=self._renew_loop, daemon=True, name=f"lease-{self.service}")
         self._thread.start()
 
-    def _renew_loop(self) -> None:
-        while not self._stop.wait(self.duration_s / 3):
+    def _renew(self) -> bool:
+        """One renewal, with a timeout well inside the lease duration. False on a transient failure; sets
+        `_lost` when the lease is no longer ours."""
+        for _ in range(2):  # a second try only after a 409 that turned out to be our own earlier write
             try:
-                self._write(create=False, acquire=False)
+                self._write(create=False, acquire=False, timeout=(TIMEOUT[0], max(1.0, self.duration_s / 3)))
+                self._last_error = ""
+                return True
             except ApiException as exc:
+                if exc.status == 409 and self._still_mine():
+                    continue
                 if exc.status in (404, 409):
                     self._lost = f"lease {self.name} was taken or deleted (HTTP {exc.status})"
                     log.error(self._lost)
-                    return
-                log.warning("lease renewal failed (HTTP %s); retrying", exc.status)
+                    return False
+                self._last_error = f"HTTP {exc.status} {exc.reason}"
             except Exception as exc:  # noqa: BLE001 - transient: keep trying until the lease would expire
-                log.warning("lease renewal failed (%s); retrying", exc)
+                self._last_error = f"{type(exc).__name__}: {str(exc)[:160]}"
+            break
+        log.warning("lease renewal failed (%s); retrying", self._last_error or "conflicting writes")
+        return False
+
+    def _still_mine(self) -> bool:
+        """After a 409: is the lease still ours (an earlier renewal landed but its answer was lost)? Adopts it."""
+        try:
+            lease = read(self.kube, "Lease", self.namespace, self.name, policy=RetryPolicy(budget_s=3))
+        except Exception:  # noqa: BLE001 - cannot tell: treat as a transient failure next round
+            return False
+        if lease is not None and decide(lease, self.me, time.time()).action is LockAction.RENEW:
+            with self._mutex:
+                self._lease = lease
+            return True
+        return False
+
+    def _renew_loop(self) -> None:
+        ok = True
+        while not self._stop.wait(self.duration_s / 3 if ok else 1.0):
+            ok = self._renew()
+            if self._lost:
+                return
 
     def check(self) -> None:
-        """Raise if the lock was lost (call before each change)."""
+        """Raise if the lock was lost, or cannot be confirmed (call before each change)."""
         if self._lost:
             raise PermanentError(f"lost the release lock on Service {self.service!r}: {self._lost}")
+        if confidence_s(self._renewed_at, time.monotonic(), self.duration_s) > 0:
+            return
+        if not self._renew():
+            if self._lost:
+                raise PermanentError(f"lost the release lock on Service {self.service!r}: {self._lost}")
+            age = time.monotonic() - (self._renewed_at or 0)
+            raise TemporaryError(f"cannot confirm the release lock on Service {self.service!r}: not renewed for "
+                                 f"{age:.0f} s (lease duration {self.duration_s} s; {self._last_error}); "
+                                 "not changing anything without it")
 
     def release(self) -> None:
+        """Stop renewing and delete the lease (guarded by its resourceVersion). Never raises: a lease that cannot
+        be deleted expires by itself."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
         if self._lost or not self._lease:
             return
+        rv = self._lease["metadata"]["resourceVersion"]
+
+        def delete() -> None:
+            try:
+                self.kube.coordination.delete_namespaced_lease(
+                    self.name, self.namespace, _request_timeout=TIMEOUT, body={"preconditions": {"resourceVersion": rv}})
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
+
         try:
-            self.kube.coordination.delete_namespaced_lease(
-                self.name, self.namespace, _request_timeout=TIMEOUT,
-                body={"preconditions": {"resourceVersion": self._lease["metadata"]["resourceVersion"]}})
-        except ApiException as exc:
-            if exc.status not in (404, 409):
-                log.warning("could not delete Lease %s: HTTP %s (it expires in %d s)", self.name, exc.status,
-                            self.duration_s)
+            retrying(f"delete Lease {self.namespace}/{self.name}", delete, policy=RetryPolicy(budget_s=10))
+        except Exception as exc:  # noqa: BLE001 - the release's own outcome must not be masked by this
+            log.warning("could not delete Lease %s (%s); it expires in %d s", self.name, exc, self.duration_s)
 
     def __enter__(self) -> "ServiceLock":
         self.acquire(self.wait_s)

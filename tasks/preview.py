@@ -10,7 +10,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import PermanentError
-from tasks.kube import TIMEOUT, Kube, json_patch, read
+from kubernetes.client.rest import ApiException
+
+from tasks.kube import TIMEOUT, Kube, json_patch, never_sent, read, retrying
 from tasks.preflight import ReleasePlan
 from tasks.record import PREFIX
 from tasks.report import say
@@ -31,8 +33,23 @@ def preview_body(live: dict, name: str, selector: dict[str, str]) -> dict:
 
 
 def _delete(kube: Kube, namespace: str, name: str) -> str:
-    kube.core.delete_namespaced_service(name, namespace, _request_timeout=TIMEOUT)
-    return f"deleted preview Service {name}"
+    def call() -> str:
+        try:
+            kube.core.delete_namespaced_service(name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return f"preview Service {name} already gone"
+        return f"deleted preview Service {name}"
+
+    return retrying(f"delete Service {namespace}/{name}", call)
+
+
+def _create(kube: Kube, namespace: str, body: dict) -> None:
+    """Create, re-sent only when the first request certainly never reached the apiserver."""
+    retrying(f"create Service {namespace}/{body['metadata']['name']}",
+             lambda: kube.core.create_namespaced_service(namespace, body, _request_timeout=TIMEOUT),
+             retry_if=lambda exc, _err: never_sent(exc))
 
 
 def _reselect(kube: Kube, namespace: str, name: str, selector: dict[str, str]) -> str:
@@ -50,7 +67,7 @@ def point_preview(kube: Kube, plan: ReleasePlan, undo: UndoStack) -> str:
         raise PermanentError(f"Service {plan.colors.service} disappeared")
     existing = read(kube, "Service", ns, name)
     if existing is None:
-        kube.core.create_namespaced_service(ns, preview_body(live, name, green), _request_timeout=TIMEOUT)
+        _create(kube, ns, preview_body(live, name, green))
         undo.push(f"delete preview Service {name}", lambda: _delete(kube, ns, name))
         action = "created"
     else:

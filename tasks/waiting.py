@@ -49,9 +49,10 @@ def wait_rollout(kube: Kube, namespace: str, name: str, deadlines: Deadlines, ti
                 progress(f"{name}: {last[0].message}")
 
         result = w.wait_for(decide, timeout_s, on_change=report)
+        health = w.health()
     if result is not None:
         return result
-    message = last[0].message if last else "no status observed"
+    message = (last[0].message if last else "no status observed") + (f"; {health}" if health else "")
     counts = dict(desired=last[0].desired, updated=last[0].updated, available=last[0].available) if last else {}
     return RolloutStatus(Verdict.DOOMED, f"Deployment {name} not ready within {timeout_s:.0f} s: {message}",
                          reason=DoomReason.PROGRESS_DEADLINE, **counts)
@@ -96,9 +97,10 @@ def wait_endpoints(kube: Kube, namespace: str, service: str, target: str, desire
             return verdict if verdict.ok else None
 
         result = w.wait_for(decide, timeout_s)
+        health = w.health()
     if result is not None:
         return result
     final = last[0] if last else None
-    msg = final.message if final else "no EndpointSlices observed"
+    msg = (final.message if final else "no EndpointSlices observed") + (f"; {health}" if health else "")
     return EndpointVerdict(False, f"not verified within {timeout_s:.0f} s: {msg}",
                            final.counts if final else None)  # type: ignore[arg-type]

@@ -173,8 +173,13 @@ class AppPlane:
             if port:
                 fwd["ports"] = [port]
             forwards.append(fwd)
+        try:  # a pod without its PortForward (creation failed in an apiserver outage) is retried next event
+            self._ensure_port_forward(pod, forwards)
+        except Exception:
+            for server, _ in listeners.values():
+                self.loop.call_soon_threadsafe(server.close)
+            raise
         self.servers[key] = listeners
-        self._ensure_port_forward(pod, forwards)
 
     def _ensure_port_forward(self, pod, forwards: list[dict]) -> None:
         body = {

@@ -4,6 +4,7 @@ kube-scheduler, kwok (the kubelet) and the app plane (tests/cluster/appd.py), al
     python -m tests.cluster.launcher up      # idempotent: a no-op when the cluster is already up
     python -m tests.cluster.launcher down    # stops every process it started, by PID, and removes the state
     python -m tests.cluster.launcher status
+    python -m tests.cluster.launcher restart-apiserver --down 3   # same port, flags, certs and etcd
 
 Binaries come from hack/cluster/build.sh (cached under .cache/bin/<component>-<version>). Nothing here knows
 about greenlight itself: the release code only ever sees the kubeconfig written to <state>/kubeconfig.
@@ -186,6 +187,24 @@ def _http_ok(url: str) -> bool:
         return resp.status == 200
 
 
+def apiserver_argv(bins: "Binaries", pki: Path, ports: dict[str, int]) -> list[str]:
+    """The kube-apiserver command line: one function for `up` and `restart_apiserver`, so a restarted apiserver
+    has exactly the flags, certificates, etcd and port it had (kubeconfigs stay valid)."""
+    return [
+        str(bins.apiserver), f"--etcd-servers=http://127.0.0.1:{ports['etcd_client']}", "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+        f"--tls-cert-file={pki / 'serving.crt'}", f"--tls-private-key-file={pki / 'serving.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
+        f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true", "--enable-priority-and-fairness=false", "--profiling=false",
+        f"--audit-policy-file={HACK / 'audit-policy.yaml'}", f"--audit-log-path={STATE / 'logs' / 'audit.log'}",
+        "--audit-log-maxsize=200", "--audit-log-maxbackup=1",
+    ]
+
+
 # ------------------------------------------------------------------------------------------------ up/down
 def status() -> dict:
     state_file = STATE / "cluster.json"
@@ -239,19 +258,7 @@ def up(build: bool = True) -> dict:
                    "--auto-compaction-retention=1", "--quota-backend-bytes=4294967296"])
     wait_until("etcd", lambda: _http_ok(f"{etcd_url}/health"), 30)
 
-    start("kube-apiserver", [
-        str(bins.apiserver), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
-        f"--tls-cert-file={pki / 'serving.crt'}", f"--tls-private-key-file={pki / 'serving.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
-        f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
-        "--allow-privileged=true", "--enable-priority-and-fairness=false", "--profiling=false",
-        f"--audit-policy-file={HACK / 'audit-policy.yaml'}", f"--audit-log-path={STATE / 'logs' / 'audit.log'}",
-        "--audit-log-maxsize=200", "--audit-log-maxbackup=1",
-    ])
+    start("kube-apiserver", apiserver_argv(bins, pki, ports))
     wait_until("kube-apiserver", lambda: _https_ok(f"{server}/readyz", pki), 90)
 
     common = ["--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"]
@@ -379,9 +386,72 @@ def down() -> None:
     log(f"down: stopped {len(names)} processes, removed {STATE}")
 
 
+# -------------------------------------------------------------------------------------------- restarts
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _require_up() -> dict:
+    info = status()
+    if not info["up"]:
+        raise SystemExit(f"the cluster in {STATE} is not up")
+    return info
+
+
+def stop_apiserver(grace_s: float = 1.0) -> float:
+    """SIGTERM the apiserver, SIGKILL it if it is still there after `grace_s`, and wait until the process is gone
+    and its port refuses connections. Returns the seconds it took.
+
+    Why the SIGKILL: on SIGTERM kube-apiserver stops listening at once but keeps serving the connections it has
+    (watches included) for 60 s before it exits; a restart must sever them, as a crash or a node reboot does."""
+    info = _require_up()
+    pid, t0 = pids()["kube-apiserver"], time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    while alive(pid) and time.monotonic() - t0 < grace_s:
+        time.sleep(0.05)
+    if alive(pid) and ours(pid):
+        os.kill(pid, signal.SIGKILL)
+    wait_until("the old kube-apiserver to exit", lambda: not alive(pid), 10, 0.05)
+    wait_until("the apiserver port to close", lambda: not _port_open(info["ports"]["apiserver"]), 10, 0.05)
+    took = time.monotonic() - t0
+    log(f"kube-apiserver stopped in {took:.1f} s")
+    return took
+
+
+def start_apiserver(timeout_s: float = 90) -> float:
+    """Start the apiserver again with the very same command line (port, certificates, etcd) and wait for /readyz.
+    Returns the seconds until it was ready."""
+    info = json.loads((STATE / "cluster.json").read_text())
+    pid = pids().get("kube-apiserver")
+    if pid and alive(pid) and ours(pid):
+        raise SystemExit(f"kube-apiserver (pid {pid}) is still running")
+    t0 = time.monotonic()
+    start("kube-apiserver", apiserver_argv(Binaries.from_cache(), STATE / "pki", info["ports"]))
+    wait_until("kube-apiserver", lambda: _https_ok(f"{info['server']}/readyz", STATE / "pki"), timeout_s, 0.1)
+    took = time.monotonic() - t0
+    log(f"kube-apiserver ready again in {took:.1f} s")
+    return took
+
+
+def restart_apiserver(down_s: float = 2.0) -> dict[str, float]:
+    """Stop the apiserver, keep it down `down_s` seconds, start it again on the same port with the same flags,
+    certificates and etcd, and wait until the whole cluster works again (see probe_workloads). Returns timings."""
+    stop_s = stop_apiserver()
+    time.sleep(max(0.0, down_s))
+    ready_s = start_apiserver()
+    from tests.cluster.probe import probe_workloads
+
+    healthy_s = probe_workloads(STATE / "kubeconfig")
+    return {"stop_s": round(stop_s, 2), "down_s": down_s, "ready_s": round(ready_s, 2),
+            "healthy_s": round(healthy_s, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tests.cluster.launcher", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "restart-apiserver"])
+    parser.add_argument("--down", type=float, default=2.0, help="restart-apiserver: seconds to stay down")
     args = parser.parse_args(argv)
     if args.command == "up":
         info = up()
@@ -390,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export KUBECONFIG={info['kubeconfig']}")
     elif args.command == "down":
         down()
+    elif args.command == "restart-apiserver":
+        print(json.dumps(restart_apiserver(args.down)))
     else:
         print(json.dumps(status(), indent=2))
     return 0
