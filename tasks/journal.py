@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -68,6 +69,7 @@ class Journal:
     _t0: float = field(default_factory=time.monotonic)
     approval_note: str = ""
     _progress_id: object = None
+    _updates: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
         self.timeline.on_step = self._progress
@@ -103,14 +105,26 @@ class Journal:
             log.warning("could not create the progress artifact: %s", exc)
 
     def _progress(self, done: int) -> None:
+        """Queue an update: one background thread sends them in order, so a release step never waits for the
+        Prefect API (9 synchronous updates cost ≈ 0.35 s of a release; BENCHMARKS.md, P3)."""
         if self._progress_id is None:
             return
+        if self._updates is None:
+            self._updates = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greenlight-progress")
+        self._updates.submit(self._send_progress, progress_percent(done, self.planned))
+
+    def _send_progress(self, percent: float) -> None:
         try:
             from prefect.artifacts import update_progress_artifact
 
-            update_progress_artifact(self._progress_id, progress_percent(done, self.planned))
+            update_progress_artifact(self._progress_id, percent)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not update the progress artifact: %s", exc)
+
+    def _flush_progress(self) -> None:
+        if self._updates is not None:
+            self._updates.shutdown(wait=True)
+            self._updates = None
 
     # -- the end --------------------------------------------------------------------------------------------
     def finish(self, outcome: str, *, from_deployment: str, to_deployment: str, images: list[str],
@@ -126,6 +140,7 @@ class Journal:
         moved = outcome == "released" or (self.strategy in ("rollback", "abort") and outcome in UNDONE)
         if moved:
             self._progress(self.planned)
+        self._flush_progress()
         md = "\n\n".join([
             f"## {self.strategy} release `{self.release_id}`: {outcome}",
             f"Service `{self.service}` in `{self.namespace}`: `{from_deployment}` → `{to_deployment}` "
