@@ -211,19 +211,29 @@ class ServiceLock:
             if self._lost:
                 return
 
-    def check(self) -> None:
-        """Raise if the lock was lost, or cannot be confirmed (call before each change)."""
+    def check(self, confirm_s: float | None = None) -> None:
+        """Raise if the lock was lost, or cannot be confirmed (call before each change). When our last renewal
+        is too old to count on, renew now — retrying for up to `confirm_s` (the retry budget) while the apiserver
+        is unreachable. A renewal is a replace guarded by the resourceVersion we last wrote, so it succeeds only
+        if nobody took the lease in between: a late success still proves the lock is ours."""
         if self._lost:
             raise PermanentError(f"lost the release lock on Service {self.service!r}: {self._lost}")
         if confidence_s(self._renewed_at, time.monotonic(), self.duration_s) > 0:
             return
-        if not self._renew():
+        budget = RETRY.budget_s if confirm_s is None else confirm_s
+        started, attempt = time.monotonic(), 0
+        while not self._renew():
             if self._lost:
                 raise PermanentError(f"lost the release lock on Service {self.service!r}: {self._lost}")
-            age = time.monotonic() - (self._renewed_at or 0)
-            raise TemporaryError(f"cannot confirm the release lock on Service {self.service!r}: not renewed for "
-                                 f"{age:.0f} s (lease duration {self.duration_s} s; {self._last_error}); "
-                                 "not changing anything without it")
+            attempt += 1
+            delay = RETRY.delay(attempt, time.monotonic() - started, random.random())
+            if delay is None or time.monotonic() - started + delay > budget:
+                age = time.monotonic() - (self._renewed_at or 0)
+                raise TemporaryError(f"cannot confirm the release lock on Service {self.service!r}: not renewed "
+                                     f"for {age:.0f} s (lease duration {self.duration_s} s; {self._last_error}); "
+                                     "not changing anything without it")
+            log.warning("cannot confirm the release lock yet (%s); retrying in %.1f s", self._last_error, delay)
+            time.sleep(delay)
 
     def release(self) -> None:
         """Stop renewing and delete the lease (guarded by its resourceVersion). Never raises: a lease that cannot

@@ -132,7 +132,26 @@ def test_an_overdue_lease_that_cannot_be_renewed_refuses_the_change(kube):
     kube.coordination.down = True
     with pytest.raises(TemporaryError, match=r"cannot confirm the release lock on Service 'web': not renewed for "
                                              r"6\d s \(lease duration 15 s; NewConnectionError"):
-        lock.check()
+        lock.check(confirm_s=0)
+
+
+def test_an_overdue_lease_is_confirmed_once_the_apiserver_is_back(kube):
+    """The apiserver was down past the lease's duration (approval answered meanwhile): check() keeps trying and
+    goes on when the guarded renewal succeeds — nobody took the lease in between."""
+    lock = held(kube)
+    lock._renewed_at = time.monotonic() - 60
+    kube.coordination.faults = [REFUSED, REFUSED]
+    rv = kube.coordination.rv
+    lock.check(confirm_s=10)
+    assert kube.coordination.rv == rv + 1 and lock._lost is None
+
+
+def test_an_overdue_lease_taken_meanwhile_is_lost_not_retried(kube):
+    lock = held(kube)
+    lock._renewed_at = time.monotonic() - 60
+    kube.coordination.someone_else_takes_it()
+    with pytest.raises(PermanentError, match="lost the release lock"):
+        lock.check(confirm_s=10)
 
 
 def test_a_fresh_lease_is_not_renewed_by_check(kube):
