@@ -152,11 +152,17 @@ class ResumeForm:
         expect(box).to_have_value(text)
 
     def submit(self) -> dict:
-        """Click Submit; returns the run_input the UI posted to the resume endpoint (after a 2xx answer)."""
-        with self.page.expect_response(lambda r: re.search(r"/flow_runs/[^/]+/resume$", r.url) is not None
-                                       and r.request.method == "POST") as answer:
-            self.dialog.get_by_role("button", name="Submit", exact=True).click()
-        resp = answer.value
+        """Click Submit; returns the run_input the UI posted to the resume endpoint (after a 2xx answer). A 503
+        (the SQLite-backed server busy with concurrent writes) leaves the dialog open with an error, and a person
+        would click Submit again: so does this, up to 4 times."""
+        for attempt in range(4):
+            with self.page.expect_response(lambda r: re.search(r"/flow_runs/[^/]+/resume$", r.url) is not None
+                                           and r.request.method == "POST") as answer:
+                self.dialog.get_by_role("button", name="Submit", exact=True).click()
+            resp = answer.value
+            if resp.status not in (429, 503):
+                break
+            time.sleep(1 + attempt)
         assert resp.ok, f"resume answered {resp.status}: {resp.text()[:2000]}"
         expect(self.dialog).to_be_hidden()
         expect(self.page.get_by_text("Flow run resumed").first).to_be_visible()
