@@ -1,7 +1,7 @@
 """Canary: how long each step takes beyond the new canary pods' own readiness.
 
 Each run: a fresh namespace with the second tutorial's my-app-v1 (10 replicas, ready) behind my-app-service
-(app label only), then `python -m flows.cli canary -n NS --service my-app-service --stable my-app-v1 --manifest
+(app label only), then `python -m prefect_greenlight.cli canary -n NS --service my-app-service --stable my-app-v1 --manifest
 v2-canary-deployment.yaml --json` (default steps 10/30/50/100 % -> 1/3/5/10 canary pods, default HTTP analysis,
 old stable deleted at the end).
 
@@ -19,10 +19,19 @@ import threading
 import time
 from pathlib import Path
 
-from bench.given import serving, tutorial2_canary
-from bench.harness import PYTHON, TUTORIAL2, check, child_env, create_namespace, delete_namespaces, ensure_cluster
-from bench.harness import kube, prefect_server
 from bench import harness
+from bench.given import serving, tutorial2_canary
+from bench.harness import (
+    PYTHON,
+    TUTORIAL2,
+    check,
+    child_env,
+    create_namespace,
+    delete_namespaces,
+    ensure_cluster,
+    kube,
+    prefect_server,
+)
 from bench.rawkube import RawKube
 from bench.release import spawn
 from bench.results import Recorder, median, say, summary
@@ -82,7 +91,7 @@ def one_run(raw: RawKube, workdir: Path) -> dict:
     ns = create_namespace("canary")
     try:
         tutorial2_canary(ns)
-        argv = [PYTHON, "-m", "flows.cli", "canary", "-n", ns, "--service", "my-app-service", "--stable",
+        argv = [PYTHON, "-m", "prefect_greenlight.cli", "canary", "-n", ns, "--service", "my-app-service", "--stable",
                 "my-app-v1", "--manifest", str(TUTORIAL2 / "v2-canary-deployment.yaml"), "--json"]
         pods = PodWatch(raw, ns).start()
         try:
@@ -94,7 +103,7 @@ def one_run(raw: RawKube, workdir: Path) -> dict:
         result = json.loads(r["stdout"])
         check(result["outcome"] == "released", f"canary outcome {result['outcome']}")
         check(serving(ns, "my-app-service") == {CANARY: 10}, f"after the canary: {serving(ns, 'my-app-service')}")
-        from tasks.kube import read
+        from prefect_greenlight.tasks.kube.client import read
 
         check(read(kube(), "Deployment", ns, "my-app-v1") is None, "old stable my-app-v1 still exists")
         return {"wall_s": r["wall_s"], "steps": result["steps"], "splits": result["splits"],

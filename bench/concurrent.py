@@ -2,7 +2,7 @@
 time against ONE Prefect server (SQLite), compared with one release measured the same way in the same run.
 
 Modes:
-  cli      one `python -m flows.cli blue-green ...` process per release, all started at once (what N people or
+  cli      one `python -m prefect_greenlight.cli blue-green ...` process per release, all started at once (what N people or
            N CI jobs typing the README's command would do)
   threads  one driver process (bench/driver.py) that imports greenlight once and runs every release as its own
            top-level flow run in a thread (what one long-lived worker process serving releases would do);
@@ -34,8 +34,17 @@ import requests
 
 from bench import harness
 from bench.given import assert_released_blue_green, tutorial1
-from bench.harness import KUBECONFIG, PYTHON, TUTORIAL1, check, child_env, create_namespace, delete_namespaces
-from bench.harness import ensure_cluster, prefect_server
+from bench.harness import (
+    KUBECONFIG,
+    PYTHON,
+    TUTORIAL1,
+    check,
+    child_env,
+    create_namespace,
+    delete_namespaces,
+    ensure_cluster,
+    prefect_server,
+)
 from bench.release import greenlight_argv
 from bench.results import Recorder, median, ratio, say, summary
 

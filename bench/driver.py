@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 
 def release(namespace: str, kubeconfig: str, manifest: dict, extra: dict) -> dict:
-    from flows.blue_green import blue_green_release
-    from tasks.spec import BlueGreenSpec
+    from prefect_greenlight.flows.blue_green import blue_green_release
+    from prefect_greenlight.tasks.spec import BlueGreenSpec
 
     start = time.time()
     try:
@@ -39,7 +39,7 @@ def main(jobs_path: str, out_path: str) -> int:
 
     jobs = json.load(open(jobs_path))
     manifest = yaml.safe_load(open(jobs["manifest"]))
-    import flows.blue_green  # noqa: F401 - import once, before the clock of the releases starts
+    import prefect_greenlight.flows.blue_green  # noqa: F401 - import once, before the clock of the releases starts
     imported = time.time()
     namespaces = jobs["namespaces"]
     with ThreadPoolExecutor(max_workers=jobs.get("limit") or len(namespaces)) as pool:

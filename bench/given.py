@@ -11,7 +11,7 @@ SERVICE1 = "production-svc"
 
 
 def wait_ready(namespace: str, name: str, replicas: int, timeout_s: float = 120) -> None:
-    from tasks.kube import read
+    from prefect_greenlight.tasks.kube.client import read
 
     k = kube()
     deadline = time.monotonic() + timeout_s
@@ -46,8 +46,8 @@ def tutorial2_canary(namespace: str) -> None:
 
 def serving(namespace: str, service: str) -> dict[str, int]:
     """Ready endpoints of the Service per owning Deployment (owner references, as greenlight attributes them)."""
-    from tasks.endpoints import deployment_of_pods, tally
-    from tasks.kube import list_objects
+    from prefect_greenlight.tasks.decisions.endpoints import deployment_of_pods, tally
+    from prefect_greenlight.tasks.kube.client import list_objects
 
     k = kube()
     slices = list_objects(k, "EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
@@ -64,7 +64,7 @@ def wait_serving(namespace: str, service: str, deployment: str, ready: int, time
 
 
 def selector(namespace: str, service: str) -> dict:
-    from tasks.kube import read
+    from prefect_greenlight.tasks.kube.client import read
 
     return ((read(kube(), "Service", namespace, service) or {}).get("spec") or {}).get("selector") or {}
 

@@ -49,7 +49,7 @@ def use_code(path: str | None) -> Path:
     global CODE
     if path:
         CODE = Path(path).resolve()
-        check((CODE / "flows" / "cli.py").exists(), f"{CODE} holds no flows/cli.py")
+        check((CODE / "flows" / "cli.py").exists(), f"{CODE} holds no cli/main.py")
         sys.path.insert(0, str(CODE))
     return CODE
 
@@ -112,7 +112,7 @@ def ensure_cluster() -> None:
 
 
 def kube(kubeconfig: str = KUBECONFIG):
-    from tasks.kube import connect
+    from prefect_greenlight.tasks.kube.client import connect
 
     return connect(kubeconfig)
 

@@ -3,7 +3,7 @@
     BENCH_PROBE_OUT=phases.json [BENCH_PROBE_CPROFILE=run.prof] python -m bench.probe blue-green ...
 
 Probes (wrappers installed in this process only; greenlight's files are not touched): wall-clock marks around
-the imports, the CLI's main(), the flow call and the flow body (`flows.blue_green.run_release`); every task
+the imports, the CLI's main(), the flow call and the flow body (`prefect_greenlight.flows.blue_green.run_release`); every task
 body (`Task.fn`); connect(), the Service lock, the release artifact; every HTTP request to the Prefect API
 (httpx) and every event the events worker sends; and the interpreter's exit: Prefect drains its log and event
 workers in threading's exit hooks, then atexit handlers run, then the interpreter tears down.
@@ -123,17 +123,17 @@ def _instrument_events() -> None:
 # reference, so every module's global that *is* the original is replaced). Missing ones are skipped: the code
 # under measurement changes while the bench lives.
 SPANNED = {
-    "tasks.kube.connect": "connect",
-    "tasks.permissions.require": "permission check (SSAR)",
-    "tasks.lock.ServiceLock.acquire": "lock acquire",
-    "tasks.lock.ServiceLock.release": "lock release",
-    "tasks.report.markdown_artifact": "markdown/table artifacts",
-    "tasks.report.table_artifact": "markdown/table artifacts",
+    "prefect_greenlight.tasks.kube.client.connect": "connect",
+    "prefect_greenlight.tasks.kube.permissions.require": "permission check (SSAR)",
+    "prefect_greenlight.tasks.kube.lease.ServiceLock.acquire": "lock acquire",
+    "prefect_greenlight.tasks.kube.lease.ServiceLock.release": "lock release",
+    "prefect_greenlight.tasks.record.report.markdown_artifact": "markdown/table artifacts",
+    "prefect_greenlight.tasks.record.report.table_artifact": "markdown/table artifacts",
     "prefect.artifacts.create_progress_artifact": "progress artifact",
     "prefect.artifacts.update_progress_artifact": "progress artifact",
-    "tasks.checks.endpoint_counts": "journal: endpoint counts",
-    "tasks.history.record_release": "journal: history on the Service",
-    "tasks.events.emit": "journal: release events",
+    "prefect_greenlight.tasks.bluegreen.smoke.endpoint_counts": "journal: endpoint counts",
+    "prefect_greenlight.tasks.record.history.record_release": "journal: history on the Service",
+    "prefect_greenlight.tasks.record.events.emit": "journal: release events",
 }
 
 
@@ -154,7 +154,7 @@ def _resolve(dotted: str):
 
 
 def _instrument_greenlight() -> None:
-    import flows.blue_green as bg
+    import prefect_greenlight.flows.blue_green as bg
 
     bg.run_release = span("flow body", bg.run_release)
     for dotted, what in SPANNED.items():
@@ -176,17 +176,17 @@ def _instrument_greenlight() -> None:
 
 
 def main() -> int:
-    import flows.cli
+    import prefect_greenlight.cli.main
 
     T["cli_imported"] = time.time()
-    import flows.blue_green  # noqa: F401 - Prefect, kubernetes and the tasks, as cmd_blue_green imports them
+    import prefect_greenlight.flows.blue_green  # noqa: F401 - Prefect, kubernetes and the tasks, as cmd_blue_green imports them
 
     T["flow_imported"] = time.time()
     _instrument_http()
     _instrument_events()
     _instrument_greenlight()
     T["main_start"] = time.time()
-    rc = flows.cli.main(sys.argv[1:])
+    rc = prefect_greenlight.cli.main.main(sys.argv[1:])
     T["main_end"] = time.time()
     return rc
 

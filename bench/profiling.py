@@ -1,6 +1,6 @@
 """P3, where the time goes. Three views of the same CLI release (first tutorial, cleanup keep):
 
-1. start-up: interpreter alone, `import flows.cli`, + `import flows.blue_green`, timed from outside (medians),
+1. start-up: interpreter alone, `import prefect_greenlight.cli.main`, + `import prefect_greenlight.flows.blue_green`, timed from outside (medians),
    and `python -X importtime` self time summed per top-level package;
 2. phases: the release run through bench/probe.py (wall-clock marks from spawn to exit, task bodies vs their
    timeline steps, Prefect API requests and events);
@@ -20,8 +20,17 @@ from pathlib import Path
 
 from bench import harness
 from bench.given import SERVICE1, assert_released_blue_green, tutorial1
-from bench.harness import KUBECONFIG, PYTHON, TUTORIAL1, check, child_env, create_namespace, delete_namespaces
-from bench.harness import ensure_cluster, prefect_server
+from bench.harness import (
+    KUBECONFIG,
+    PYTHON,
+    TUTORIAL1,
+    check,
+    child_env,
+    create_namespace,
+    delete_namespaces,
+    ensure_cluster,
+    prefect_server,
+)
 from bench.results import Recorder, median, say, summary
 
 TASK_OF_STEP = {"apply": "apply-green", "wait-ready": "wait-green-ready", "smoke-test": "smoke-test",
@@ -42,7 +51,7 @@ def importtime(cwd: Path) -> dict:
     """-X importtime self time per top-level package (median of 3), and the start-up walls."""
     per_run: list[dict[str, float]] = []
     for _ in range(3):
-        proc = subprocess.run([PYTHON, "-X", "importtime", "-c", "import flows.cli, flows.blue_green"], cwd=cwd,
+        proc = subprocess.run([PYTHON, "-X", "importtime", "-c", "import prefect_greenlight.cli.main, prefect_greenlight.flows.blue_green"], cwd=cwd,
                               env=child_env(), capture_output=True, text=True, timeout=120)
         check(proc.returncode == 0, proc.stderr[-2000:])
         by_pkg: dict[str, float] = defaultdict(float)
@@ -56,8 +65,8 @@ def importtime(cwd: Path) -> dict:
     total = round(median([sum(r.values()) for r in per_run]), 3)
     return {"self_time_by_package_s": top, "total_self_s": total,
             "wall_python_c_pass": _wall("pass", cwd),
-            "wall_import_flows_cli": _wall("import flows.cli", cwd),
-            "wall_import_flows_cli_and_blue_green": _wall("import flows.cli, flows.blue_green", cwd)}
+            "wall_import_flows_cli": _wall("import prefect_greenlight.cli.main", cwd),
+            "wall_import_flows_cli_and_blue_green": _wall("import prefect_greenlight.cli.main, prefect_greenlight.flows.blue_green", cwd)}
 
 
 def probed_release(cwd: Path, workdir: Path, cprofile: str | None = None) -> dict:
@@ -91,8 +100,8 @@ def phases(data: dict) -> dict[str, float]:
     steps = {s["step"]: s["seconds"] for s in data["result"]["steps"]}
     out = {
         "interpreter start-up": m["probe_start"] - m["spawn"],
-        "import flows.cli (argparse, pydantic spec)": m["cli_imported"] - m["probe_start"],
-        "import flows.blue_green (prefect, kubernetes, tasks)": m["flow_imported"] - m["cli_imported"],
+        "import prefect_greenlight.cli.main (argparse, pydantic spec)": m["cli_imported"] - m["probe_start"],
+        "import prefect_greenlight.flows.blue_green (prefect, kubernetes, tasks)": m["flow_imported"] - m["cli_imported"],
         "CLI before the flow call (args, spec)": call["start"] - m["main_start"],
         "Prefect flow engine before the body": body["start"] - call["start"],
         "flow body": body["end"] - body["start"],

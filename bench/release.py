@@ -4,7 +4,7 @@ Each run gets a fresh namespace with the first tutorial's blue (3 replicas, read
 ServiceAccount `bench` (cluster-admin in that namespace only) whose token the release uses, so its requests are
 exactly the audit-log lines of user system:serviceaccount:<ns>:bench. Runs alternate:
 
-  greenlight   `python -m flows.cli blue-green -n NS --service production-svc --manifest green-dep.yaml
+  greenlight   `python -m prefect_greenlight.cli blue-green -n NS --service production-svc --manifest green-dep.yaml
                --cleanup keep --json` (3 replicas, smoke test of every green pod, switch, verify, blue kept), with
                the bench's Prefect server already running
   script       bench/blue-green-deploy.sh blue green with the built kubectl (the tutorial's script)
@@ -27,8 +27,16 @@ from bench import harness
 from bench.audit import AuditCursor, breakdown
 from bench.given import SERVICE1, assert_released_blue_green, tutorial1
 from bench.harness import (
-    KUBECTL, PYTHON, TUTORIAL1, check, child_env, create_namespace, delete_created, ensure_cluster,
-    prefect_server, service_account_kubeconfig,
+    KUBECTL,
+    PYTHON,
+    TUTORIAL1,
+    check,
+    child_env,
+    create_namespace,
+    delete_created,
+    ensure_cluster,
+    prefect_server,
+    service_account_kubeconfig,
 )
 from bench.rawkube import RawKube, SliceWatch
 from bench.results import Recorder, median, ratio, say, summary
@@ -38,7 +46,7 @@ pc = time.perf_counter
 
 
 def greenlight_argv(namespace: str, kubeconfig: str, spec: str | None = None) -> list[str]:
-    return [PYTHON, "-m", "flows.cli", "blue-green", "-n", namespace, "--service", SERVICE1, "--manifest",
+    return [PYTHON, "-m", "prefect_greenlight.cli", "blue-green", "-n", namespace, "--service", SERVICE1, "--manifest",
             str(TUTORIAL1 / "green-dep.yaml"), "--cleanup", "keep", "--json", "--kubeconfig", kubeconfig,
             *(["--spec", spec] if spec else [])]
 

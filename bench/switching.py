@@ -2,7 +2,7 @@
 first tutorial with blue AND green ready (the Service on blue).
 
 One round, repeated:
-P1 runs from greenlight's selector PATCH being issued (tasks.switch.json_patch, timed by a wrapper in this process)
+P1 runs from greenlight's selector PATCH being issued (prefect_greenlight.tasks.bluegreen.switch.json_patch, timed by a wrapper in this process)
 to verify_endpoints returning; P2 from "failure detected" to the switch back's verification returning.
 
   greenlight in a flow run   switch_traffic + verify_endpoints as Prefect tasks (P1: the real `switch` and
@@ -24,8 +24,15 @@ import time
 import yaml
 
 from bench.given import SERVICE1, tutorial1, wait_serving
-from bench.harness import KUBECONFIG, TUTORIAL1, check, create_namespace, delete_namespaces, ensure_cluster
-from bench.harness import prefect_server
+from bench.harness import (
+    KUBECONFIG,
+    TUTORIAL1,
+    check,
+    create_namespace,
+    delete_namespaces,
+    ensure_cluster,
+    prefect_server,
+)
 from bench.rawkube import RawKube, SliceWatch
 from bench.results import Recorder, ratio, say, summary
 
@@ -35,9 +42,9 @@ pc = time.perf_counter
 
 
 def _time_patches() -> None:
-    """Record when greenlight issues the selector PATCH (tasks.switch.json_patch, wrapped in this process only),
+    """Record when greenlight issues the selector PATCH (prefect_greenlight.tasks.bluegreen.switch.json_patch, wrapped in this process only),
     so P1/P2 can start exactly there as the issue defines them."""
-    import tasks.switch as sw
+    import prefect_greenlight.tasks.bluegreen.switch as sw
 
     if getattr(sw.json_patch, "bench_timed", False):
         return
@@ -52,8 +59,8 @@ def _time_patches() -> None:
 
 
 def _plan(kube, namespace: str):
-    from tasks.preflight import preflight
-    from tasks.spec import BlueGreenSpec
+    from prefect_greenlight.tasks.bluegreen.preflight import preflight
+    from prefect_greenlight.tasks.spec import BlueGreenSpec
 
     manifest = yaml.safe_load((TUTORIAL1 / "green-dep.yaml").read_text())
     spec = BlueGreenSpec(namespace=namespace, service=SERVICE1, manifest=manifest, cleanup={"mode": "keep"})
@@ -64,9 +71,9 @@ def _plan(kube, namespace: str):
 
 def _round(kube, plan, observer: SliceWatch, as_tasks: bool) -> dict:
     """Switch to green and verify, then the rollback path back to blue; every figure from the real functions."""
-    from tasks.report import say as gl_say
-    from tasks.switch import switch_traffic, verify_endpoints
-    from tasks.undo import UndoStack
+    from prefect_greenlight.tasks.bluegreen.switch import switch_traffic, verify_endpoints
+    from prefect_greenlight.tasks.decisions.undo import UndoStack
+    from prefect_greenlight.tasks.record.report import say as gl_say
 
     sw = switch_traffic if as_tasks else switch_traffic.fn
     ver = verify_endpoints if as_tasks else verify_endpoints.fn
@@ -105,7 +112,7 @@ def _flow_round(namespace: str) -> dict:
     if not _FLOW:
         from prefect import flow
 
-        from tasks.kube import connect
+        from prefect_greenlight.tasks.kube.client import connect
 
         @flow(name="bench-switch-round", log_prints=True)
         def bench_switch_round(namespace: str) -> dict:
@@ -142,7 +149,7 @@ def run(runs: int = 7, tag: str = "") -> dict:
         ns = create_namespace("switch")
         try:
             tutorial1(ns, green_too=True)
-            from tasks.kube import connect
+            from prefect_greenlight.tasks.kube.client import connect
 
             kube = connect(KUBECONFIG)
             raw = RawKube()

@@ -14,7 +14,7 @@
 Any failure after the first change unwinds the compensation stack (switch back, verified; green removed) and
 the run ends Failed with the original reason and each undo step's outcome. One release per Service at a time
 (a renewed Lease, held across the approval pause). Progress, events, the report and the Service's history entry
-go through the Journal (tasks/journal.py).
+go through the Journal (tasks/record/journal.py).
 """
 
 from __future__ import annotations
@@ -23,21 +23,27 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.approval import request_approval, summary_markdown
-from tasks.checks import endpoint_counts, post_switch_verify, smoke_test
-from tasks.cleanup import cleanup_blue
-from tasks.deploy import apply_green, wait_green_ready
-from tasks.errors import BadInput, ReleaseFailed, Rejected
-from tasks.events import ReleaseEvent
-from tasks.journal import Journal
-from tasks.kube import Kube, connect
-from tasks.lock import ServiceLock
-from tasks.preflight import ReleasePlan, new_release_id, preflight
-from tasks.preview import point_preview
-from tasks.report import Timeline, say
-from tasks.spec import ApprovalMode, BlueGreenSpec
-from tasks.switch import approval_annotation, switch_back, switch_traffic, verify_endpoints
-from tasks.undo import UndoStack
+from prefect_greenlight.tasks.bluegreen.cleanup import cleanup_blue
+from prefect_greenlight.tasks.bluegreen.deploy import apply_green, wait_green_ready
+from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan, new_release_id, preflight
+from prefect_greenlight.tasks.bluegreen.preview import point_preview
+from prefect_greenlight.tasks.bluegreen.smoke import post_switch_verify, smoke_test
+from prefect_greenlight.tasks.bluegreen.switch import (
+    approval_annotation,
+    switch_back,
+    switch_traffic,
+    verify_endpoints,
+)
+from prefect_greenlight.tasks.decisions.undo import UndoStack
+from prefect_greenlight.tasks.errors import BadInput, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.kube.client import Kube, connect
+from prefect_greenlight.tasks.kube.lease import ServiceLock
+from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.record.approval import ApprovalDecision, request_approval, summary_markdown
+from prefect_greenlight.tasks.record.events import ReleaseEvent
+from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.report import Timeline, say
+from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec
 
 
 def _result(release: ReleasePlan, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
@@ -58,85 +64,110 @@ def _outcome(exc: Exception, failure: ReleaseFailed) -> str:
     return "rejected" if isinstance(exc, Rejected) else "rolled-back"
 
 
+class _Progress:
+    """The timeline, and the phase a failure is reported in (the step that was running)."""
+
+    def __init__(self, timeline: Timeline):
+        self.timeline, self.phase = timeline, "apply"
+
+    def step(self, phase: str, name: str | None = None):
+        self.phase = phase
+        return self.timeline.step(name or phase)
+
+
+def _approve(spec: BlueGreenSpec, plan: ReleasePlan, journal: Journal, smoke_rows: list[dict]) -> ApprovalDecision:
+    if spec.approval.mode is not ApprovalMode.AUTO:
+        journal.event(ReleaseEvent.PAUSED, green=plan.colors.green, approval=spec.approval.mode.value)
+    decision = request_approval(spec.approval, summary_markdown(plan.summary(), smoke_rows))
+    say(f"promotion {decision.note()}")
+    journal.approval(decision.note(), decision.approved)
+    return decision
+
+
+def _up_to_switch(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progress, undo: UndoStack,
+                  lock: ServiceLock) -> None:
+    """Steps 2-6: apply green, wait until it is ready, (preview), smoke test, approval, switch."""
+    spec, c = plan.spec, plan.colors
+    with progress.step("apply") as s:                                                             # 2
+        s["detail"] = apply_green(kube, plan, undo)
+    with progress.step("wait-ready") as s:                                                        # 3
+        s["detail"] = wait_green_ready(kube, plan)
+    if spec.preview_service:
+        with progress.step("preview") as s:
+            s["detail"] = point_preview(kube, plan, undo)
+    with progress.step("smoke-test") as s:                                                        # 4
+        smoke_rows = smoke_test(kube, plan)
+        s["detail"] = f"{sum(r['ok'] for r in smoke_rows)} of {len(smoke_rows)} checks passed"
+    with progress.step("approval") as s:                                                          # 5
+        decision = _approve(spec, plan, journal, smoke_rows)
+        s["detail"] = decision.note()
+        if not decision.approved:
+            raise Rejected(f"promotion {decision.note()}")
+    lock.check()
+    with progress.step("switch") as s:                                                            # 6
+        s["detail"] = switch_traffic(kube, plan, undo, approval_annotation(decision.approver, decision.note()))
+    journal.event(ReleaseEvent.SWITCHED, blue=c.blue, green=c.green, selector=c.green_selector)
+
+
+def _resume_after_switch(kube: Kube, plan: ReleasePlan, progress: _Progress, undo: UndoStack) -> None:
+    """A re-run that finds the Service already on green (with its own release record) goes on from step 7."""
+    c = plan.colors
+    say(f"Service {c.service} already selects {c.green}: resuming after the switch")
+    undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan))
+    with progress.step("apply", "wait-ready"):
+        wait_green_ready(kube, plan)
+
+
+def _roll_back(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progress, undo: UndoStack,
+               exc: Exception) -> ReleaseFailed:
+    """Unwind every change, newest first; record the outcome. Returns the failure to raise."""
+    c, phase = plan.colors, progress.phase
+    say(f"release failed during {phase}: {exc}; rolling back {len(undo)} change(s)")
+    with progress.timeline.step("rollback"):
+        outcomes = undo.unwind()
+    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
+    journal.finish(_outcome(exc, failure), from_deployment=c.blue, to_deployment=c.green,
+                   images=plan.green_images, after=endpoint_counts(kube, plan.namespace, c.service),
+                   reason=f"{phase}: {exc}", details="### Rollback\n\n" + str(failure))
+    return failure
+
+
 def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False) -> dict:
     journal = Journal(kube, spec.namespace, spec.service, release_id, "blue-green", _planned_steps(spec))
-    timeline = journal.timeline
-    with timeline.step("preflight") as s:                                                       # 1
+    progress = _Progress(journal.timeline)
+    with progress.timeline.step("preflight") as s:                                               # 1
         plan = preflight(kube, spec, release_id)
         s["detail"] = f"{plan.colors.blue} -> {plan.colors.green}"
     for warning in plan.warnings:
         say(f"warning: {warning}")
     if dry_run:
         say(f"dry run: would release {plan.colors.green} and switch Service {plan.colors.service}; nothing changed")
-        return _result(plan, timeline, "dry-run", plan.colors.blue, plan=plan.summary())
+        return _result(plan, progress.timeline, "dry-run", plan.colors.blue, plan=plan.summary())
     c = plan.colors
-
-    with ServiceLock(kube, spec.namespace, spec.service, plan.release_id,
-                     wait_s=spec.lock_wait_s) as lock:
+    with ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s) as lock:
         journal.started(endpoint_counts(kube, plan.namespace, c.service), blue=c.blue, green=c.green,
                         images=plan.green_images)
         undo = UndoStack()
-        phase = "apply"
         try:
             if c.already_live:
-                say(f"Service {c.service} already selects {c.green}: resuming after the switch")
-                undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan))
-                with timeline.step("wait-ready"):
-                    wait_green_ready(kube, plan)
+                _resume_after_switch(kube, plan, progress, undo)
             else:
-                with timeline.step("apply") as s:                                                 # 2
-                    s["detail"] = apply_green(kube, plan, undo)
-                phase = "wait-ready"
-                with timeline.step("wait-ready") as s:                                            # 3
-                    s["detail"] = wait_green_ready(kube, plan)
-                if spec.preview_service:
-                    phase = "preview"
-                    with timeline.step("preview") as s:
-                        s["detail"] = point_preview(kube, plan, undo)
-                phase = "smoke-test"
-                with timeline.step("smoke-test") as s:                                            # 4
-                    smoke_rows = smoke_test(kube, plan)
-                    s["detail"] = f"{sum(r['ok'] for r in smoke_rows)} of {len(smoke_rows)} checks passed"
-                phase = "approval"
-                with timeline.step("approval") as s:                                              # 5
-                    if spec.approval.mode is not ApprovalMode.AUTO:
-                        journal.event(ReleaseEvent.PAUSED, green=c.green, approval=spec.approval.mode.value)
-                    decision = request_approval(spec.approval, summary_markdown(plan.summary(), smoke_rows))
-                    s["detail"] = decision.note()
-                    say(f"promotion {decision.note()}")
-                    journal.approval(decision.note(), decision.approved)
-                    if not decision.approved:
-                        raise Rejected(f"promotion {decision.note()}")
-                lock.check()
-                phase = "switch"
-                with timeline.step("switch") as s:                                                # 6
-                    s["detail"] = switch_traffic(kube, plan, undo,
-                                                 approval_annotation(decision.approver, decision.note()))
-                journal.event(ReleaseEvent.SWITCHED, blue=c.blue, green=c.green, selector=c.green_selector)
-            phase = "verify"
-            with timeline.step("verify-endpoints") as s:                                          # 7
+                _up_to_switch(kube, plan, journal, progress, undo, lock)                         # 2-6
+            with progress.step("verify", "verify-endpoints") as s:                               # 7
                 s["detail"] = verify_endpoints(kube, plan)
-            phase = "post-switch"
-            with timeline.step("post-switch") as s:                                               # 8
+            with progress.step("post-switch") as s:                                              # 8
                 s["detail"] = post_switch_verify(kube, plan)
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure after the first change rolls back
-            say(f"release failed during {phase}: {exc}; rolling back {len(undo)} change(s)")
-            with timeline.step("rollback"):
-                outcomes = undo.unwind()
-            failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
-            journal.finish(_outcome(exc, failure), from_deployment=c.blue, to_deployment=c.green,
-                           images=plan.green_images, after=endpoint_counts(kube, plan.namespace, c.service),
-                           reason=f"{phase}: {exc}", details="### Rollback\n\n" + str(failure))
-            raise failure from exc
+            raise _roll_back(kube, plan, journal, progress, undo, exc) from exc
         lock.check()
-        with timeline.step("cleanup") as s:                                                       # 9
+        with progress.timeline.step("cleanup") as s:                                             # 9
             s["detail"] = cleanup_blue(kube, plan)
     journal.finish("released", from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
                    after=endpoint_counts(kube, plan.namespace, c.service))
     say(f"released: Service {c.service} serves {c.green}")
-    return _result(plan, timeline, "released", c.green)
+    return _result(plan, progress.timeline, "released", c.green)
 
 
 @flow(name="blue-green-release", log_prints=True)

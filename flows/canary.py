@@ -2,7 +2,7 @@
 
   1. preflight   read the Service and both Deployments; decide the canary and the replica plan; refuse bad input
   2. canary      apply the canary beside stable (the first step's replicas) and wait until it is ready
-  3. each step   (10 %, 30 %, 50 %, 100 % by default; counts from tasks.canary_plan.replica_counts)
+  3. each step   (10 %, 30 %, 50 %, 100 % by default; counts from prefect_greenlight.tasks.decisions.canary.replica_counts)
        a. scale the canary UP to its count and wait until ready (fail fast on pods that never will be)
        b. scale stable DOWN to its count and wait
        c. verify  the Service's EndpointSlices hold exactly canary/stable ready pods (owner references)
@@ -21,24 +21,29 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.analysis import AnalysisContext, Outcome, combine, run_providers
-from tasks.analysis.http_probe import HttpProbe
-from tasks.analysis.prometheus import PrometheusQuery
-from tasks.canary_pause import pause_for_decision
-from tasks.canary_plan import StepCounts
-from tasks.canary_preflight import CanaryPlan, new_release_id, preflight
-from tasks.canary_spec import CanarySpec
-from tasks.canary_steps import (
-    apply_canary, record_progress, remove_old_stable, restore_stable, scale_step, verify_split,
+from prefect_greenlight.tasks.canary.analysis import AnalysisContext, Outcome, combine, run_providers
+from prefect_greenlight.tasks.canary.analysis.http_probe import HttpProbe
+from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
+from prefect_greenlight.tasks.canary.pause import pause_for_decision
+from prefect_greenlight.tasks.canary.preflight import CanaryPlan, new_release_id, preflight
+from prefect_greenlight.tasks.canary.steps import (
+    apply_canary,
+    record_progress,
+    remove_old_stable,
+    restore_stable,
+    scale_step,
+    verify_split,
 )
-from tasks.checks import endpoint_counts
-from tasks.errors import BadInput, PermanentError, ReleaseFailed, Rejected
-from tasks.events import ReleaseEvent
-from tasks.journal import Journal
-from tasks.kube import Kube, connect
-from tasks.lock import ServiceLock
-from tasks.report import artifact_key, say, table_artifact
-from tasks.undo import UndoStack
+from prefect_greenlight.tasks.decisions.canary import StepCounts
+from prefect_greenlight.tasks.decisions.undo import UndoStack
+from prefect_greenlight.tasks.errors import BadInput, PermanentError, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.kube.client import Kube, connect
+from prefect_greenlight.tasks.kube.lease import ServiceLock
+from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.record.events import ReleaseEvent
+from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
+from prefect_greenlight.tasks.spec.canary import CanarySpec
 
 RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"
 

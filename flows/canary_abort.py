@@ -16,15 +16,16 @@ import time
 
 from prefect import flow
 
-from tasks.canary_pause import paused_state, resume_canary
-from tasks.canary_steps import read_progress, record_progress, restore_stable
-from tasks.checks import endpoint_counts
-from tasks.errors import BadInput, GreenlightError, LockHeld
-from tasks.journal import Journal
-from tasks.kube import Kube, connect, read
-from tasks.lock import LockAction, ServiceLock, decide
-from tasks.report import say
-from tasks.spec import Deadlines
+from prefect_greenlight.tasks.canary.pause import paused_state, resume_canary
+from prefect_greenlight.tasks.canary.steps import read_progress, record_progress, restore_stable
+from prefect_greenlight.tasks.decisions.lease import LockAction, decide
+from prefect_greenlight.tasks.errors import BadInput, GreenlightError, LockHeld
+from prefect_greenlight.tasks.kube.client import Kube, connect, read
+from prefect_greenlight.tasks.kube.lease import ServiceLock
+from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.report import say
+from prefect_greenlight.tasks.spec import Deadlines
 
 RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"
 

@@ -15,20 +15,20 @@ import time
 
 from prefect import flow
 
-from tasks.checks import endpoint_counts
-from tasks.cleanup import record_manifest
-from tasks.colors import pod_labels, selector_matches
-from tasks.deploy import take_out_of_service
-from tasks.errors import BadInput, PermanentError
-from tasks.journal import Journal
-from tasks.kube import Kube, apply_deployment, connect, read, scale
-from tasks.lock import ServiceLock
-from tasks.preflight import new_release_id
-from tasks.record import ReleaseRecord, read_record, switch_annotations
-from tasks.report import say
-from tasks.spec import Cleanup, CleanupMode, Deadlines
-from tasks.switch import PREVIOUS_REPLICAS, now_utc, move_selector, verify_only
-from tasks.waiting import require_ready
+from prefect_greenlight.tasks.bluegreen.cleanup import record_manifest
+from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
+from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
+from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_selector, now_utc, verify_only
+from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
+from prefect_greenlight.tasks.errors import BadInput, PermanentError
+from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, connect, read, scale
+from prefect_greenlight.tasks.kube.lease import ServiceLock
+from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.kube.waiting import require_ready
+from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record, switch_annotations
+from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.report import say
+from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines
 
 
 def _images(kube: Kube, namespace: str, name: str) -> list[str]:

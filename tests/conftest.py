@@ -60,7 +60,7 @@ def cluster() -> ClusterInfo:
 
 @pytest.fixture(scope="session")
 def kube(cluster):
-    from tasks.kube import connect
+    from prefect_greenlight.tasks.kube.client import connect
 
     k = connect(cluster.kubeconfig)
     try:

@@ -2,6 +2,7 @@
 # Build the local control plane from upstream Go modules (no Docker, no downloads of prebuilt binaries).
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  <- k8s.io/kubernetes via hack/cluster/k8s
 #   etcd                                                              <- go.etcd.io/etcd/server/v3 via hack/cluster/etcd
+#   kube-proxy (the local data path, in a network namespace)          <- k8s.io/kubernetes via hack/cluster/k8s
 #   kwok                                                              <- sigs.k8s.io/kwok/cmd/kwok
 # Binaries go to $GREENLIGHT_CACHE/bin/<component>-<version>/ (git-ignored); an existing directory is reused.
 set -euo pipefail
@@ -44,6 +45,11 @@ build_k8s() {
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 }
+# kube-proxy has a cache entry of its own, so a control-plane entry built before it was added stays valid.
+build_kube_proxy() {
+  cd "$here/k8s"
+  go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out/" k8s.io/kubernetes/cmd/kube-proxy
+}
 build_etcd() {
   cd "$here/etcd"
   go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
@@ -66,3 +72,4 @@ mkdir -p "$cache/bin"
 build_into "$cache/bin/etcd-$ETCD_VERSION" build_etcd
 build_into "$cache/bin/kwok-$KWOK_VERSION" build_kwok
 build_into "$cache/bin/kubernetes-$K8S_VERSION" build_k8s
+build_into "$cache/bin/kube-proxy-$K8S_VERSION" build_kube_proxy

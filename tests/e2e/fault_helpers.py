@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.kube import Kube
+from prefect_greenlight.tasks.kube.client import Kube
 from tests.e2e.release_helpers import ROOT, cli_env
 
 GREEN_SLOW = "scubakiz/servicedemo:fault-slowready-{n}"
@@ -72,7 +72,7 @@ class Cli:
 
 def start_cli(cluster, prefect_api: str, *args: str, log: Path, env: dict[str, str] | None = None) -> Cli:
     out = open(log, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, "-m", "prefect_greenlight.cli", *args], stdout=out, stderr=subprocess.STDOUT,
                             env=env or cli_env(cluster, prefect_api), cwd=ROOT, start_new_session=True)
     out.close()
     return Cli(proc, log, time.monotonic())
@@ -80,7 +80,7 @@ def start_cli(cluster, prefect_api: str, *args: str, log: Path, env: dict[str, s
 
 def run_cli(cluster, prefect_api: str, *args: str, env: dict[str, str] | None = None,
             timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "prefect_greenlight.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env or cli_env(cluster, prefect_api), cwd=ROOT)
 
 

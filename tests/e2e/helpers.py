@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import requests
 import yaml
 
-from tasks.kube import Kube
-from tasks.portforward import Target, Tunnel
+from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.kube.portforward import Target, Tunnel
 
 T = TypeVar("T")
 
@@ -195,7 +195,7 @@ def wait_endpoints(kube: Kube, namespace: str, service: str, pods: list, timeout
 
 # -------------------------------------------------------------------------------------------------- http
 def http_get(kube: Kube, namespace: str, pod: str, path: str = "/", timeout: float = 10) -> requests.Response:
-    """GET `path` on the pod's port 80 through an in-process port-forward (tasks.portforward.Tunnel)."""
+    """GET `path` on the pod's port 80 through an in-process port-forward (prefect_greenlight.tasks.kube.portforward.Tunnel)."""
     with Tunnel(kube, Target(namespace, pod, PORT)) as tunnel:
         try:
             return requests.get(tunnel.url(path), timeout=timeout, headers={"Connection": "close"})

@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from tasks.kube import Kube, list_objects, read
-from tasks.portforward import Target, Tunnel
+from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
+from prefect_greenlight.tasks.kube.portforward import Target, Tunnel
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL1 = ROOT / "examples" / "tutorial1"
@@ -27,13 +27,13 @@ def cli_env(cluster, prefect_api: str) -> dict[str, str]:
 
 def greenlight(cluster, prefect_api: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run `greenlight ARGS` to completion; returns the process (exit code, stdout, stderr)."""
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "prefect_greenlight.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=cli_env(cluster, prefect_api), cwd=ROOT)
 
 
 def greenlight_bg(cluster, prefect_api: str, *args: str, log: Path) -> subprocess.Popen:
     """Start `greenlight ARGS` in the background, output to `log`."""
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], stdout=open(log, "w"),
+    return subprocess.Popen([sys.executable, "-m", "prefect_greenlight.cli", *args], stdout=open(log, "w"),
                             stderr=subprocess.STDOUT, env=cli_env(cluster, prefect_api), cwd=ROOT,
                             start_new_session=True)
 

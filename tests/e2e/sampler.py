@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from kubernetes import watch
 
-from tasks.endpoints import endpoint_targets
-from tasks.kube import Kube
-from tasks.watching import Watcher
+from prefect_greenlight.tasks.decisions.endpoints import endpoint_targets
+from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.kube.watching import Watcher
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class EndpointSampler:
         deps = self._watcher.watch(self.kube.apps.list_namespaced_deployment, namespace=self.namespace)
 
         def loop() -> None:
-            from tasks.endpoints import deployment_of_pods
+            from prefect_greenlight.tasks.decisions.endpoints import deployment_of_pods
 
             seen_deps: dict[str, dict] = {}
             seen_rs: dict[str, dict] = {}

@@ -10,14 +10,24 @@ import time
 
 import pytest
 
+from prefect_greenlight.tasks.kube.client import read
+from prefect_greenlight.tasks.kube.observe import ready_pods_of
+from prefect_greenlight.tasks.kube.waiting import wait_endpoints
 from tests.e2e.release_helpers import (
-    TUTORIAL1, TUTORIAL2, greenlight, greenlight_bg, page_of_pod, paused_run_id, ready, replicas, selector, tutorial1,
-    tutorial2, wait_until,
+    TUTORIAL1,
+    TUTORIAL2,
+    greenlight,
+    greenlight_bg,
+    page_of_pod,
+    paused_run_id,
+    ready,
+    replicas,
+    selector,
+    tutorial1,
+    tutorial2,
+    wait_until,
 )
 from tests.e2e.sampler import EndpointSampler
-from tasks.checks import ready_pods_of
-from tasks.kube import read
-from tasks.waiting import wait_endpoints
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

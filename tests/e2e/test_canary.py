@@ -8,13 +8,21 @@ import json
 
 import pytest
 
+from prefect_greenlight.tasks.kube.client import read
+from prefect_greenlight.tasks.kube.waiting import wait_endpoints
 from tests.e2e.release_helpers import (
-    TUTORIAL2, given_applied, given_ready, greenlight, greenlight_bg, manifest_with, paused_run_id, ready, replicas,
+    TUTORIAL2,
+    given_applied,
+    given_ready,
+    greenlight,
+    greenlight_bg,
+    manifest_with,
+    paused_run_id,
+    ready,
+    replicas,
     resource_versions,
 )
 from tests.e2e.sampler import EndpointSampler
-from tasks.kube import read
-from tasks.waiting import wait_endpoints
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 SVC, V1, V2 = "my-app-service", "my-app-v1", "my-app-v2"

@@ -17,17 +17,35 @@ import time
 
 import pytest
 
-from tasks.lock import DURATION_S, SKEW_S
+from prefect_greenlight.tasks.decisions.lease import DURATION_S, SKEW_S
+from prefect_greenlight.tasks.kube.waiting import wait_endpoints
 from tests.e2e.fault_helpers import (
-    GREEN_SLOW, ReplicaRecorder, deployment, ensure_cluster_healthy, lease_holder, pods_without_forward, poll,
-    require_local, restart_apiserver, run_cli, selector_of, start_cli,
+    GREEN_SLOW,
+    ReplicaRecorder,
+    deployment,
+    ensure_cluster_healthy,
+    lease_holder,
+    pods_without_forward,
+    poll,
+    require_local,
+    restart_apiserver,
+    run_cli,
+    selector_of,
+    start_cli,
 )
 from tests.e2e.release_helpers import (
-    TUTORIAL1, TUTORIAL2, given_applied, given_ready, manifest_with, paused_run_id, ready, replicas, tutorial1,
+    TUTORIAL1,
+    TUTORIAL2,
+    given_applied,
+    given_ready,
+    manifest_with,
+    paused_run_id,
+    ready,
+    replicas,
+    tutorial1,
 )
 from tests.e2e.sampler import EndpointSampler
 from tests.e2e.stall_proxy import StallProxy
-from tasks.waiting import wait_endpoints
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 SVC, BLUE, GREEN = "production-svc", "blue-dep", "green-dep"

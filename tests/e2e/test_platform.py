@@ -16,8 +16,23 @@ import pytest
 import requests
 
 from tests.e2e.helpers import (
-    IMAGE, PodWatch, assert_page_names, container_status, fault_image, given_deployment, given_pod, given_service,
-    http_get, is_ip, is_ready, ready_pods, sleep_until, timed_gets, wait_endpoints, wait_for, waiting_reason,
+    IMAGE,
+    PodWatch,
+    assert_page_names,
+    container_status,
+    fault_image,
+    given_deployment,
+    given_pod,
+    given_service,
+    http_get,
+    is_ip,
+    is_ready,
+    ready_pods,
+    sleep_until,
+    timed_gets,
+    wait_endpoints,
+    wait_for,
+    waiting_reason,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

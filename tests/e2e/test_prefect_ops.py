@@ -12,10 +12,19 @@ import time
 import pytest
 import yaml
 
-from tasks.kube import read
+from prefect_greenlight.tasks.kube.client import read
 from tests.e2e.prefect_ops import PREFECT, prefect_env
 from tests.e2e.release_helpers import (
-    ROOT, TUTORIAL1, greenlight, greenlight_bg, paused_run_id, ready, replicas, selector, tutorial1, wait_until,
+    ROOT,
+    TUTORIAL1,
+    greenlight,
+    greenlight_bg,
+    paused_run_id,
+    ready,
+    replicas,
+    selector,
+    tutorial1,
+    wait_until,
 )
 from tests.e2e.sampler import EndpointSampler
 
@@ -190,7 +199,7 @@ def test_two_runs_started_together_make_one_release(prefect_ops, kube, namespace
 
 
 def _history_from(kube, namespace) -> list[dict]:
-    from flows.status import release_history
+    from prefect_greenlight.cli.status import release_history
 
     return release_history(kube, namespace, SERVICE)
 

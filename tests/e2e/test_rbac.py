@@ -8,7 +8,15 @@ import pytest
 import yaml
 
 from tests.e2e.release_helpers import (
-    ROOT, TUTORIAL1, TUTORIAL2, given_applied, given_ready, greenlight, resource_versions, selector, tutorial1,
+    ROOT,
+    TUTORIAL1,
+    TUTORIAL2,
+    given_applied,
+    given_ready,
+    greenlight,
+    resource_versions,
+    selector,
+    tutorial1,
 )
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -16,9 +16,9 @@ import pytest
 import requests
 import yaml
 
-from tasks.checks import ready_pods_of
-from tasks.kube import read
-from tasks.waiting import wait_endpoints
+from prefect_greenlight.tasks.kube.client import read
+from prefect_greenlight.tasks.kube.observe import ready_pods_of
+from prefect_greenlight.tasks.kube.waiting import wait_endpoints
 from tests.e2e.prefect_ops import FINAL
 from tests.e2e.release_helpers import TUTORIAL1, ready, selector, tutorial1
 from tests.e2e.sampler import EndpointSampler

@@ -10,14 +10,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tasks.analysis import AnalysisContext, AnalysisResult, Outcome, combine, run_providers
-from tasks.analysis.http_probe import ProbeStats, judge
-from tasks.analysis.prometheus import PrometheusQuery
-from tasks.canary_pause import CanaryStepForm, decide
-from tasks.canary_preflight import derive_canary
-from tasks.canary_spec import TRACK_LABEL, CanarySpec, HttpAnalysis, PrometheusAnalysis
-from tasks.errors import BadInput
-from tasks.spec import parse_spec
+from prefect_greenlight.tasks.canary.analysis import AnalysisContext, AnalysisResult, Outcome, combine, run_providers
+from prefect_greenlight.tasks.canary.analysis.http_probe import ProbeStats, judge
+from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
+from prefect_greenlight.tasks.canary.pause import CanaryStepForm, decide
+from prefect_greenlight.tasks.canary.preflight import derive_canary
+from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.spec import parse_spec
+from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, CanarySpec, HttpAnalysis, PrometheusAnalysis
 
 CTX = AnalysisContext("ns", "svc", "my-app-v2", "my-app-v1", 10)
 

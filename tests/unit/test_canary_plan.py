@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.canary_plan import StepCounts, replica_counts, split_verdict, step_plan
-from tasks.canary_spec import DEFAULT_STEPS
-from tasks.endpoints import OTHER, EndpointCounts
+from prefect_greenlight.tasks.decisions.canary import StepCounts, replica_counts, split_verdict, step_plan
+from prefect_greenlight.tasks.decisions.endpoints import OTHER, EndpointCounts
+from prefect_greenlight.tasks.spec.canary import DEFAULT_STEPS
 
 # total -> [(canary, stable) for 10, 30, 50, 100 %]
 PLANS = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from flows.cli import _QuietFormatter
-from tasks.errors import PermanentError
+from prefect_greenlight.cli.main import _QuietFormatter
+from prefect_greenlight.tasks.errors import PermanentError
 
 
 def _record(exc: BaseException) -> logging.LogRecord:

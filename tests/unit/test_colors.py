@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from tasks.colors import check_manifest, derive_green, plan_colors, swap_color
-from tasks.errors import BadInput
+from prefect_greenlight.tasks.decisions.colors import check_manifest, derive_green, plan_colors, swap_color
+from prefect_greenlight.tasks.errors import BadInput
 from tests.unit.builders import container, deployment, manifest, record_annotations, service
 
 # The two tutorial styles: (service selector, blue pod labels, green pod labels, blue name, green name, keys)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.endpoints import OTHER, EndpointCounts, deployment_of_pods, endpoint_targets, only, tally
+from prefect_greenlight.tasks.decisions.endpoints import (
+    OTHER,
+    EndpointCounts,
+    deployment_of_pods,
+    endpoint_targets,
+    only,
+    tally,
+)
 from tests.unit.builders import deployment, endpoint, endpoint_slice, pod, replicaset
 
 SEL = {"app": "my-app"}
@@ -162,7 +169,7 @@ def test_end_to_end_switch_observation():
 
 
 def test_deployment_by_rs_name_strips_the_pod_template_hash():
-    from tasks.endpoints import deployment_by_rs_name
+    from prefect_greenlight.tasks.decisions.endpoints import deployment_by_rs_name
 
     def pod(uid, rs, hash_):
         return {"metadata": {"uid": uid, "labels": {"pod-template-hash": hash_} if hash_ else {},

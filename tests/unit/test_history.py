@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from tasks.endpoints import EndpointCounts
-from tasks.events import ReleaseEvent, event_name, service_resource
-from tasks.history import HISTORY, HistoryEntry, append, history_patch, read_history
-from tasks.journal import endpoints_table, final_events, progress_percent
+from prefect_greenlight.tasks.decisions.endpoints import EndpointCounts
+from prefect_greenlight.tasks.record.events import ReleaseEvent, event_name, service_resource
+from prefect_greenlight.tasks.record.history import HISTORY, HistoryEntry, append, history_patch, read_history
+from prefect_greenlight.tasks.record.journal import endpoints_table, final_events, progress_percent
 
 
 def entry(n: int, **kw) -> HistoryEntry:

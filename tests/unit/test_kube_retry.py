@@ -1,4 +1,4 @@
-"""The one retry layer of tasks.kube: the backoff policy (pure), which failures may be re-sent for a
+"""The one retry layer of prefect_greenlight.tasks.kube.client: the backoff policy (pure), which failures may be re-sent for a
 non-idempotent call, and `retrying` driven by a fake clock (no real sleeping)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from tasks.errors import GuardFailed, PermanentError, TemporaryError
-from tasks.kube import RetryPolicy, never_sent, retrying
+from prefect_greenlight.tasks.errors import GuardFailed, PermanentError, TemporaryError
+from prefect_greenlight.tasks.kube.client import RetryPolicy, never_sent, retrying
 
 REFUSED = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] refused")
 HANDSHAKE = urllib3.exceptions.ConnectTimeoutError(None, "connect timed out")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.lock import DURATION_S, SKEW_S, LockAction, LockDecision, decide
+from prefect_greenlight.tasks.decisions.lease import DURATION_S, SKEW_S, LockAction, LockDecision, decide
 from tests.unit.builders import T0, lease
 
 ME = "rel-1@host-a/100"

@@ -12,8 +12,9 @@ import pytest
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from tasks.errors import PermanentError, TemporaryError
-from tasks.lock import SKEW_S, ServiceLock, confidence_s
+from prefect_greenlight.tasks.decisions.lease import SKEW_S, confidence_s
+from prefect_greenlight.tasks.errors import PermanentError, TemporaryError
+from prefect_greenlight.tasks.kube.lease import ServiceLock
 
 REFUSED = urllib3.exceptions.NewConnectionError(None, "[Errno 111] Connection refused")
 LOST = urllib3.exceptions.ReadTimeoutError(None, "/leases", "Read timed out.")
@@ -56,7 +57,7 @@ class FakeLeases:
             raise fault[1]
         return Resp(stored)
 
-    # the CoordinationV1Api methods ServiceLock and tasks.kube.read use
+    # the CoordinationV1Api methods ServiceLock and prefect_greenlight.tasks.kube.client.read use
     def read_namespaced_lease(self, name, namespace, **_):
         if self.down:
             raise REFUSED
@@ -163,7 +164,7 @@ def test_a_fresh_lease_is_not_renewed_by_check(kube):
 
 
 def test_acquire_recognises_its_own_create_after_a_lost_answer(kube, monkeypatch):
-    monkeypatch.setattr("tasks.lock.time.sleep", lambda s: None)
+    monkeypatch.setattr("prefect_greenlight.tasks.kube.lease.time.sleep", lambda s: None)
     kube.coordination.faults = [("lost", LOST)]
     lock = ServiceLock(kube, "ns", "web", "rel-1")
     lock.acquire()
@@ -173,7 +174,7 @@ def test_acquire_recognises_its_own_create_after_a_lost_answer(kube, monkeypatch
 
 
 def test_acquire_waits_out_a_short_outage(kube, monkeypatch):
-    monkeypatch.setattr("tasks.lock.time.sleep", lambda s: None)
+    monkeypatch.setattr("prefect_greenlight.tasks.kube.lease.time.sleep", lambda s: None)
     kube.coordination.faults = [REFUSED, REFUSED]
     lock = ServiceLock(kube, "ns", "web", "rel-1")
     lock.acquire()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.permissions import Permission, covered, needed
+from prefect_greenlight.tasks.kube.permissions import Permission, covered, needed
 
 PF = Permission("create", "pods", "", "portforward")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.rollout import DoomReason, Verdict, new_replicaset, pod_doom, rollout_status
-from tasks.spec import Deadlines
+from prefect_greenlight.tasks.decisions.rollout import DoomReason, Verdict, new_replicaset, pod_doom, rollout_status
+from prefect_greenlight.tasks.spec import Deadlines
 from tests.unit.builders import T0, condition, container_status, deployment, pod, replicaset, terminated
 
 DL = Deadlines(unschedulable_grace_s=60, image_pull_grace_s=15, crash_restarts=3)

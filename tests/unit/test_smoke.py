@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.smoke import SmokeFailure, SmokeResult, judge, summarize
-from tasks.spec import SmokeCheck
+from prefect_greenlight.tasks.decisions.smoke import SmokeFailure, SmokeResult, judge, summarize
+from prefect_greenlight.tasks.spec import SmokeCheck
 
 
 @pytest.mark.parametrize("check, status, body, latency, error, failure, detail", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.errors import BadInput
-from tasks.spec import BlueGreenSpec, load_yaml_documents, parse_spec, valid_image
+from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.spec import BlueGreenSpec, load_yaml_documents, parse_spec, valid_image
 
 BASE = {"service": "web", "image": "nginx:1.27"}
 MANIFEST = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "green-dep"}}

@@ -7,7 +7,7 @@ import copy
 import jsonpatch
 import pytest
 
-from tasks.traffic import selector_patch
+from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from tests.unit.builders import service
 
 BLUE = {"app": "my-app", "version": "blue"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.errors import ReleaseFailed, UndoOutcome
-from tasks.undo import UndoStack, may_remove, may_switch_back
+from prefect_greenlight.tasks.decisions.undo import UndoStack, may_remove, may_switch_back
+from prefect_greenlight.tasks.errors import ReleaseFailed, UndoOutcome
 from tests.unit.builders import deployment, service
 
 

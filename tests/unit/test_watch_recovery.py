@@ -1,4 +1,4 @@
-"""The informer of tasks.watching across failures, with a scripted fake list/watch function (no apiserver, no
+"""The informer of prefect_greenlight.tasks.kube.watching across failures, with a scripted fake list/watch function (no apiserver, no
 threads): a watch the apiserver ended resumes from the last resourceVersion without re-listing; 410 Gone and
 errors re-list; failures back off and are reported; a bookmark moves the resourceVersion on."""
 
@@ -9,7 +9,7 @@ import json
 import pytest
 import urllib3
 
-from tasks.watching import Cache, Watcher, health_note, watch_backoff
+from prefect_greenlight.tasks.kube.watching import Cache, Watcher, health_note, watch_backoff
 
 
 def pod(name: str, rv: str) -> dict:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tasks.watching import Watcher
+from prefect_greenlight.tasks.kube.watching import Watcher
 
 
 class FakeClock:

@@ -1,0 +1,353 @@
+"""`greenlight`: the command line. Exit codes: 0 released, 1 failed (and rolled back; reason printed),
+2 bad input (nothing changed).
+
+  greenlight blue-green --service S (--manifest F | --image I) [options | --spec FILE] [--dry-run] [--json]
+  greenlight rollback --service S
+  greenlight status --service S [--json]
+  greenlight history --service S [--limit N] [--json]      (from the cluster: survives a lost Prefect database)
+  greenlight webhook --url URL [--on rolled-back] ...      (a Prefect automation calling a webhook)
+  greenlight approve RUN_ID [--reason R] | greenlight reject RUN_ID [--reason R]
+  greenlight canary --service S --stable D (--manifest F | --image I) [--steps 10,30,50,100] [--json] ...
+  greenlight promote RUN_ID [--full] | greenlight abort --service S        (see cli/canary.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from prefect_greenlight.cli.spec_input import base_spec, set_path
+from prefect_greenlight.tasks.errors import BadInput, GreenlightError, ReleaseFailed
+from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own exit code is 2 as well; keep its message format
+        self.print_usage(sys.stderr)
+        raise BadInput(f"{self.prog}: {message}")
+
+
+class _QuietFormatter(logging.Formatter):
+    """Terminal output only: a greenlight failure (the reason and each undo step are printed last) is logged by
+    Prefect with a full traceback; on the terminal keep the message and drop the traceback. The Prefect API
+    handler has already received the full record by then."""
+
+    def __init__(self, inner: logging.Formatter | None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, GreenlightError):
+            return self.inner.format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def _quiet_expected_tracebacks() -> None:
+    import prefect.main  # noqa: F401 - sets up Prefect's logging (its console handler on the root logger)
+
+    for handler in logging.getLogger().handlers:
+        if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, _QuietFormatter):
+            handler.setFormatter(_QuietFormatter(handler.formatter))
+
+
+def _cluster_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context to use")
+    p.add_argument("-n", "--namespace", help="namespace (default: the context's, else 'default')")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _blue_green_parser(sub) -> None:
+    bg = sub.add_parser("blue-green", help="release a new version blue -> green")
+    _cluster_flags(bg)
+    bg.add_argument("--service", help="the Service whose selector decides the live color")
+    src = bg.add_mutually_exclusive_group()
+    src.add_argument("--manifest", help="green Deployment manifest (YAML file)")
+    src.add_argument("--image", help="new image: green is derived from the live Deployment")
+    bg.add_argument("--spec", help="release spec (YAML); flags override its fields")
+    bg.add_argument("--container", help="image mode: container to update")
+    bg.add_argument("--color-key", help="image mode: selector key that tells colors apart")
+    bg.add_argument("--green-value", help="image mode: green's value for the color key")
+    bg.add_argument("--smoke-path", help="smoke check path (default /)")
+    bg.add_argument("--smoke-port", type=int, help="smoke check container port")
+    bg.add_argument("--expect-status", type=int, help="smoke check expected HTTP status")
+    bg.add_argument("--body-contains", help="smoke check: text the body must contain")
+    bg.add_argument("--no-smoke", action="store_true", help="skip smoke checks")
+    bg.add_argument("--preview-service", help="point this Service at green before the switch")
+    bg.add_argument("--approval", choices=["auto", "manual", "timed"], help="promotion approval mode")
+    bg.add_argument("--approval-timeout", type=float, help="manual approval: seconds before it counts as rejected")
+    bg.add_argument("--auto-approve-after", type=float, help="timed approval: approve after this many seconds")
+    bg.add_argument("--post-switch-window", type=float, help="seconds of checks after the switch")
+    bg.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], help="what happens to blue")
+    bg.add_argument("--scale-down-delay", type=float, help="seconds between the switch and cleaning up blue")
+    bg.add_argument("--ready-timeout", type=float, help="seconds green has to become ready")
+    bg.add_argument("--on-failure", choices=["delete", "scale-to-zero"], help="what rollback does to green")
+    bg.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock (default: fail)")
+    bg.add_argument("--release-id", help="identifies the release (default: generated)")
+    bg.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+
+
+def _service_parsers(sub) -> None:
+    """rollback, status and history: commands about one Service."""
+    rb = sub.add_parser("rollback", help="switch back to the previously live Deployment")
+    _cluster_flags(rb)
+    rb.add_argument("--service", required=True)
+    rb.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], default="scale-to-zero")
+    rb.add_argument("--scale-down-delay", type=float, default=30.0)
+
+    st = sub.add_parser("status", help="live color, both Deployments' readiness, release record")
+    _cluster_flags(st)
+    st.add_argument("--service", required=True)
+
+    hi = sub.add_parser("history", help="the Service's release history, read from the cluster (not from Prefect)")
+    _cluster_flags(hi)
+    hi.add_argument("--service", required=True)
+    hi.add_argument("--limit", type=int, default=20, help="newest N entries (default 20)")
+
+
+def _prefect_parsers(sub) -> None:
+    """webhook, approve and reject: commands that talk to the Prefect API only."""
+    wh = sub.add_parser("webhook", help="a Prefect automation POSTing to a webhook on release events")
+    wh.add_argument("--url", required=True, help="where to POST (JSON body rendered from the event)")
+    wh.add_argument("--on", action="append", dest="events", metavar="EVENT",
+                    help="release event: rolled-back (default), failed, completed, ... (repeatable)")
+    wh.add_argument("--name", default="greenlight-webhook", help="automation and Webhook block name")
+    wh.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    for verb in ("approve", "reject"):
+        ap = sub.add_parser(verb, help=f"{verb} a release paused for approval")
+        ap.add_argument("run_id", help="the paused flow run's id")
+        ap.add_argument("--reason", default="")
+        ap.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="greenlight", description="Zero-downtime releases on plain Kubernetes, with Prefect.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _blue_green_parser(sub)
+    _service_parsers(sub)
+    _prefect_parsers(sub)
+    from prefect_greenlight.cli.canary import add_parsers
+
+    add_parsers(sub, _cluster_flags)
+    return parser
+
+
+def _default_namespace(args: argparse.Namespace) -> str | None:
+    if args.namespace:
+        return args.namespace
+    try:
+        from kubernetes import config
+
+        _, active = config.list_kube_config_contexts(config_file=args.kubeconfig)
+        if args.context:
+            contexts, _ = config.list_kube_config_contexts(config_file=args.kubeconfig)
+            active = next((c for c in contexts if c["name"] == args.context), active)
+        return (active or {}).get("context", {}).get("namespace")
+    except Exception:  # noqa: BLE001 - no kubeconfig: in-cluster or default
+        return None
+
+
+def build_spec(args: argparse.Namespace) -> BlueGreenSpec:
+    data = base_spec(args, "release")
+    ns = _default_namespace(args)
+    for path, value in (("namespace", ns), ("service", args.service), ("container", args.container),
+                        ("color_key", args.color_key), ("green_value", args.green_value),
+                        ("preview_service", args.preview_service), ("approval.mode", args.approval),
+                        ("approval.timeout_s", args.approval_timeout),
+                        ("approval.auto_after_s", args.auto_approve_after),
+                        ("post_switch.window_s", args.post_switch_window), ("cleanup.mode", args.cleanup),
+                        ("cleanup.delay_s", args.scale_down_delay), ("deadlines.ready_s", args.ready_timeout),
+                        ("on_failure", args.on_failure), ("lock_wait_s", args.lock_wait),
+                        ("release_id", args.release_id)):
+        set_path(data, path, value)
+    if args.no_smoke:
+        data["smoke"] = []
+    elif any(v is not None for v in (args.smoke_path, args.smoke_port, args.expect_status, args.body_contains)):
+        check: dict[str, Any] = {}
+        for key, value in (("path", args.smoke_path), ("port", args.smoke_port),
+                           ("expect_status", args.expect_status), ("body_contains", args.body_contains)):
+            set_path(check, key, value)
+        data["smoke"] = [check]
+    if "service" not in data:
+        raise BadInput("--service is required (or `service:` in --spec)")
+    return parse_spec(BlueGreenSpec, data, source=args.spec or "arguments")
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+        return
+    print(f"{result.get('outcome')}: Service {result.get('service')} -> {result.get('live_deployment')}")
+    for step in result.get("steps", []):
+        print(f"  {step['step']:<18} {step['seconds']:>7.2f} s  {'ok' if step['ok'] else 'FAILED'}  {step['detail']}")
+
+
+def cmd_blue_green(args: argparse.Namespace) -> int:
+    spec = build_spec(args)
+    from prefect_greenlight.flows.blue_green import blue_green_release
+
+    result = blue_green_release(spec=spec, dry_run=args.dry_run, kubeconfig=args.kubeconfig, context=args.context)
+    _print(result, args.json)
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from prefect_greenlight.flows.rollback import rollback_release
+
+    cleanup = parse_spec(Cleanup, {"mode": args.cleanup, "delay_s": args.scale_down_delay}, "arguments")
+    result = rollback_release(namespace=_default_namespace(args) or "default", service=args.service,
+                              cleanup=cleanup, deadlines=Deadlines(), kubeconfig=args.kubeconfig,
+                              context=args.context)
+    _print(result, args.json)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from prefect_greenlight.cli.status import service_status
+    from prefect_greenlight.tasks.kube.client import connect
+
+    status = service_status(connect(args.kubeconfig, args.context), _default_namespace(args) or "default",
+                            args.service)
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        print(f"Service {status['service']} ({status['namespace']}): selector {status['selector']}")
+        print(f"  live: {status['live_deployment'] or '?'}  previous: {status['previous_deployment'] or '-'}  "
+              f"release: {status['release_id'] or '-'} at {status['switched_at'] or '-'}")
+        for d in status["deployments"]:
+            print(f"  {d['name']:<24} {d['ready']}/{d['replicas']} ready  {d['image']}"
+                  f"{'  <- live' if d['selected'] else ''}")
+        print(f"  endpoints: {status['endpoints']}")
+        from prefect_greenlight.cli.status import canary_line
+
+        if canary_line(status.get("canary") or {}):
+            print(canary_line(status["canary"]))
+        if status["lock"]:
+            print(f"  release in progress: {status['lock']}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from prefect_greenlight.cli.status import release_history
+    from prefect_greenlight.tasks.kube.client import connect
+
+    if args.limit < 1:
+        raise BadInput(f"--limit must be at least 1, not {args.limit}")
+    entries = release_history(connect(args.kubeconfig, args.context), _default_namespace(args) or "default",
+                              args.service)[-args.limit:]
+    if args.json:
+        print(json.dumps(entries, indent=2, sort_keys=True))
+        return EXIT_OK
+    if not entries:
+        print(f"Service {args.service}: no releases recorded by greenlight")
+    for e in reversed(entries):
+        print(f"{e['finished_at'] or '?':<21} {e['strategy']:<10} {e['outcome']:<19} {e['from_deployment']} -> "
+              f"{e['to_deployment']}  {', '.join(e['images'])}  {e['seconds']:.1f} s  release {e['release_id']}"
+              f"  run {e['flow_run_name'] or '-'} {e['flow_run_id'] or ''}".rstrip())
+        for label, key in (("approval", "approval"), ("reason", "reason")):
+            if e[key]:
+                print(f"{'':<21} {label}: {e[key]}")
+    return EXIT_OK
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from prefect_greenlight.tasks.record.automations import event_kinds, install_webhook
+
+    result = install_webhook(args.url, event_kinds(args.events or ["rolled-back"]), args.name)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(f"automation {result['name']} ({result['automation_id']}): POST {args.url} on "
+              f"{', '.join(result['events'])}")
+    return EXIT_OK
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from prefect_greenlight.tasks.record.approval import resume
+
+    resume(args.run_id, approve=args.command == "approve", reason=args.reason, approver=args.approver)
+    print(f"{args.command}d flow run {args.run_id}")
+    return EXIT_OK
+
+
+def cmd_canary(args: argparse.Namespace) -> int:
+    from prefect_greenlight.cli.canary import build_canary_spec
+    from prefect_greenlight.flows.canary import canary_release
+
+    spec = build_canary_spec(args, _default_namespace(args))
+    result = canary_release(spec=spec, kubeconfig=args.kubeconfig, context=args.context)
+    _print(result, args.json)
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from prefect_greenlight.tasks.canary.pause import resume_canary
+
+    resume_canary(args.run_id, approve=True, full=args.full, reason=args.reason, approver=args.approver)
+    print(f"promoted flow run {args.run_id}{' to 100 %' if args.full else ' to its next step'}")
+    return EXIT_OK
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    from prefect_greenlight.flows.canary_abort import abort_canary
+
+    result = abort_canary(namespace=_default_namespace(args) or "default", service=args.service,
+                          reason=args.reason, approver=args.approver, kubeconfig=args.kubeconfig,
+                          context=args.context)
+    _print(result, args.json)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    commands = {"blue-green": cmd_blue_green, "rollback": cmd_rollback, "status": cmd_status,
+                "history": cmd_history, "webhook": cmd_webhook, "approve": cmd_answer, "reject": cmd_answer,
+                "canary": cmd_canary, "promote": cmd_promote, "abort": cmd_abort}
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command in ("blue-green", "rollback", "canary", "abort"):
+            _quiet_expected_tracebacks()
+        return commands[args.command](args)
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ReleaseFailed as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except GreenlightError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    """The `greenlight` command: run, then leave without the interpreter's teardown. Finalising the ~3,000
+    modules Prefect and the Kubernetes client import takes ≈ 0.6 s (BENCHMARKS.md, P3) and achieves nothing for
+    a process that ends here; the atexit handlers (Prefect draining its log and event workers) still run."""
+    import atexit
+
+    code = main()
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,72 @@
+"""`greenlight status`: what the Service serves now, read from the cluster alone (selector, release record,
+Deployments' readiness, EndpointSlices, the release lock)."""
+
+from __future__ import annotations
+
+import time
+
+from prefect_greenlight.tasks.canary.steps import read_progress
+from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
+from prefect_greenlight.tasks.decisions.endpoints import deployment_of_pods, tally
+from prefect_greenlight.tasks.decisions.lease import decide
+from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
+from prefect_greenlight.tasks.record.annotations import read_record
+
+
+def service_status(kube: Kube, namespace: str, service: str) -> dict:
+    svc = read(kube, "Service", namespace, service)
+    if svc is None:
+        raise BadInput(f"Service {service!r} not found in namespace {namespace!r}")
+    selector = svc.get("spec", {}).get("selector") or {}
+    record = read_record(svc)
+    deployments = list_objects(kube, "Deployment", namespace)
+    canary = read_progress(svc)
+    names = {record.live_deployment, record.previous_deployment, canary.get("stable", ""),
+             canary.get("deployment", "")} - {""}
+    rows = []
+    for d in deployments:
+        selected = selector_matches(selector, pod_labels(d))
+        if selected or d["metadata"]["name"] in names:
+            rows.append({"name": d["metadata"]["name"], "selected": selected,
+                         "replicas": int(d["spec"].get("replicas", 0)),
+                         "ready": int((d.get("status") or {}).get("readyReplicas") or 0),
+                         "image": d["spec"]["template"]["spec"]["containers"][0].get("image", "")})
+    slices = list_objects(kube, "EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
+    owners = deployment_of_pods(list_objects(kube, "Pod", namespace), list_objects(kube, "ReplicaSet", namespace),
+                                deployments)
+    lease = read(kube, "Lease", namespace, f"greenlight-{service}")
+    lock = decide(lease, "", time.time()) if lease else None
+    return {
+        "service": service, "namespace": namespace, "selector": selector,
+        "live_deployment": next((r["name"] for r in rows if r["selected"]), ""),
+        "recorded_live": record.live_deployment, "previous_deployment": record.previous_deployment,
+        "live_color": record.live_color, "release_id": record.release_id, "switched_at": record.switched_at,
+        "deployments": sorted(rows, key=lambda r: not r["selected"]),
+        "endpoints": tally(slices, owners).describe(),
+        "canary": canary,
+        "lock": (f"held by {lock.holder} (expires in {lock.expires_in_s:.0f} s)"
+                 if lock and lock.action.value == "held" else ""),
+    }
+
+
+def canary_line(canary: dict) -> str:
+    """One line for `greenlight status`: the recorded canary ratio and step, or "" without a canary record."""
+    if not canary.get("deployment"):
+        return ""
+    return (f"  canary: {canary.get('deployment')} {canary.get('percent', '?')} % "
+            f"(canary/stable pods {canary.get('weight', '?')} of {canary.get('total', '?')}), "
+            f"step {canary.get('step', '?')}, {canary.get('state', '?')}, stable {canary.get('stable')}, "
+            f"release {canary.get('release-id', '-')} at {canary.get('updated-at', '-')}")
+
+
+def release_history(kube: Kube, namespace: str, service: str) -> list[dict]:
+    """The Service's release history (oldest first), from its `greenlight.io/history` annotation."""
+    from dataclasses import asdict
+
+    from prefect_greenlight.tasks.record.history import read_history
+
+    svc = read(kube, "Service", namespace, service)
+    if svc is None:
+        raise BadInput(f"Service {service!r} not found in namespace {namespace!r}")
+    return [asdict(e) for e in read_history(svc)]

@@ -1,0 +1,120 @@
+"""Step 1, preflight: read the Service and the Deployments, decide blue and green, and refuse — before anything
+changes — when the spec or the cluster state it names is wrong. The result is the release plan every later
+step works from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from prefect_greenlight.tasks.decisions.colors import ColorPlan, check_manifest, derive_green, plan_colors, pod_labels
+from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
+from prefect_greenlight.tasks.kube.permissions import needed, require
+from prefect_greenlight.tasks.spec import BlueGreenSpec, CleanupMode, RollbackGreen
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    spec: BlueGreenSpec
+    release_id: str
+    colors: ColorPlan
+    green_manifest: dict
+    green_existed: bool
+    green_replicas_before: int  # 0 when green did not exist
+    blue_replicas: int
+    blue_image: str
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def namespace(self) -> str:
+        return self.spec.namespace
+
+    @property
+    def green_replicas(self) -> int:
+        return int(self.green_manifest.get("spec", {}).get("replicas", 1))
+
+    @property
+    def green_images(self) -> list[str]:
+        return [c["image"] for c in self.green_manifest["spec"]["template"]["spec"]["containers"]]
+
+    def summary(self) -> dict:
+        return {
+            "release_id": self.release_id, "namespace": self.namespace, "service": self.colors.service,
+            "blue": self.colors.blue, "green": self.colors.green, "color_keys": list(self.colors.color_keys),
+            "selector_now": self.colors.blue_selector, "selector_after": self.colors.green_selector,
+            "blue_image": self.blue_image, "green_images": self.green_images, "blue_replicas": self.blue_replicas,
+            "green_replicas": self.green_replicas, "green_existed": self.green_existed,
+            "already_live": self.colors.already_live, "cleanup": self.spec.cleanup.mode.value,
+            "scale_down_delay_s": self.spec.cleanup.delay_s, "approval": self.spec.approval.mode.value,
+            "preview_service": self.spec.preview_service or "", "warnings": list(self.warnings),
+        }
+
+
+def new_release_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def _first_image(deployment: dict) -> str:
+    return deployment["spec"]["template"]["spec"]["containers"][0].get("image", "")
+
+
+def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) -> ReleasePlan:
+    """Decide the plan or raise BadInput naming every problem. Reads only; the server-side dry run of the green
+    manifest lets the apiserver itself validate it (admission, schema) without persisting anything."""
+    ns = spec.namespace
+    if not namespace_exists(kube, ns):
+        raise BadInput(f"namespace {ns!r} not found")
+    require(kube, ns, needed(port_forward=bool(spec.smoke) or spec.post_switch.window_s > 0,
+                             manage_services=bool(spec.preview_service),
+                             deletes=spec.on_failure is RollbackGreen.DELETE or spec.cleanup.mode is CleanupMode.DELETE))
+    service = read(kube, "Service", ns, spec.service)
+    if service is None:
+        raise BadInput(f"Service {spec.service!r} not found in namespace {ns!r}")
+    deployments = list_objects(kube, "Deployment", ns)
+    by_name = {d["metadata"]["name"]: d for d in deployments}
+    selector = service.get("spec", {}).get("selector") or {}
+
+    if spec.manifest is not None:
+        problems = check_manifest(spec.manifest, ns)
+        if problems:
+            raise BadInput(problems)
+        green = spec.manifest
+    else:
+        if not selector:
+            raise BadInput(f"Service {spec.service!r} has no selector: greenlight switches traffic by changing it")
+        live = [d for d in deployments if all(pod_labels(d).get(k) == v for k, v in selector.items())]
+        if len(live) != 1:
+            names = ", ".join(d["metadata"]["name"] for d in live) or "none"
+            raise BadInput(f"Service {spec.service!r} selector {selector} must match exactly one Deployment to "
+                           f"derive green from; it matches {len(live)} ({names})")
+        green = derive_green(live[0], spec.image, spec.container, spec.color_key, spec.green_value, selector)
+
+    colors = plan_colors(service, deployments, green)
+    if not colors.already_live and colors.green == colors.blue:
+        raise BadInput(f"green Deployment {colors.green!r} is the live (blue) Deployment: green equals blue")
+    blue = by_name.get(colors.blue)
+    if blue is None and not colors.already_live:
+        raise BadInput(f"Deployment {colors.blue!r} not found")
+    existing_green = by_name.get(colors.green)
+    warnings = []
+    green_match = (green.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+    if blue is not None and green_match and all(pod_labels(blue).get(k) == v for k, v in green_match.items()):
+        warnings.append(f"green's selector {green_match} also matches blue's pods: the Deployments overlap")
+    if spec.preview_service:
+        preview = read(kube, "Service", ns, spec.preview_service)
+        if preview and (preview.get("metadata", {}).get("annotations") or {}).get(
+                "greenlight.io/preview-of") != spec.service:
+            raise BadInput(f"preview Service {spec.preview_service!r} exists and is not managed by greenlight")
+    try:
+        apply_deployment(kube, ns, green, dry_run=True)
+    except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
+        raise BadInput(f"the apiserver rejects green Deployment {colors.green!r}: {exc}") from exc
+    return ReleasePlan(
+        spec=spec, release_id=release_id or spec.release_id or new_release_id(), colors=colors,
+        green_manifest=green, green_existed=existing_green is not None,
+        green_replicas_before=int((existing_green or {}).get("spec", {}).get("replicas", 0) or 0),
+        blue_replicas=int((blue or {}).get("spec", {}).get("replicas", 0) or 0),
+        blue_image=_first_image(blue) if blue else "", warnings=tuple(warnings))

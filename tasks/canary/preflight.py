@@ -1,0 +1,140 @@
+"""Step 1 of a canary release: read the Service and both Deployments, decide the canary manifest and the
+replica plan, and refuse (BadInput, nothing changed) when the spec or the cluster state is wrong.
+
+Derived canary (image mode): a copy of stable with name `spec.canary_name_or_default`, one container's image
+replaced, and `greenlight.io/track: canary` added to the pod template labels AND the selector, so the canary's
+selector does not select stable's pods. (Stable's selector may still select the canary's pods when it is only
+`app: my-app`; this is the tutorial's situation, harmless because ReplicaSets select by pod-template-hash and
+greenlight attributes pods by owner references. It is reported as a warning.)
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, step_plan
+from prefect_greenlight.tasks.decisions.colors import check_manifest, pod_labels, selector_matches, set_image
+from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
+from prefect_greenlight.tasks.kube.permissions import needed, require
+from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, CanarySpec
+
+
+@dataclass(frozen=True)
+class CanaryPlan:
+    spec: CanarySpec
+    release_id: str
+    canary: str
+    canary_manifest: dict
+    canary_existed: bool
+    total: int
+    steps: tuple[StepCounts, ...]
+    stable_image: str
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def namespace(self) -> str:
+        return self.spec.namespace
+
+    @property
+    def service(self) -> str:
+        return self.spec.service
+
+    @property
+    def stable(self) -> str:
+        return self.spec.stable
+
+    @property
+    def canary_images(self) -> list[str]:
+        return [c["image"] for c in self.canary_manifest["spec"]["template"]["spec"]["containers"]]
+
+    def summary(self) -> dict:
+        return {"release_id": self.release_id, "namespace": self.namespace, "service": self.service,
+                "stable": self.stable, "canary": self.canary, "total": self.total,
+                "stable_image": self.stable_image, "canary_images": self.canary_images,
+                "steps": [s.describe() for s in self.steps], "warnings": list(self.warnings)}
+
+
+def new_release_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def derive_canary(stable: dict, image: str, name: str, container: str | None) -> dict:
+    """The canary manifest from the live stable Deployment: name, image and the track label changed."""
+    spec = copy.deepcopy(stable.get("spec") or {})
+    for key in ("revisionHistoryLimit", "paused"):
+        spec.pop(key, None)
+    spec.setdefault("selector", {}).setdefault("matchLabels", {})[TRACK_LABEL] = "canary"
+    spec["template"].setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = "canary"
+    set_image(spec, stable["metadata"]["name"], image, container)
+    labels = dict(stable["metadata"].get("labels") or {})
+    labels[TRACK_LABEL] = "canary"
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels}, "spec": spec}
+
+
+def _service_problems(service: dict, stable: dict, canary: dict) -> list[str]:
+    name = service["metadata"]["name"]
+    selector = service.get("spec", {}).get("selector") or {}
+    if not selector:
+        return [f"Service {name!r} has no selector: it must select both versions (e.g. only the app label)"]
+    problems = []
+    if not selector_matches(selector, pod_labels(stable)):
+        problems.append(f"Service {name!r} selector {selector} does not select stable "
+                        f"{stable['metadata']['name']!r} (pod labels {pod_labels(stable)})")
+    if not selector_matches(selector, pod_labels(canary)):
+        problems.append(f"Service {name!r} selector {selector} selects nothing of canary "
+                        f"{canary['metadata']['name']!r} (pod labels {pod_labels(canary)}): it would never get traffic")
+    return problems
+
+
+def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> CanaryPlan:
+    """Decide the plan or raise BadInput naming every problem. Reads only (plus a server-side dry run)."""
+    ns = spec.namespace
+    if not namespace_exists(kube, ns):
+        raise BadInput(f"namespace {ns!r} not found")
+    require(kube, ns, needed(port_forward=spec.analysis.http is not None, manage_services=False, deletes=True))
+    service = read(kube, "Service", ns, spec.service)
+    if service is None:
+        raise BadInput(f"Service {spec.service!r} not found in namespace {ns!r}")
+    deployments = {d["metadata"]["name"]: d for d in list_objects(kube, "Deployment", ns)}
+    stable = deployments.get(spec.stable)
+    if stable is None:
+        raise BadInput(f"stable Deployment {spec.stable!r} not found in namespace {ns!r}")
+    if spec.manifest is not None:
+        problems = check_manifest(spec.manifest, ns)
+        if problems:
+            raise BadInput(problems)
+        canary = copy.deepcopy(spec.manifest)
+    else:
+        canary = derive_canary(stable, spec.image, spec.canary_name_or_default, spec.container)
+    name = canary["metadata"]["name"]
+    if name == spec.stable:
+        raise BadInput(f"the canary Deployment {name!r} is the stable one: give the canary another name")
+    problems = _service_problems(service, stable, canary)
+    if problems:
+        raise BadInput(problems)
+    total = spec.total or int(stable.get("spec", {}).get("replicas", 0) or 0)
+    if total < 1:
+        raise BadInput(f"stable {spec.stable!r} has {total} replicas: give --total (the pods of both versions)")
+    warnings = []
+    for a, b in ((stable, canary), (canary, stable)):
+        match = (a.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+        if overlapping(match, pod_labels(b)):
+            warnings.append(f"{a['metadata']['name']}'s selector {match} also matches {b['metadata']['name']}'s "
+                            "pods: the Deployments overlap (pods are attributed by owner references)")
+    existing = deployments.get(name)
+    replicas = step_plan(total, spec.steps)[0].canary
+    canary["spec"]["replicas"] = replicas
+    try:
+        apply_deployment(kube, ns, canary, dry_run=True)
+    except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
+        raise BadInput(f"the apiserver rejects canary Deployment {name!r}: {exc}") from exc
+    return CanaryPlan(spec=spec, release_id=release_id or spec.release_id or new_release_id(), canary=name,
+                      canary_manifest=canary, canary_existed=existing is not None, total=total,
+                      steps=tuple(step_plan(total, spec.steps)),
+                      stable_image=stable["spec"]["template"]["spec"]["containers"][0].get("image", ""),
+                      warnings=tuple(warnings))

@@ -1,0 +1,79 @@
+"""Pure decisions of a canary release: replica counts per step, and whether the Service's EndpointSlices hold
+exactly the expected split. No I/O here; table-tested in tests/unit/test_canary_plan.py.
+
+Without a traffic router the traffic weight is approximated by replica counts (Argo Rollouts' basic canary):
+a Service selecting both versions spreads connections roughly evenly over all ready endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect_greenlight.tasks.decisions.endpoints import OTHER, EndpointCounts
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    percent: int
+    canary: int
+    stable: int
+
+    def describe(self) -> str:
+        return f"{self.percent} %: {self.canary} canary / {self.stable} stable"
+
+
+def replica_counts(total: int, percent: int) -> StepCounts:
+    """Canary and stable replicas for one step.
+
+    Rounding (Argo Rollouts' CalculateReplicaCountsForBasicCanary, without a traffic router):
+      canary = round-half-up(total * percent / 100), at least 1 once percent > 0, at most total;
+      stable = total - canary, for every step (so 10 % of 10 -> 1 canary / 9 stable, 41 % of 10 -> 4 / 6).
+
+    The tutorial's first step shows 1 canary BESIDE 10 stable (11 pods). We keep the sum at `total` instead,
+    so the ratio is exact at every step and the last step ends with exactly `total` canary pods. Capacity
+    never drops below `total` anyway: each step scales the canary up and waits until it is READY before it
+    scales stable down, so during a step the Service briefly has total + delta ready pods, never fewer than
+    total. Integer arithmetic only (no float rounding surprises): round-half-up(x/100) = (x + 50) // 100.
+    """
+    if total < 1:
+        raise ValueError(f"total must be >= 1, got {total}")
+    if not 0 <= percent <= 100:
+        raise ValueError(f"percent must be 0..100, got {percent}")
+    canary = (total * percent + 50) // 100
+    if percent > 0:
+        canary = max(canary, 1)
+    canary = min(canary, total)
+    return StepCounts(percent, canary, total - canary)
+
+
+def step_plan(total: int, steps: list[int] | tuple[int, ...]) -> list[StepCounts]:
+    """Counts for every step. Steps whose counts equal the previous step's are kept (their analysis and pause
+    still happen); with total 1 every step is 1 canary / 0 stable."""
+    return [replica_counts(total, p) for p in steps]
+
+
+@dataclass(frozen=True)
+class SplitVerdict:
+    ok: bool
+    message: str
+    canary_ready: int
+    stable_ready: int
+
+
+def split_verdict(counts: EndpointCounts, canary: str, stable: str, want: StepCounts) -> SplitVerdict:
+    """The Service's READY endpoints are exactly `want.canary` pods of `canary` and `want.stable` of `stable`,
+    and nothing else. Not-ready endpoints (terminating pods of a scale-down) are ignored."""
+    c, s = counts.ready.get(canary, 0), counts.ready.get(stable, 0)
+    strays = {k: v for k, v in counts.ready.items() if k not in (canary, stable)}
+    if strays:
+        names = ", ".join(f"{v} of {'unknown owners' if k == OTHER else k}" for k, v in sorted(strays.items()))
+        return SplitVerdict(False, f"Service has ready endpoints outside {canary}/{stable}: {names}", c, s)
+    if (c, s) != (want.canary, want.stable):
+        return SplitVerdict(False, f"{c} canary / {s} stable ready endpoints, want {want.canary} / {want.stable}",
+                            c, s)
+    return SplitVerdict(True, f"{c} canary / {s} stable ready endpoints", c, s)
+
+
+def overlapping(selector_a: dict[str, str], labels_b: dict[str, str]) -> bool:
+    """Does selector A also select pods labelled B? (Overlapping Deployment selectors: a warning, not an error.)"""
+    return bool(selector_a) and all(labels_b.get(k) == v for k, v in selector_a.items())

@@ -1,0 +1,68 @@
+"""Rollback as an explicit compensation stack: every change a release makes pushes the step that undoes it;
+on failure the stack unwinds newest first. Each undo step re-reads the cluster and decides for itself whether
+it is safe (pure functions below), so a failed switch-back can never be followed by removing the version that is
+still serving.
+
+(Prefect transactions were not used: a task with retries inside one rolls the transaction back on its first
+failed attempt even when a retry then succeeds.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
+from prefect_greenlight.tasks.errors import UndoOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UndoStack:
+    steps: list[tuple[str, Callable[[], str]]] = field(default_factory=list)
+
+    def push(self, name: str, undo: Callable[[], str]) -> None:
+        self.steps.append((name, undo))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def unwind(self) -> list[UndoOutcome]:
+        """Run every undo step, newest first; a failing step is recorded and the next one still runs (each step
+        checks its own safety)."""
+        outcomes = []
+        while self.steps:
+            name, undo = self.steps.pop()
+            try:
+                outcomes.append(UndoOutcome(name, True, undo()))
+            except Exception as exc:  # noqa: BLE001 - reported, never swallowed silently
+                log.error("undo step %r failed: %s", name, exc)
+                outcomes.append(UndoOutcome(name, False, str(exc)))
+        return outcomes
+
+
+def may_remove(service: dict | None, deployment: dict | None) -> tuple[bool, str]:
+    """A Deployment may be scaled down or deleted only while the Service does not select its pods."""
+    if deployment is None:
+        return True, "already gone"
+    if service is None:
+        return True, "the Service is gone"
+    selector = service.get("spec", {}).get("selector") or {}
+    if selector_matches(selector, pod_labels(deployment)):
+        return False, (f"Service {service['metadata']['name']} still selects {deployment['metadata']['name']} "
+                       f"({selector}); refusing to remove it")
+    return True, "not selected by the Service"
+
+
+def may_switch_back(blue: dict | None, blue_name: str) -> tuple[bool, str]:
+    """Switching back is only safe when blue has ready pods to take the traffic."""
+    if blue is None:
+        return False, f"Deployment {blue_name} no longer exists"
+    status = blue.get("status") or {}
+    ready = int(status.get("readyReplicas") or 0)
+    desired = int((blue.get("spec") or {}).get("replicas", 1))
+    if ready == 0:
+        return False, f"Deployment {blue_name} has 0 of {desired} ready replicas; switching back would drop traffic"
+    return True, f"{ready} of {desired} {blue_name} replicas ready"

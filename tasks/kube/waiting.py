@@ -1,0 +1,106 @@
+"""The two waits of a release, watch-based, each a pure decision re-made on every change:
+wait until a Deployment's rollout is done (or doomed), and wait until a Service's EndpointSlices hold only one
+Deployment's ready pods.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prefect_greenlight.tasks.decisions.endpoints import EndpointVerdict, deployment_of_pods, only, tally
+from prefect_greenlight.tasks.decisions.rollout import DoomReason, RolloutStatus, Verdict, rollout_status
+from prefect_greenlight.tasks.errors import PermanentError
+from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.kube.watching import Watcher
+from prefect_greenlight.tasks.spec import Deadlines
+
+Progress = Callable[[str], None]
+
+
+def label_selector(match_labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+
+
+def wait_rollout(kube: Kube, namespace: str, name: str, deadlines: Deadlines, timeout_s: float,
+                 progress: Progress = lambda _: None) -> RolloutStatus:
+    """Block until the Deployment's rollout is DONE or DOOMED; a deadline turns WAITING into DOOMED."""
+    last: list[RolloutStatus] = []
+    reported: list[str] = []
+    with Watcher() as w:
+        deps = w.watch(kube.apps.list_namespaced_deployment, namespace=namespace,
+                       field_selector=f"metadata.name={name}")
+        # All ReplicaSets and pods of the namespace: ownership, not labels, decides what is whose.
+        rss = w.watch(kube.apps.list_namespaced_replica_set, namespace=namespace)
+        pods = w.watch(kube.core.list_namespaced_pod, namespace=namespace)
+
+        def decide() -> RolloutStatus | None:
+            found = deps.items()
+            if not found:
+                return RolloutStatus(Verdict.DOOMED, f"Deployment {namespace}/{name} does not exist (deleted?)",
+                                     reason=DoomReason.REPLICA_FAILURE)
+            status = rollout_status(found[0], rss.items(), pods.items(), time.time(), deadlines)
+            last[:] = [status]
+            return None if status.verdict is Verdict.WAITING else status
+
+        def report() -> None:
+            if last and (not reported or reported[-1] != last[0].message):
+                reported.append(last[0].message)
+                progress(f"{name}: {last[0].message}")
+
+        result = w.wait_for(decide, timeout_s, on_change=report)
+        health = w.health()
+    if result is not None:
+        return result
+    message = (last[0].message if last else "no status observed") + (f"; {health}" if health else "")
+    counts = dict(desired=last[0].desired, updated=last[0].updated, available=last[0].available) if last else {}
+    return RolloutStatus(Verdict.DOOMED, f"Deployment {name} not ready within {timeout_s:.0f} s: {message}",
+                         reason=DoomReason.PROGRESS_DEADLINE, **counts)
+
+
+def require_ready(kube: Kube, namespace: str, name: str, deadlines: Deadlines, subject: str = "",
+                  progress: Progress = lambda _: None) -> str:
+    """wait_rollout within deadlines.ready_s; PermanentError naming the reason when it will not be ready."""
+    status = wait_rollout(kube, namespace, name, deadlines, deadlines.ready_s, progress=progress)
+    if status.verdict is not Verdict.DONE:
+        reason = status.reason.value if status.reason else "not ready"
+        raise PermanentError(f"{subject or name} will not become ready ({reason}): {status.message}")
+    return status.message
+
+
+def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str):
+    """Start the three watches an endpoint verdict needs; returns a function computing EndpointCounts."""
+    slices = w.watch(kube.discovery.list_namespaced_endpoint_slice, namespace=namespace,
+                     label_selector=f"kubernetes.io/service-name={service}")
+    deps = w.watch(kube.apps.list_namespaced_deployment, namespace=namespace)
+    rss = w.watch(kube.apps.list_namespaced_replica_set, namespace=namespace)
+    pods = w.watch(kube.core.list_namespaced_pod, namespace=namespace)
+
+    def counts():
+        return tally(slices.items(), deployment_of_pods(pods.items(), rss.items(), deps.items()))
+
+    return counts
+
+
+def wait_endpoints(kube: Kube, namespace: str, service: str, target: str, desired: int, timeout_s: float,
+                   progress: Progress = lambda _: None) -> EndpointVerdict:
+    """Block until the Service's ready endpoints are only `target`'s pods, at least `desired` of them."""
+    last: list[EndpointVerdict] = []
+    with Watcher() as w:
+        counts = endpoints_now(kube, w, namespace, service)
+
+        def decide() -> EndpointVerdict | None:
+            verdict = only(counts(), target, desired)
+            if not last or last[-1].message != verdict.message:
+                progress(f"Service {service}: {verdict.counts.describe()}")
+            last[:] = [verdict]
+            return verdict if verdict.ok else None
+
+        result = w.wait_for(decide, timeout_s)
+        health = w.health()
+    if result is not None:
+        return result
+    final = last[0] if last else None
+    msg = (final.message if final else "no EndpointSlices observed") + (f"; {health}" if health else "")
+    return EndpointVerdict(False, f"not verified within {timeout_s:.0f} s: {msg}",
+                           final.counts if final else None)  # type: ignore[arg-type]

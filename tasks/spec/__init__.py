@@ -1,0 +1,32 @@
+"""What the user asks for: the typed release specs. `common` holds the shared types (names, image references,
+deadlines), `blue_green` and `canary` one spec each, `loading` turns YAML and dicts into specs or BadInput.
+The names most code needs are re-exported here.
+"""
+
+from prefect_greenlight.tasks.spec.blue_green import (
+    Approval,
+    ApprovalMode,
+    BlueGreenSpec,
+    Cleanup,
+    CleanupMode,
+    PostSwitch,
+    RollbackGreen,
+    SmokeCheck,
+)
+from prefect_greenlight.tasks.spec.common import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    Deadlines,
+    ImageRef,
+    Name,
+    Seconds,
+    SpecModel,
+    valid_image,
+)
+from prefect_greenlight.tasks.spec.loading import load_yaml_documents, parse_spec
+
+__all__ = [
+    "Approval", "ApprovalMode", "BlueGreenSpec", "Cleanup", "CleanupMode", "DNS1123_LABEL", "DNS1123_SUBDOMAIN",
+    "Deadlines", "ImageRef", "Name", "PostSwitch", "RollbackGreen", "Seconds", "SmokeCheck", "SpecModel",
+    "load_yaml_documents", "parse_spec", "valid_image",
+]
