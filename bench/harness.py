@@ -38,33 +38,37 @@ BENCH_SA = "bench"
 os.environ["DO_NOT_TRACK"] = "1"
 
 
-# The greenlight code under measurement: the working tree by default, or a directory holding `flows/` and `tasks/`
-# (a `git archive` of one commit, or a scratch copy with a prototyped cut): see use_code().
+# The greenlight code under measurement: the working tree by default, or a directory holding the import package
+# `prefect_greenlight/{flows,tasks,cli}` (a `git archive` of one commit, or a scratch copy with a prototyped cut):
+# see use_code(). prefect_greenlight is a namespace package, so a directory first on sys.path is found before the
+# editable install's finder.
 CODE = ROOT
 
 
 def use_code(path: str | None) -> Path:
     """Measure the greenlight code in `path` (children get it first on PYTHONPATH and as their working directory;
-    this process imports `tasks.*` from it too)."""
+    this process imports `prefect_greenlight.*` from it too)."""
     global CODE
     if path:
         CODE = Path(path).resolve()
-        check((CODE / "flows" / "cli.py").exists(), f"{CODE} holds no cli/main.py")
+        check((CODE / "prefect_greenlight" / "cli" / "main.py").exists(),
+              f"{CODE} holds no prefect_greenlight/cli/main.py")
         sys.path.insert(0, str(CODE))
     return CODE
 
 
 def snapshot(commit: str = "HEAD") -> Path:
-    """flows/, tasks/ and examples/ of `commit` in /tmp/greenlight-<sha> (+ a COMMIT file): stable code to measure
-    while others edit the working tree."""
+    """flows/, tasks/ and cli/ of `commit` as /tmp/greenlight-<sha>/prefect_greenlight/, examples/ beside them
+    (+ a COMMIT file): stable code to measure while others edit the working tree."""
     sha = subprocess.run(["git", "rev-parse", "--short", commit], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()
     out = Path(tempfile.gettempdir()) / f"greenlight-{sha}"
     if not (out / "COMMIT").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", sha, "flows", "tasks", "examples"], cwd=ROOT, check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+        (out / "prefect_greenlight").mkdir(parents=True, exist_ok=True)
+        for part, dest in (("flows tasks cli", out / "prefect_greenlight"), ("examples", out)):
+            archive = subprocess.run(["git", "archive", sha, *part.split()], cwd=ROOT, check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
         (out / "COMMIT").write_text(f"commit {sha}\n")
     return out
 
@@ -75,9 +79,9 @@ def code_version() -> str:
         marker = CODE / "COMMIT"
         return f"{CODE} ({marker.read_text().strip() if marker.exists() else 'not a git archive'})"
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "flows", "tasks"], cwd=ROOT, capture_output=True,
+    dirty = subprocess.run(["git", "status", "--porcelain", "flows", "tasks", "cli"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
-    return f"working tree at {head.strip()}" + (" with uncommitted changes in flows/ or tasks/" if dirty else "")
+    return f"working tree at {head.strip()}" + (" with uncommitted changes in flows/, tasks/ or cli/" if dirty else "")
 
 
 class BenchError(RuntimeError):

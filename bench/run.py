@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     con.add_argument("--limit", type=int, default=0, help="threads: at most this many at once (0: all)")
     con.add_argument("--databases", default="sqlite", help="comma list of: sqlite, postgres (the server's database)")
     sub.add_parser("canary").add_argument("--runs", type=int, default=3)
+    sc = sub.add_parser("scale")
+    sc.add_argument("--runs", type=int, default=1)
+    sc.add_argument("--replicas", default="3,30,150", help="comma list of blue's replica counts")
     abp = sub.add_parser("ab")
     abp.add_argument("--a", required=True, help="code directory of version A (the baseline)")
     abp.add_argument("--b", required=True, help="code directory of version B (a prototype)")
@@ -74,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.canary import run
 
             out = run(args.runs, tag=args.tag)
+        elif args.what == "scale":
+            from bench.scale import run
+
+            out = run(args.runs, tuple(int(n) for n in args.replicas.split(",")), tag=args.tag)
         elif args.what == "ab":
             from bench.release import ab
 

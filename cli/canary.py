@@ -79,7 +79,8 @@ def build_canary_spec(args: argparse.Namespace, namespace: str | None) -> Canary
                         ("release_id", args.release_id), ("analysis.failure_limit", args.failure_limit)):
         set_path(data, path, value)
     if args.no_analysis:
-        data.setdefault("analysis", {})["http"] = None
+        set_path(data, "analysis.http", {})  # BadInput if the spec file's analysis is not a mapping
+        data["analysis"]["http"] = None
     else:
         for path, value in (("path", args.analysis_path), ("port", args.analysis_port),
                             ("min_success_rate", args.min_success_rate), ("max_latency_ms", args.max_latency_ms)):

@@ -11,12 +11,16 @@ from prefect_greenlight.tasks.spec import load_yaml_documents
 
 
 def set_path(d: dict, path: str, value: Any) -> None:
-    """d["a"]["b"] = value for path "a.b"; None leaves the field alone."""
+    """d["a"]["b"] = value for path "a.b"; None leaves the field alone. A spec file whose "a" is not a mapping is
+    BadInput naming the field (a flag cannot set a field inside a number or a list)."""
     if value is None:
         return
     *parents, leaf = path.split(".")
-    for p in parents:
+    for i, p in enumerate(parents):
         d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise BadInput(f"spec: {'.'.join(parents[:i + 1])}: is a {type(d).__name__}, not a mapping "
+                           f"(cannot set {path})")
     d[leaf] = value
 
 
@@ -40,3 +44,8 @@ def base_spec(args: argparse.Namespace, what: str) -> dict[str, Any]:
         data["image"] = args.image
         data.pop("manifest", None)
     return data
+
+
+def port_flag(value: str) -> int | str:
+    """--smoke-port and friends: a number stays a number, anything else is a port name (the spec validates it)."""
+    return int(value) if value.isdigit() else value

@@ -9,6 +9,7 @@ from prefect_greenlight.tasks.canary.steps import read_progress
 from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
 from prefect_greenlight.tasks.decisions.endpoints import deployment_of_pods, tally
 from prefect_greenlight.tasks.decisions.lease import decide
+from prefect_greenlight.tasks.decisions.workload import selector_query
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.record.annotations import read_record
@@ -33,8 +34,9 @@ def service_status(kube: Kube, namespace: str, service: str) -> dict:
                          "ready": int((d.get("status") or {}).get("readyReplicas") or 0),
                          "image": d["spec"]["template"]["spec"]["containers"][0].get("image", "")})
     slices = list_objects(kube, "EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
-    owners = deployment_of_pods(list_objects(kube, "Pod", namespace), list_objects(kube, "ReplicaSet", namespace),
-                                deployments)
+    scope = selector_query({"matchLabels": selector} if selector else None)
+    owners = deployment_of_pods(list_objects(kube, "Pod", namespace, scope),
+                                list_objects(kube, "ReplicaSet", namespace, scope), deployments)
     lease = read(kube, "Lease", namespace, f"greenlight-{service}")
     lock = decide(lease, "", time.time()) if lease else None
     return {

@@ -6,10 +6,11 @@
      (preview)      optionally point a preview Service at green
   4. smoke test     every green pod through port-forward
   5. approval       optional pause with a form in the Prefect UI
+     (autoscaler)   when an HPA scales blue, green gets an equivalent one (held at blue's count until cleanup)
   6. switch         guarded selector patch blue -> green, release record in the same patch
   7. verify         EndpointSlices hold only green's ready pods
   8. watch          optional post-switch window of repeated checks
-  9. clean up       after the scale-down delay: blue scaled to 0, deleted, or kept
+  9. clean up       after the scale-down delay: blue scaled to 0, deleted, or kept (its HPA recorded, then removed)
 
 Any failure after the first change unwinds the compensation stack (switch back, verified; green removed) and
 the run ends Failed with the original reason and each undo step's outcome. One release per Service at a time
@@ -23,6 +24,7 @@ from typing import Any
 
 from prefect import flow
 
+from prefect_greenlight.tasks.bluegreen.autoscaler import carry_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import cleanup_blue
 from prefect_greenlight.tasks.bluegreen.deploy import apply_green, wait_green_ready
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan, new_release_id, preflight
@@ -103,6 +105,9 @@ def _up_to_switch(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Pr
         s["detail"] = decision.note()
         if not decision.approved:
             raise Rejected(f"promotion {decision.note()}")
+    if plan.blue_hpa:
+        with progress.step("autoscaler") as s:                                                    # (HPA)
+            s["detail"] = carry_autoscaler(kube, plan, undo)
     lock.check()
     with progress.step("switch") as s:                                                            # 6
         s["detail"] = switch_traffic(kube, plan, undo, approval_annotation(decision.approver, decision.note()))

@@ -48,8 +48,9 @@ from prefect_greenlight.tasks.spec.canary import CanarySpec
 RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"
 
 
-def _providers(kube: Kube, spec: CanarySpec) -> list:
-    out: list = [HttpProbe(kube, spec.analysis.http)] if spec.analysis.http else []
+def _providers(kube: Kube, plan: CanaryPlan) -> list:
+    spec = plan.spec
+    out: list = [HttpProbe(kube, spec.analysis.http, service_ports=plan.service_ports)] if spec.analysis.http else []
     return out + [PrometheusQuery(q) for q in spec.analysis.prometheus]
 
 
@@ -90,7 +91,7 @@ class CanaryRun:
         self.record(index, "progressing")
 
     def analyse(self, want: StepCounts) -> None:                                                  # 3d
-        providers = _providers(self.kube, self.spec)
+        providers = _providers(self.kube, self.plan)
         if not providers:
             return
         p = self.plan

@@ -6,6 +6,7 @@ on the Service itself (so it works after a lost Prefect database, or after the r
   3. wait ready          same fail-fast wait as a release
   4. switch back         guarded selector patch, record updated in the same patch
   5. verify              EndpointSlices hold only its ready pods
+     (autoscaler)        its HorizontalPodAutoscaler re-created exactly as recorded, if it had one
   6. clean up            the rolled-back-from Deployment after the delay (scale to 0 by default)
 """
 
@@ -15,12 +16,15 @@ import time
 
 from prefect import flow
 
+from prefect_greenlight.tasks.bluegreen.autoscaler import retire_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import record_manifest
 from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
 from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_selector, now_utc, verify_only
+from prefect_greenlight.tasks.decisions.autoscaling import target_of
 from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
 from prefect_greenlight.tasks.errors import BadInput, PermanentError
+from prefect_greenlight.tasks.kube.autoscaling import apply_hpa, hpa_of
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, connect, read, scale
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
@@ -75,13 +79,26 @@ def _cleanup(kube: Kube, namespace: str, service: str, record: ReleaseRecord, cl
         sleep(cleanup.delay_s)
     if cleanup.mode is CleanupMode.DELETE:
         record_manifest(kube, namespace, service, record.previous_selector, old)
-    return take_out_of_service(kube, namespace, service, live, cleanup.mode.value, 0)
+    retired = retire_autoscaler(kube, namespace, service, live)
+    msg = take_out_of_service(kube, namespace, service, live, cleanup.mode.value, 0)
+    return f"{retired}; {msg}" if retired else msg
+
+
+def _restore_autoscaler(kube: Kube, namespace: str, record: ReleaseRecord) -> str:
+    """The HPA recorded when `target` was taken out of service, re-created exactly (if none scales it now)."""
+    target, recorded = record.previous_deployment, record.previous_hpa
+    if hpa_of(kube, namespace, target) is not None:
+        return f"{target} already has a HorizontalPodAutoscaler"
+    if not recorded or target_of(recorded) != target:
+        return f"no HorizontalPodAutoscaler recorded for {target}"
+    apply_hpa(kube, namespace, recorded)
+    return f"re-created HorizontalPodAutoscaler {recorded['metadata']['name']} for {target} as recorded"
 
 
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
                  sleep=time.sleep) -> dict:
     release_id = "rollback-" + new_release_id()
-    journal = Journal(kube, namespace, service, release_id, "rollback", planned=6)
+    journal = Journal(kube, namespace, service, release_id, "rollback", planned=7)
     timeline = journal.timeline
     with timeline.step("read-record") as s:                                                       # 1
         svc = read(kube, "Service", namespace, service)
@@ -111,6 +128,8 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
             with timeline.step("verify-endpoints") as s:                                          # 5
                 s["detail"] = verify_only(kube, namespace, service, target, int(dep["spec"]["replicas"]),
                                           deadlines.endpoints_s)
+            with timeline.step("autoscaler") as s:
+                s["detail"] = _restore_autoscaler(kube, namespace, record)
             with timeline.step("cleanup") as s:                                                   # 6
                 s["detail"] = _cleanup(kube, namespace, service, record, cleanup, sleep)
                 say(s["detail"])

@@ -12,6 +12,7 @@ import time
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from prefect_greenlight.tasks.bluegreen.autoscaler import retire_autoscaler, settle_autoscaler
 from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
 from prefect_greenlight.tasks.kube.client import Kube, json_patch, read
@@ -48,17 +49,22 @@ def record_manifest(kube: Kube, namespace: str, service: str, live_selector: dic
 @task(name="cleanup-blue", cache_policy=NO_CACHE)
 def cleanup_blue(kube: Kube, plan: ReleasePlan, sleep=time.sleep) -> str:
     mode, delay = plan.spec.cleanup.mode, plan.spec.cleanup.delay_s
-    blue = plan.colors.blue
+    blue, ns, service = plan.colors.blue, plan.namespace, plan.colors.service
     if mode is CleanupMode.KEEP or not blue:
+        settle_autoscaler(kube, ns, plan.colors.green)  # green serves; the HPA's own stabilization takes over
         return f"kept {blue or 'blue'} as it is"
     if delay > 0:
         say(f"waiting {delay:.0f} s (scale-down delay) before taking {blue} out of service")
         sleep(delay)
-    current = read(kube, "Deployment", plan.namespace, blue)
+    current = read(kube, "Deployment", ns, blue)
     if current is None:
+        settle_autoscaler(kube, ns, plan.colors.green)
         return f"{blue} already gone"
     if mode is CleanupMode.DELETE:
-        record_manifest(kube, plan.namespace, plan.colors.service, plan.colors.green_selector, current)
-    msg = take_out_of_service(kube, plan.namespace, plan.colors.service, blue, mode.value, 0)
+        record_manifest(kube, ns, service, plan.colors.green_selector, current)
+    retired = retire_autoscaler(kube, ns, service, blue)
+    msg = take_out_of_service(kube, ns, service, blue, mode.value, 0)
+    settle_autoscaler(kube, ns, plan.colors.green)
+    msg = f"{retired}; {msg}" if retired else msg
     say(msg)
     return msg

@@ -5,11 +5,14 @@ step works from.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of, hpa_problems
 from prefect_greenlight.tasks.decisions.colors import ColorPlan, check_manifest, derive_green, plan_colors, pod_labels
+from prefect_greenlight.tasks.decisions.workload import paused, port_problems, service_warnings
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
 from prefect_greenlight.tasks.kube.permissions import needed, require
@@ -27,6 +30,8 @@ class ReleasePlan:
     blue_replicas: int
     blue_image: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    service_ports: tuple[dict, ...] = ()  # the Service's spec.ports: checks aim at a port's targetPort
+    blue_hpa: dict | None = None  # the HorizontalPodAutoscaler scaling blue; green gets an equivalent
 
     @property
     def namespace(self) -> str:
@@ -50,6 +55,7 @@ class ReleasePlan:
             "already_live": self.colors.already_live, "cleanup": self.spec.cleanup.mode.value,
             "scale_down_delay_s": self.spec.cleanup.delay_s, "approval": self.spec.approval.mode.value,
             "preview_service": self.spec.preview_service or "", "warnings": list(self.warnings),
+            "autoscaler": self.blue_hpa["metadata"]["name"] if self.blue_hpa else "",
         }
 
 
@@ -59,6 +65,79 @@ def new_release_id() -> str:
 
 def _first_image(deployment: dict) -> str:
     return deployment["spec"]["template"]["spec"]["containers"][0].get("image", "")
+
+
+def _green_manifest(spec: BlueGreenSpec, service: dict, deployments: list[dict]) -> tuple[dict, list[str]]:
+    """Green as the spec gives it (manifest) or derived from the live Deployment (image), with warnings."""
+    selector = service.get("spec", {}).get("selector") or {}
+    if spec.manifest is not None:
+        problems = check_manifest(spec.manifest, spec.namespace)
+        if paused(spec.manifest):
+            problems.append("manifest: spec.paused is true: green would never roll out (remove spec.paused)")
+        if problems:
+            raise BadInput(problems)
+        return copy.deepcopy(spec.manifest), []
+    if not selector:
+        raise BadInput(f"Service {spec.service!r} has no selector: greenlight switches traffic by changing it")
+    live = [d for d in deployments if all(pod_labels(d).get(k) == v for k, v in selector.items())]
+    if len(live) != 1:
+        names = ", ".join(d["metadata"]["name"] for d in live) or "none"
+        raise BadInput(f"Service {spec.service!r} selector {selector} must match exactly one Deployment to "
+                       f"derive green from; it matches {len(live)} ({names})")
+    green = derive_green(live[0], spec.image, spec.container, spec.color_key, spec.green_value, selector)
+    warnings = []
+    if paused(green):
+        green["spec"].pop("paused")
+        warnings.append(f"Deployment {live[0]['metadata']['name']!r} is paused (spec.paused); green is created "
+                        "unpaused, blue is left as it is")
+    return green, warnings
+
+
+def _shape_checks(spec: BlueGreenSpec, service: dict, green: dict, blue: dict | None, green_name: str) -> list[str]:
+    """Refuse ports green does not declare; warn about overlapping selectors and the Service's own settings."""
+    ports = (service.get("spec") or {}).get("ports") or []
+    problems = port_problems(green["spec"]["template"].get("spec") or {}, spec.smoke, ports, f"green {green_name!r}")
+    if problems:
+        raise BadInput(problems)
+    warnings = []
+    green_match = (green.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+    if blue is not None and green_match and all(pod_labels(blue).get(k) == v for k, v in green_match.items()):
+        warnings.append(f"green's selector {green_match} also matches blue's pods: the Deployments overlap")
+    return warnings + service_warnings(service, spec.cleanup.delay_s)
+
+
+def _autoscaler(kube: Kube, spec: BlueGreenSpec, blue: dict | None, green: dict, green_name: str) -> tuple[
+        dict | None, list[str]]:
+    """blue's HorizontalPodAutoscaler, if any (refusing shapes greenlight cannot carry over), and green's replicas
+    raised to blue's current count when the manifest asks for fewer: green takes blue's whole load at once."""
+    hpas = list_objects(kube, "HorizontalPodAutoscaler", spec.namespace)
+    blue_name = (blue or {}).get("metadata", {}).get("name", "")
+    problems = hpa_problems(hpas, blue_name, green_name)
+    if problems:
+        raise BadInput(problems)
+    found = autoscalers_of(hpas, blue_name) if blue else []
+    if not found:
+        return None, []
+    require(kube, spec.namespace, [p for p in needed(port_forward=False, manage_services=False, deletes=False,
+                                                     autoscaler=True) if p.resource == "horizontalpodautoscalers"])
+    current = int(blue["spec"].get("replicas", 1))
+    asked = int(green["spec"].get("replicas", 1))
+    warnings = [f"HorizontalPodAutoscaler {found[0]['metadata']['name']!r} scales blue {blue_name!r}: green gets "
+                "an equivalent before the switch; blue's is removed when blue is taken out of service"]
+    if asked < current:
+        green["spec"]["replicas"] = current
+        warnings.append(f"the green manifest asks for {asked} replicas; blue runs {current} (autoscaled): green "
+                        f"starts at {current}")
+    return found[0], warnings
+
+
+def _check_preview(kube: Kube, spec: BlueGreenSpec) -> None:
+    if not spec.preview_service:
+        return
+    preview = read(kube, "Service", spec.namespace, spec.preview_service)
+    if preview and (preview.get("metadata", {}).get("annotations") or {}).get(
+            "greenlight.io/preview-of") != spec.service:
+        raise BadInput(f"preview Service {spec.preview_service!r} exists and is not managed by greenlight")
 
 
 def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) -> ReleasePlan:
@@ -75,46 +154,25 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         raise BadInput(f"Service {spec.service!r} not found in namespace {ns!r}")
     deployments = list_objects(kube, "Deployment", ns)
     by_name = {d["metadata"]["name"]: d for d in deployments}
-    selector = service.get("spec", {}).get("selector") or {}
-
-    if spec.manifest is not None:
-        problems = check_manifest(spec.manifest, ns)
-        if problems:
-            raise BadInput(problems)
-        green = spec.manifest
-    else:
-        if not selector:
-            raise BadInput(f"Service {spec.service!r} has no selector: greenlight switches traffic by changing it")
-        live = [d for d in deployments if all(pod_labels(d).get(k) == v for k, v in selector.items())]
-        if len(live) != 1:
-            names = ", ".join(d["metadata"]["name"] for d in live) or "none"
-            raise BadInput(f"Service {spec.service!r} selector {selector} must match exactly one Deployment to "
-                           f"derive green from; it matches {len(live)} ({names})")
-        green = derive_green(live[0], spec.image, spec.container, spec.color_key, spec.green_value, selector)
-
+    green, warnings = _green_manifest(spec, service, deployments)
     colors = plan_colors(service, deployments, green)
     if not colors.already_live and colors.green == colors.blue:
         raise BadInput(f"green Deployment {colors.green!r} is the live (blue) Deployment: green equals blue")
     blue = by_name.get(colors.blue)
     if blue is None and not colors.already_live:
         raise BadInput(f"Deployment {colors.blue!r} not found")
-    existing_green = by_name.get(colors.green)
-    warnings = []
-    green_match = (green.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
-    if blue is not None and green_match and all(pod_labels(blue).get(k) == v for k, v in green_match.items()):
-        warnings.append(f"green's selector {green_match} also matches blue's pods: the Deployments overlap")
-    if spec.preview_service:
-        preview = read(kube, "Service", ns, spec.preview_service)
-        if preview and (preview.get("metadata", {}).get("annotations") or {}).get(
-                "greenlight.io/preview-of") != spec.service:
-            raise BadInput(f"preview Service {spec.preview_service!r} exists and is not managed by greenlight")
+    warnings += _shape_checks(spec, service, green, blue, colors.green)
+    blue_hpa, hpa_warnings = _autoscaler(kube, spec, blue, green, colors.green)
+    _check_preview(kube, spec)
     try:
         apply_deployment(kube, ns, green, dry_run=True)
     except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
         raise BadInput(f"the apiserver rejects green Deployment {colors.green!r}: {exc}") from exc
+    existing_green = by_name.get(colors.green)
     return ReleasePlan(
         spec=spec, release_id=release_id or spec.release_id or new_release_id(), colors=colors,
         green_manifest=green, green_existed=existing_green is not None,
         green_replicas_before=int((existing_green or {}).get("spec", {}).get("replicas", 0) or 0),
         blue_replicas=int((blue or {}).get("spec", {}).get("replicas", 0) or 0),
-        blue_image=_first_image(blue) if blue else "", warnings=tuple(warnings))
+        blue_image=_first_image(blue) if blue else "", warnings=tuple(warnings + hpa_warnings), blue_hpa=blue_hpa,
+        service_ports=tuple((service.get("spec") or {}).get("ports") or []))

@@ -25,10 +25,16 @@ from prefect_greenlight.tasks.spec import SmokeCheck
 MAX_PARALLEL = 8
 
 
-def check_pod(kube: Kube, pod: dict, check: SmokeCheck, sleep: Callable[[float], None] = time.sleep) -> SmokeResult:
-    """Try `check.attempts` times; the pod passes on the first passing answer."""
+def check_pod(kube: Kube, pod: dict, check: SmokeCheck, service_ports: tuple[dict, ...] = (),
+              sleep: Callable[[float], None] = time.sleep) -> SmokeResult:
+    """Try `check.attempts` times; the pod passes on the first passing answer. The port is the Service port's
+    targetPort as this pod declares it, unless the check names one."""
     name, ns = pod["metadata"]["name"], pod["metadata"]["namespace"]
-    target = Target(ns, name, container_port(pod, check))
+    port = container_port(pod, check, service_ports)
+    if port is None:
+        return SmokeResult(name, check.path, False, 0, failure=SmokeFailure.UNREACHABLE,
+                           detail=f"pod declares no port named {check.port or check.service_port!r}")
+    target = Target(ns, name, port)
     failure, detail, status, latency = SmokeFailure.UNREACHABLE, "", None, None
     with Tunnel(kube, target) as tunnel, requests.Session() as session:
         for attempt in range(1, check.attempts + 1):
@@ -52,7 +58,7 @@ def check_pod(kube: Kube, pod: dict, check: SmokeCheck, sleep: Callable[[float],
 def run_checks(kube: Kube, pods: list[dict], plan: ReleasePlan) -> list[SmokeResult]:
     jobs = [(pod, check) for check in plan.spec.smoke for pod in pods[: check.pods or len(pods)]]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(jobs)))) as pool:
-        return list(pool.map(lambda job: check_pod(kube, job[0], job[1]), jobs))
+        return list(pool.map(lambda job: check_pod(kube, job[0], job[1], plan.service_ports), jobs))
 
 
 @task(name="smoke-test", cache_policy=NO_CACHE)

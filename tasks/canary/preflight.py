@@ -15,8 +15,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, step_plan
 from prefect_greenlight.tasks.decisions.colors import check_manifest, pod_labels, selector_matches, set_image
+from prefect_greenlight.tasks.decisions.workload import paused, port_problems
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
 from prefect_greenlight.tasks.kube.permissions import needed, require
@@ -34,6 +36,7 @@ class CanaryPlan:
     steps: tuple[StepCounts, ...]
     stable_image: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    service_ports: tuple[dict, ...] = ()  # the Service's spec.ports: analysis aims at a port's targetPort
 
     @property
     def namespace(self) -> str:
@@ -76,6 +79,35 @@ def derive_canary(stable: dict, image: str, name: str, container: str | None) ->
             "metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
+def _canary_manifest(spec: CanarySpec, stable: dict) -> tuple[dict, list[str]]:
+    """The canary as the spec gives it (manifest; refused when paused) or derived from stable (image; a paused
+    stable gives an unpaused canary, with a warning)."""
+    if spec.manifest is not None:
+        problems = check_manifest(spec.manifest, spec.namespace)
+        if paused(spec.manifest):
+            problems.append("manifest: spec.paused is true: the canary would never roll out (remove spec.paused)")
+        if problems:
+            raise BadInput(problems)
+        return copy.deepcopy(spec.manifest), []
+    warnings = []
+    if paused(stable):
+        warnings.append(f"stable {spec.stable!r} is paused (spec.paused); the canary is created unpaused")
+    return derive_canary(stable, spec.image, spec.canary_name_or_default, spec.container), warnings
+
+
+def _refuse_autoscalers(kube: Kube, namespace: str, deployments: tuple[str, ...]) -> None:
+    """A canary by replica ratio and an HPA cannot share a Deployment: the HPA would undo every step's counts,
+    and with them the traffic split. Refused before anything changes, naming the HPA and the ways out (documented
+    in the README: blue-green carries an HPA over; a canary needs it off for the duration)."""
+    hpas = list_objects(kube, "HorizontalPodAutoscaler", namespace)
+    problems = [f"HorizontalPodAutoscaler {h['metadata']['name']!r} scales {d!r}: a canary moves traffic by "
+                "replica counts, which the HPA would undo. Release with `greenlight blue-green` (it carries the "
+                "HPA over to the new version), or remove the HPA for the canary's duration and re-create it after"
+                for d in deployments for h in autoscalers_of(hpas, d)]
+    if problems:
+        raise BadInput(problems)
+
+
 def _service_problems(service: dict, stable: dict, canary: dict) -> list[str]:
     name = service["metadata"]["name"]
     selector = service.get("spec", {}).get("selector") or {}
@@ -104,23 +136,20 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     stable = deployments.get(spec.stable)
     if stable is None:
         raise BadInput(f"stable Deployment {spec.stable!r} not found in namespace {ns!r}")
-    if spec.manifest is not None:
-        problems = check_manifest(spec.manifest, ns)
-        if problems:
-            raise BadInput(problems)
-        canary = copy.deepcopy(spec.manifest)
-    else:
-        canary = derive_canary(stable, spec.image, spec.canary_name_or_default, spec.container)
+    canary, warnings = _canary_manifest(spec, stable)
     name = canary["metadata"]["name"]
     if name == spec.stable:
         raise BadInput(f"the canary Deployment {name!r} is the stable one: give the canary another name")
-    problems = _service_problems(service, stable, canary)
+    _refuse_autoscalers(kube, ns, (spec.stable, name))
+    ports = tuple((service.get("spec") or {}).get("ports") or [])
+    checks = [spec.analysis.http] if spec.analysis.http is not None else []
+    problems = _service_problems(service, stable, canary) + port_problems(
+        canary["spec"]["template"].get("spec") or {}, checks, ports, f"canary {name!r}")
     if problems:
         raise BadInput(problems)
     total = spec.total or int(stable.get("spec", {}).get("replicas", 0) or 0)
     if total < 1:
         raise BadInput(f"stable {spec.stable!r} has {total} replicas: give --total (the pods of both versions)")
-    warnings = []
     for a, b in ((stable, canary), (canary, stable)):
         match = (a.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
         if overlapping(match, pod_labels(b)):
@@ -137,4 +166,4 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
                       canary_manifest=canary, canary_existed=existing is not None, total=total,
                       steps=tuple(step_plan(total, spec.steps)),
                       stable_image=stable["spec"]["template"]["spec"]["containers"][0].get("image", ""),
-                      warnings=tuple(warnings))
+                      warnings=tuple(warnings), service_ports=ports)

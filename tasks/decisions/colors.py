@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from prefect_greenlight.tasks.decisions.workload import ContainerChoice, choose_container, set_container_image
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.record.annotations import read_record
 from prefect_greenlight.tasks.spec import DNS1123_SUBDOMAIN, valid_image
@@ -128,6 +129,10 @@ def plan_colors(service: dict, deployments: list[dict], green: dict) -> ColorPla
         raise BadInput(f"green's pod labels already match Service {name!r} selector {selector}: green equals blue "
                        "(give green a different color label)")
     if not live:
+        namesake = next((d for d in deployments if d["metadata"]["name"] == green_name), None)
+        if namesake is not None and selector_matches(selector, pod_labels(namesake)):
+            raise BadInput(f"manifest: metadata.name {green_name!r} is the name of the live Deployment (Service "
+                           f"{name!r} selects it): green needs a name of its own, e.g. {swap_color(green_name) or green_name + '-green'!r}")
         raise BadInput(f"Service {name!r} selector {selector} matches no Deployment in the namespace")
     if len(live) > 1:
         raise BadInput(f"Service {name!r} selector {selector} matches several Deployments ({', '.join(live)}): "
@@ -137,14 +142,16 @@ def plan_colors(service: dict, deployments: list[dict], green: dict) -> ColorPla
                      blue_selector=dict(selector), green_selector={k: green_labels[k] for k in selector})
 
 
-def set_image(spec: dict, deployment: str, image: str, container: str | None) -> None:
-    """In a copied Deployment spec, give `container` (default: the first) the new image."""
-    containers = spec["template"]["spec"]["containers"]
-    target = next((c for c in containers if c["name"] == container), None) if container else containers[0]
-    if target is None:
-        raise BadInput(f"container {container!r} not found in Deployment {deployment!r} "
-                       f"(it has {', '.join(c['name'] for c in containers)})")
-    target["image"] = image
+def set_image(spec: dict, deployment: str, image: str, container: str | None) -> ContainerChoice:
+    """In a copied Deployment spec, give the new image to the named container, or to the one container whose
+    image repository is the new image's (tasks.decisions.workload); never to a container nobody named."""
+    pod_spec = spec["template"]["spec"]
+    try:
+        choice = choose_container(pod_spec, image, container, deployment)
+    except ValueError as exc:
+        raise BadInput(f"{'container' if container else 'image'}: {exc}") from exc
+    set_container_image(pod_spec, choice, image)
+    return choice
 
 
 def derive_green(blue: dict, image: str, container: str | None, color_key: str | None, green_value: str | None,

@@ -67,15 +67,18 @@ def deployment_by_rs_name(pods: list[dict]) -> dict[str, str]:
 
 
 def endpoint_targets(slices: list[dict]) -> dict[str, bool]:
-    """pod uid -> ready, united across slices. A missing `ready` condition means ready (API convention);
-    a terminating endpoint is never ready."""
+    """pod uid -> ready, united across slices, judged by the pod's own readiness: the `serving` condition (the
+    EndpointSlice controller sets it from the pod's Ready condition) where present, else `ready`; a missing
+    condition means true (API convention); a terminating endpoint is never ready. Not `ready` alone: a Service
+    with publishNotReadyAddresses has every endpoint `ready`, even pods that are not."""
     out: dict[str, bool] = {}
     for s in slices:
         for ep in s.get("endpoints") or []:
             ref = ep.get("targetRef") or {}
             uid = ref.get("uid") or f"{ref.get('name')}@{','.join(ep.get('addresses') or [])}"
             cond = ep.get("conditions") or {}
-            ready = cond.get("ready") is not False and not cond.get("terminating")
+            serving = cond["serving"] if cond.get("serving") is not None else cond.get("ready")
+            ready = serving is not False and not cond.get("terminating")
             out[uid] = out.get(uid, False) or ready
     return out
 

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.spec import SmokeCheck
 
 
@@ -52,13 +53,10 @@ def judge(check: SmokeCheck, status: int | None, body: str, latency_ms: float | 
     return None, f"HTTP {status} in {latency_ms:.0f} ms" if latency_ms is not None else f"HTTP {status}"
 
 
-def container_port(pod: dict, check: SmokeCheck) -> int:
-    if check.port:
-        return check.port
-    for c in pod["spec"]["containers"]:
-        for p in c.get("ports") or []:
-            return int(p["containerPort"])
-    return 80
+def container_port(pod: dict, check: SmokeCheck, service_ports: list[dict] | tuple[dict, ...] = ()) -> int | None:
+    """Where the check reaches this pod: its explicit port, else the Service port's targetPort resolved on the
+    pod (tasks.decisions.workload). None: the pod declares no port of the name asked for."""
+    return resolve_port(pod["spec"], check.port, service_port(service_ports, check.service_port))
 
 
 def summarize(results: list[SmokeResult]) -> str:

@@ -75,6 +75,10 @@ class Kube:
     def coordination(self) -> client.CoordinationV1Api:
         return client.CoordinationV1Api(self.api)
 
+    @property
+    def autoscaling(self) -> client.AutoscalingV2Api:
+        return client.AutoscalingV2Api(self.api)
+
     def fresh_client(self) -> client.ApiClient:
         """A new ApiClient on the same configuration (port-forward swaps `request` on the client it uses)."""
         return client.ApiClient(self.api.configuration)
@@ -166,7 +170,8 @@ def read(kube: Kube, kind: str, namespace: str, name: str, policy: RetryPolicy |
     """One object as a dict, or None when it does not exist."""
     api, method = {"Service": ("core", "read_namespaced_service"),
                    "Deployment": ("apps", "read_namespaced_deployment"),
-                   "Lease": ("coordination", "read_namespaced_lease")}[kind]
+                   "Lease": ("coordination", "read_namespaced_lease"),
+                   "HorizontalPodAutoscaler": ("autoscaling", "read_namespaced_horizontal_pod_autoscaler")}[kind]
     fn = getattr(getattr(kube, api), method)
 
     def call() -> dict | None:
@@ -180,19 +185,30 @@ def read(kube: Kube, kind: str, namespace: str, name: str, policy: RetryPolicy |
     return retrying(f"read {kind} {namespace}/{name}", call, policy)
 
 
+PAGE = 500  # objects per list request: a namespace with thousands of pods is read in pages, never in one answer
+
+
 def list_objects(kube: Kube, kind: str, namespace: str, label_selector: str | None = None,
                  policy: RetryPolicy | None = None) -> list[dict]:
-    """Every object of a kind in the namespace (optionally by label). `policy`: e.g. a short budget for reads
-    that only feed a report."""
+    """Every object of a kind in the namespace (optionally by label), in pages of PAGE. `policy`: e.g. a short
+    budget for reads that only feed a report."""
     fn = {
         "Deployment": kube.apps.list_namespaced_deployment,
         "ReplicaSet": kube.apps.list_namespaced_replica_set,
         "Pod": kube.core.list_namespaced_pod,
         "EndpointSlice": kube.discovery.list_namespaced_endpoint_slice,
+        "HorizontalPodAutoscaler": kube.autoscaling.list_namespaced_horizontal_pod_autoscaler,
     }[kind]
     kwargs = {"label_selector": label_selector} if label_selector else {}
-    return retrying(f"list {kind} in {namespace}", lambda: _raw(
-        fn(namespace, _preload_content=False, _request_timeout=TIMEOUT, **kwargs)), policy)["items"]
+    items, token = [], None
+    while True:
+        page = {**kwargs, "limit": PAGE, **({"_continue": token} if token else {})}
+        body = retrying(f"list {kind} in {namespace}", lambda: _raw(
+            fn(namespace, _preload_content=False, _request_timeout=TIMEOUT, **page)), policy)
+        items += body["items"]
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return items
 
 
 def namespace_exists(kube: Kube, namespace: str) -> bool:
@@ -211,6 +227,7 @@ def namespace_exists(kube: Kube, namespace: str) -> bool:
 _PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
     "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+    "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{name}",
 }
 
 

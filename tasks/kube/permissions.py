@@ -43,9 +43,12 @@ COMMON = (
 )
 
 
-def needed(*, port_forward: bool, manage_services: bool, deletes: bool) -> list[Permission]:
-    """Every permission a release with these options may use."""
-    out = list(COMMON)
+def needed(*, port_forward: bool, manage_services: bool, deletes: bool, autoscaler: bool = False) -> list[Permission]:
+    """Every permission a release with these options may use. HPAs are always listed (is one scaling blue?);
+    they are written only when one is."""
+    out = list(COMMON) + _all("list", "horizontalpodautoscalers", "autoscaling")
+    if autoscaler:
+        out += _all("get create patch delete", "horizontalpodautoscalers", "autoscaling")
     if port_forward:
         out += _all("get create", "pods", "", "portforward")
     if manage_services:

@@ -9,9 +9,17 @@ import time
 from collections.abc import Callable
 
 from prefect_greenlight.tasks.decisions.endpoints import EndpointVerdict, deployment_of_pods, only, tally
-from prefect_greenlight.tasks.decisions.rollout import DoomReason, RolloutStatus, Verdict, rollout_status
+from prefect_greenlight.tasks.decisions.rollout import (
+    NOTHING_SEEN,
+    DoomReason,
+    RolloutStatus,
+    Verdict,
+    remember_pull_errors,
+    rollout_status,
+)
+from prefect_greenlight.tasks.decisions.workload import selector_query
 from prefect_greenlight.tasks.errors import PermanentError
-from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.watching import Watcher
 from prefect_greenlight.tasks.spec import Deadlines
 
@@ -24,22 +32,29 @@ def label_selector(match_labels: dict[str, str]) -> str:
 
 def wait_rollout(kube: Kube, namespace: str, name: str, deadlines: Deadlines, timeout_s: float,
                  progress: Progress = lambda _: None) -> RolloutStatus:
-    """Block until the Deployment's rollout is DONE or DOOMED; a deadline turns WAITING into DOOMED."""
+    """Block until the Deployment's rollout is DONE or DOOMED; a deadline turns WAITING into DOOMED. Between
+    observations it remembers when each container's pull error was first seen (the pull grace counts from then)."""
     last: list[RolloutStatus] = []
     reported: list[str] = []
+    seen = [NOTHING_SEEN]
+    scope = _scope(selector_query(((read(kube, "Deployment", namespace, name) or {}).get("spec") or {}).get(
+        "selector")))
     with Watcher() as w:
         deps = w.watch(kube.apps.list_namespaced_deployment, namespace=namespace,
                        field_selector=f"metadata.name={name}")
-        # All ReplicaSets and pods of the namespace: ownership, not labels, decides what is whose.
-        rss = w.watch(kube.apps.list_namespaced_replica_set, namespace=namespace)
-        pods = w.watch(kube.core.list_namespaced_pod, namespace=namespace)
+        # The ReplicaSets and pods the Deployment's selector covers (never the whole namespace's pods);
+        # ownership, not labels, then decides what is whose.
+        rss = w.watch(kube.apps.list_namespaced_replica_set, namespace=namespace, **scope)
+        pods = w.watch(kube.core.list_namespaced_pod, namespace=namespace, **scope)
 
         def decide() -> RolloutStatus | None:
             found = deps.items()
             if not found:
                 return RolloutStatus(Verdict.DOOMED, f"Deployment {namespace}/{name} does not exist (deleted?)",
                                      reason=DoomReason.REPLICA_FAILURE)
-            status = rollout_status(found[0], rss.items(), pods.items(), time.time(), deadlines)
+            now, observed = time.time(), pods.items()
+            seen[0] = remember_pull_errors(seen[0], observed, now)
+            status = rollout_status(found[0], rss.items(), observed, now, deadlines, seen[0])
             last[:] = [status]
             return None if status.verdict is Verdict.WAITING else status
 
@@ -68,13 +83,21 @@ def require_ready(kube: Kube, namespace: str, name: str, deadlines: Deadlines, s
     return status.message
 
 
+def _scope(query: str | None) -> dict[str, str]:
+    return {"label_selector": query} if query else {}
+
+
 def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str):
-    """Start the three watches an endpoint verdict needs; returns a function computing EndpointCounts."""
+    """Start the four watches an endpoint verdict needs; returns a function computing EndpointCounts. Pods and
+    ReplicaSets are scoped by the Service's selector as it is now (a pod the slices still list but the selector
+    no longer covers counts as "other" until the slices catch up, which is the truth)."""
+    selector = ((read(kube, "Service", namespace, service) or {}).get("spec") or {}).get("selector")
+    scope = _scope(selector_query({"matchLabels": selector} if selector else None))
     slices = w.watch(kube.discovery.list_namespaced_endpoint_slice, namespace=namespace,
                      label_selector=f"kubernetes.io/service-name={service}")
     deps = w.watch(kube.apps.list_namespaced_deployment, namespace=namespace)
-    rss = w.watch(kube.apps.list_namespaced_replica_set, namespace=namespace)
-    pods = w.watch(kube.core.list_namespaced_pod, namespace=namespace)
+    rss = w.watch(kube.apps.list_namespaced_replica_set, namespace=namespace, **scope)
+    pods = w.watch(kube.core.list_namespaced_pod, namespace=namespace, **scope)
 
     def counts():
         return tally(slices.items(), deployment_of_pods(pods.items(), rss.items(), deps.items()))

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 WATCH_TIMEOUT_S = 15
 WATCH_GRACE_S = 5
+LIST_PAGE = 500  # objects per page of the initial list
 
 
 def watch_backoff(failures: int) -> float:
@@ -91,10 +92,18 @@ class Cache:
         self.failing_since = None
 
     def _relist(self) -> str:
-        resp = self._list_fn(**self._kwargs, _preload_content=False, _request_timeout=TIMEOUT)
-        body = json.loads(resp.data)
+        """The initial (or post-410) list, in pages of LIST_PAGE: one consistent snapshot, whatever its size."""
+        objects, token = {}, None
+        while True:
+            page = {"limit": LIST_PAGE, **({"_continue": token} if token else {})}
+            resp = self._list_fn(**self._kwargs, **page, _preload_content=False, _request_timeout=TIMEOUT)
+            body = json.loads(resp.data)
+            objects.update((o["metadata"]["uid"], o) for o in body.get("items", []))
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                break
         with self._changed:
-            self._objects = {o["metadata"]["uid"]: o for o in body.get("items", [])}
+            self._objects = objects
             self.synced.set()
             self._healthy()
             self._watcher.bump()

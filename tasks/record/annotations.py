@@ -16,6 +16,7 @@ PREVIOUS_DEPLOYMENT = PREFIX + "previous-deployment"
 PREVIOUS_COLOR = PREFIX + "previous-color"
 PREVIOUS_SELECTOR = PREFIX + "previous-selector"
 PREVIOUS_MANIFEST = PREFIX + "previous-manifest"
+PREVIOUS_HPA = PREFIX + "previous-hpa"  # the HPA of the Deployment last taken out of service, to re-create
 RELEASE_ID = PREFIX + "release-id"
 SWITCHED_AT = PREFIX + "switched-at"
 
@@ -28,6 +29,7 @@ class ReleaseRecord:
     previous_color: str = ""
     previous_selector: dict[str, str] = field(default_factory=dict)
     previous_manifest: dict | None = None
+    previous_hpa: dict | None = None
     release_id: str = ""
     switched_at: str = ""
 
@@ -45,6 +47,7 @@ def read_record(service: dict) -> ReleaseRecord:
         live_deployment=ann.get(LIVE_DEPLOYMENT, ""), live_color=ann.get(LIVE_COLOR, ""),
         previous_deployment=ann.get(PREVIOUS_DEPLOYMENT, ""), previous_color=ann.get(PREVIOUS_COLOR, ""),
         previous_selector=js(PREVIOUS_SELECTOR) or {}, previous_manifest=js(PREVIOUS_MANIFEST),
+        previous_hpa=js(PREVIOUS_HPA),
         release_id=ann.get(RELEASE_ID, ""), switched_at=ann.get(SWITCHED_AT, ""))
 
 

@@ -1,5 +1,7 @@
 """What the user asks for: the typed release specs. `common` holds the shared types (names, image references,
-deadlines), `blue_green` and `canary` one spec each, `loading` turns YAML and dicts into specs or BadInput.
+deadlines), `blue_green` and `canary` one spec each, `loading` turns files, YAML and dicts into specs or BadInput.
+Input bounds live beside them: `image_ref` (the reference grammar, shared with the JSON schema), `yaml_bounded`
+(YAML within depth, alias and node bounds), `manifest_param` (large manifests packed as flow parameters).
 The names most code needs are re-exported here.
 """
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, Seconds, SpecModel
+from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
+from prefect_greenlight.tasks.spec.manifest_param import Manifest
 
 
 class SmokeCheck(SpecModel):
     """An HTTP check run against each green pod through a port-forward before any traffic moves."""
 
-    port: int | None = Field(None, ge=1, le=65535, description="Container port; default: the first declared one.")
+    port: PortRef | None = Field(None, description="Container port, number or name; default: the Service port's "
+                                 "targetPort, resolved on each pod.")
+    service_port: PortRef | None = Field(None, description="Service port (number or name) whose targetPort is "
+                                         "checked; default: the Service's first port.")
     path: str = Field("/", pattern=r"^/", description="Request path.")
     expect_status: int = Field(200, ge=100, le=599, description="Expected HTTP status.")
     body_contains: str | None = Field(None, description="Text the body must contain.")
@@ -36,8 +39,8 @@ class SmokeCheck(SpecModel):
         if v is not None:
             try:
                 re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from exc
+            except (re.error, OverflowError, RecursionError) as exc:  # "a{9999999999}", "(" * 5000
+                raise ValueError(f"invalid regular expression: {str(exc)[:200]}") from None
         return v
 
 
@@ -79,7 +82,8 @@ class BlueGreenSpec(SpecModel):
 
     namespace: Name = Field("default", description="Namespace of the Service and both Deployments.")
     service: Name = Field(..., description="The Service whose selector decides which color is live.")
-    manifest: dict[str, Any] | None = Field(None, description="Green Deployment manifest (tutorial style).")
+    manifest: Manifest | None = Field(None, description="Green Deployment manifest (tutorial style); a large "
+                                      "one travels packed (tasks/spec/manifest_param.py).")
     image: ImageRef | None = Field(None, description="New image: green is derived from the live Deployment.")
     container: str | None = Field(None, description="Image mode: container to update (default: the first).")
     color_key: str | None = Field(None, description="Image mode: selector key telling colors apart (detected).")

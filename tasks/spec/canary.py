@@ -14,11 +14,11 @@ Canary source, one of:
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, Seconds, SpecModel
+from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
+from prefect_greenlight.tasks.spec.manifest_param import Manifest
 
 DEFAULT_STEPS = (10, 30, 50, 100)
 TRACK_LABEL = "greenlight.io/track"
@@ -28,7 +28,10 @@ class HttpAnalysis(SpecModel):
     """Probe canary pods and as many stable pods through port-forward; compare with thresholds and stable."""
 
     path: str = Field("/", pattern=r"^/", description="Request path.")
-    port: int | None = Field(None, ge=1, le=65535, description="Container port; default: the first declared.")
+    port: PortRef | None = Field(None, description="Container port, number or name; default: the Service port's "
+                                 "targetPort, resolved on each pod.")
+    service_port: PortRef | None = Field(None, description="Service port (number or name) whose targetPort is "
+                                         "probed; default: the Service's first port.")
     requests_per_pod: int = Field(5, ge=1, le=1000, description="Requests sent to each probed pod.")
     max_pods: int = Field(3, ge=1, le=100, description="Pods probed per version (the first N ready, by name).")
     timeout_s: float = Field(5.0, gt=0, le=300, description="Timeout of one request.")
@@ -75,7 +78,8 @@ class CanarySpec(SpecModel):
     namespace: Name = Field("default", description="Namespace of the Service and both Deployments.")
     service: Name = Field(..., description="Service selecting both versions (e.g. only `app: my-app`).")
     stable: Name = Field(..., description="The Deployment serving now.")
-    manifest: dict[str, Any] | None = Field(None, description="Canary Deployment manifest (tutorial style).")
+    manifest: Manifest | None = Field(None, description="Canary Deployment manifest (tutorial style); a large "
+                                      "one travels packed (tasks/spec/manifest_param.py).")
     image: ImageRef | None = Field(None, description="New image: the canary is derived from stable.")
     container: str | None = Field(None, description="Image mode: container to update (default: the first).")
     canary_name: Name | None = Field(None, description="Image mode: canary name (default: <stable>-canary).")

@@ -5,42 +5,39 @@ frozen base model and the deadlines.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from prefect_greenlight.tasks.spec.image_ref import IMAGE_REFERENCE, ImageRef, valid_image  # noqa: F401 - re-exported
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-# The distribution reference grammar (docker/distribution reference.go), anchored: [domain/]path[:tag][@digest].
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)"
-# Digest: sha256 is exactly 64 lowercase hex digits (kubelet: InvalidImageName otherwise); other algorithms >= 32.
-_DIGEST = r"(?:sha256:[0-9a-f]{64}|(?!sha256:)[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})"
-IMAGE_REFERENCE = re.compile(
-    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@{_DIGEST})?"
-)
+# The image reference grammar (distribution/reference, ASCII only) lives in tasks/spec/image_ref.py.
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
+# A port as Kubernetes names one: a number, or an IANA_SVC_NAME (at most 15 characters, a letter, no "--").
+_PORT_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _port_ref(value: Any) -> int | str:
+    """A port as Kubernetes names one: a number 1-65535, or an IANA_SVC_NAME (at most 15 characters of a-z, 0-9
+    and single hyphens, with at least one letter). One error message either way."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 1 <= value <= 65535:
+            return value
+        raise ValueError(f"port {value} is not between 1 and 65535")
+    if isinstance(value, str) and len(value) <= 15 and _PORT_NAME.fullmatch(value) and \
+            any("a" <= ch <= "z" for ch in value):
+        return value
+    raise ValueError(f"{value!r} is neither a port number (1-65535) nor a port name (at most 15 of a-z, 0-9, '-')")
+
+
+PortRef = Annotated[Any, PlainValidator(_port_ref), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535},
+               {"type": "string", "maxLength": 15, "pattern": f"^{_PORT_NAME.pattern}$"}],
+     "description": "Port number or name"})]
 Seconds = Annotated[float, Field(ge=0, le=86400)]
-
-
-def valid_image(ref: str) -> bool:
-    """The distribution reference grammar, whole string (no surrounding whitespace). Like upstream, a first
-    component without a dot or port is a repository path, so "UPPER/case" passes as host UPPER + repo case."""
-    return len(ref) <= 4096 and bool(IMAGE_REFERENCE.fullmatch(ref))
-
-
-def _check_image(ref: str) -> str:
-    if not valid_image(ref):
-        raise ValueError(f"{ref!r} is not a valid image reference")
-    return ref
-
-
-# The JSON schema carries the grammar too, so the Prefect server (and the UI's form) refuse a bad image before a
-# flow run exists.
-ImageRef = Annotated[str, AfterValidator(_check_image), WithJsonSchema(
-    {"type": "string", "maxLength": 4096, "pattern": f"^{IMAGE_REFERENCE.pattern}$",
-     "description": "Image reference: [registry/]repository[:tag][@digest]"})]
 
 
 class SpecModel(BaseModel):

@@ -50,6 +50,24 @@ def test_blue_green_release_and_rollback_with_only_the_role(cluster, prefect_api
     assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}
 
 
+def test_release_with_an_hpa_and_rollback_with_only_the_role(cluster, prefect_api, kube, namespace, kubectl,
+                                                            tmp_path):
+    """The HPA handling (list, carry over, hold release, retire, re-create) needs nothing beyond the Role."""
+    tutorial1(kubectl, kube, namespace)
+    kubectl("autoscale", "deployment/blue-dep", "--min=2", "--max=6", "--cpu-percent=60", "--name=web")
+    sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
+    r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", sa, "-n", namespace, "--service",
+                   "production-svc", "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    hpas = kube.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
+    assert [(h.metadata.name, h.spec.scale_target_ref.name) for h in hpas] == [("green-dep", "green-dep")]
+    r = greenlight(cluster, prefect_api, "rollback", "--kubeconfig", sa, "-n", namespace, "--service",
+                   "production-svc", "--scale-down-delay", "0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    hpas = kube.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
+    assert [(h.metadata.name, h.spec.scale_target_ref.name) for h in hpas] == [("web", "blue-dep")]
+
+
 def test_canary_with_only_the_role(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
     given_applied(kubectl, TUTORIAL2 / "v1-deployment.yaml", TUTORIAL2 / "canary-service.yaml")
     given_ready(kube, namespace, "my-app-v1")

@@ -267,7 +267,7 @@ def test_derive_green_result_passes_plan_colors():
     (deployment("web", {"app": "web", "v": "blue"}), None, "v", "blue", {"app": "web", "v": "blue"},
      "cannot derive green's value"),
     (deployment("my-app-blue", {"version": "blue"}), "nope", None, None, {"version": "blue"},
-     "container 'nope' not found in Deployment 'my-app-blue' (it has app)"),
+     "container 'nope' not found in Deployment 'my-app-blue' (it has app (nginx:1.25))"),
     (deployment("my-app-blue", {"version": "blue"}, replicas=0), None, None, None, {"version": "blue"},
      "has 0 replicas"),
 ])

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from prefect_greenlight.tasks.decisions.rollout import DoomReason, Verdict, new_replicaset, pod_doom, rollout_status
+from prefect_greenlight.tasks.decisions.rollout import (
+    NOTHING_SEEN,
+    DoomReason,
+    Verdict,
+    new_replicaset,
+    pod_doom,
+    remember_pull_errors,
+    rollout_status,
+)
 from prefect_greenlight.tasks.spec import Deadlines
 from tests.unit.builders import T0, condition, container_status, deployment, pod, replicaset, terminated
 
@@ -17,9 +25,9 @@ def green(**kw):
     return deployment("green-dep", LABELS, **kw)
 
 
-def status_of(dep, pods=(), rss=None, now=T0 + 5):
+def status_of(dep, pods=(), rss=None, now=T0 + 5, seen=NOTHING_SEEN):
     rss = rss if rss is not None else [replicaset(dep)]
-    return rollout_status(dep, rss, list(pods), now, DL)
+    return rollout_status(dep, rss, list(pods), now, DL, seen)
 
 
 # --------------------------------------------------------------------------- rollout_status ordering
@@ -149,7 +157,7 @@ NOT_FOUND = ('failed to pull and unpack image "docker.io/library/nginx:nope": fa
      DoomReason.IMAGE_PULL),
     (container_status(waiting="ErrImagePull", message="pull access denied, repository does not exist"), 1,
      DoomReason.IMAGE_PULL),
-    # transient pull errors: only after the grace
+    # transient pull errors: only after the grace (here first seen at T0, the pod's creation)
     (container_status(waiting="ErrImagePull", message="dial tcp: i/o timeout"), 14, None),
     (container_status(waiting="ErrImagePull", message="dial tcp: i/o timeout"), 15, DoomReason.IMAGE_PULL),
     (container_status(waiting="ImagePullBackOff", message='Back-off pulling image "nginx:1.25"'), 5, None),
@@ -179,7 +187,8 @@ NOT_FOUND = ('failed to pull and unpack image "docker.io/library/nginx:nope": fa
     (container_status(waiting="PodInitializing"), 1000, None),
 ])
 def test_pod_doom_container_states(cs, age, expected):
-    doom = pod_doom(one(cs, created=T0), T0 + age, DL)
+    p = one(cs, created=T0)
+    doom = pod_doom(p, T0 + age, DL, remember_pull_errors(NOTHING_SEEN, [p], T0))
     assert (doom[0] if doom else None) == expected
     if doom:
         assert "green-dep-abc12-p" in doom[1] and "container app" in doom[1]
@@ -247,5 +256,6 @@ def test_transient_pull_error_waits_then_dooms_rollout():
     rs = replicaset(dep)
     p = pod("green-dep-abc12-a", rs, created=T0,
             statuses=[container_status(waiting="ImagePullBackOff", message='Back-off pulling image "x"')])
-    assert status_of(dep, [p], rss=[rs], now=T0 + 10).verdict is Verdict.WAITING
-    assert status_of(dep, [p], rss=[rs], now=T0 + 20).reason is DoomReason.IMAGE_PULL
+    seen = remember_pull_errors(NOTHING_SEEN, [p], T0)
+    assert status_of(dep, [p], rss=[rs], now=T0 + 10, seen=seen).verdict is Verdict.WAITING
+    assert status_of(dep, [p], rss=[rs], now=T0 + 20, seen=seen).reason is DoomReason.IMAGE_PULL

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import requests
 
 from prefect_greenlight.tasks.canary.analysis import AnalysisContext, AnalysisResult, Outcome
+from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.kube.client import Kube
 from prefect_greenlight.tasks.kube.portforward import Target, Tunnel
 from prefect_greenlight.tasks.spec.canary import HttpAnalysis
@@ -80,18 +81,15 @@ def judge(cfg: HttpAnalysis, canary: ProbeStats, stable: ProbeStats) -> tuple[Ou
     return Outcome.SUCCESSFUL, summary
 
 
-def _port(pod: dict, cfg: HttpAnalysis) -> int:
-    if cfg.port:
-        return cfg.port
-    for c in pod["spec"]["containers"]:
-        for port in c.get("ports") or []:
-            return int(port["containerPort"])
-    return 80
+def _port(pod: dict, cfg: HttpAnalysis, service_ports: tuple[dict, ...]) -> int:
+    """The Service port's targetPort as this pod declares it, unless the analysis names a port (preflight has
+    checked that the canary declares every name needed; a stable pod lacking it is probed on 80 and fails)."""
+    return resolve_port(pod["spec"], cfg.port, service_port(service_ports, cfg.service_port)) or 80
 
 
-def probe_pod(kube: Kube, pod: dict, cfg: HttpAnalysis) -> ProbeStats:
+def probe_pod(kube: Kube, pod: dict, cfg: HttpAnalysis, service_ports: tuple[dict, ...] = ()) -> ProbeStats:
     """`requests_per_pod` GETs over one kept-alive connection (one port-forward stream)."""
-    target = Target(pod["metadata"]["namespace"], pod["metadata"]["name"], _port(pod, cfg))
+    target = Target(pod["metadata"]["namespace"], pod["metadata"]["name"], _port(pod, cfg, service_ports))
     ok, latencies = 0, []
     with Tunnel(kube, target) as tunnel, requests.Session() as session:
         for _ in range(cfg.requests_per_pod):
@@ -109,8 +107,8 @@ class HttpProbe:
     name = "http"
 
     def __init__(self, kube: Kube, cfg: HttpAnalysis,
-                 pods_of: Callable[[Kube, str, str], list[dict]] | None = None):
-        self.kube, self.cfg = kube, cfg
+                 pods_of: Callable[[Kube, str, str], list[dict]] | None = None, service_ports: tuple[dict, ...] = ()):
+        self.kube, self.cfg, self.service_ports = kube, cfg, service_ports
         if pods_of is None:
             from prefect_greenlight.tasks.kube.observe import ready_pods_of as pods_of
         self.pods_of = pods_of
@@ -119,7 +117,7 @@ class HttpProbe:
         if not pods:
             return ProbeStats(0, 0, (), 0)
         with ThreadPoolExecutor(max_workers=min(8, len(pods))) as pool:
-            return merge(list(pool.map(lambda pod: probe_pod(self.kube, pod, self.cfg), pods)))
+            return merge(list(pool.map(lambda pod: probe_pod(self.kube, pod, self.cfg, self.service_ports), pods)))
 
     def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
         canary_pods = self.pods_of(self.kube, ctx.namespace, ctx.canary)[: self.cfg.max_pods]

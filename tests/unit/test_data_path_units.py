@@ -1,0 +1,119 @@
+"""Table tests of the Service data path's pure decisions (no cluster, no namespace, no sockets): which ports a pod
+listens on, what the host lacks, and the traffic result's figures. Unit tier in spirit (not marked e2e)."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from kubernetes.client import (
+    V1Container, V1ContainerPort, V1ContainerState, V1ContainerStateRunning, V1ContainerStateWaiting,
+    V1ContainerStatus, V1EnvVar, V1ObjectMeta, V1Pod, V1PodSpec, V1PodStatus,
+)
+
+from tests.cluster import appd, netplane, podapp, podipd, traffic_agent
+from tests.e2e.traffic import CheckRecord, Request, Tally, TrafficResult
+
+CIDR = ipaddress.IPv4Network("10.244.0.0/16")
+
+
+def pod(ports=(80,), running=True, ip="10.244.0.7", phase="Running", deleting=False) -> V1Pod:
+    state = V1ContainerState(running=V1ContainerStateRunning()) if running else \
+        V1ContainerState(waiting=V1ContainerStateWaiting(reason="CrashLoopBackOff"))
+    return V1Pod(
+        metadata=V1ObjectMeta(namespace="ns", name="web-abc-12345", uid="u1",
+                              creation_timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                              deletion_timestamp=datetime(2026, 1, 2, tzinfo=timezone.utc) if deleting else None),
+        spec=V1PodSpec(containers=[V1Container(name="app", image="img:1", env=[V1EnvVar(name="IMAGE_COLOR",
+                                                                                        value="blue")],
+                                               ports=[V1ContainerPort(container_port=p) for p in ports])]),
+        status=V1PodStatus(phase=phase, pod_ip=ip, container_statuses=[V1ContainerStatus(
+            name="app", image="img:1", image_id="", ready=running, restart_count=0, state=state)]))
+
+
+def test_both_app_planes_answer_with_one_handler():
+    assert appd.serve_http is podipd.serve_http is podapp.serve_http
+    assert appd.pod_apps is podapp.pod_apps is podipd.pod_apps
+
+
+@pytest.mark.parametrize("p,listening,want", [
+    (pod(), frozenset(), {80}),
+    (pod(ports=(80, 9090)), frozenset(), {80, 9090}),
+    (pod(ports=()), frozenset(), set(podipd.DEFAULT_PORTS)),  # no containerPort: 80 and 8080
+    (pod(running=False), frozenset({80}), set()),  # crash: the listener goes, the IP stays
+    (pod(phase="Pending", running=False), frozenset(), set()),
+    (pod(ip=None), frozenset(), set()),
+    (pod(ip="127.0.0.1"), frozenset(), set()),  # hostNetwork: the node's IP is not put on lo
+    (pod(deleting=True, running=False), frozenset({80}), {80}),  # terminating: keeps what listens
+    (pod(deleting=True), frozenset(), set()),  # ... and opens nothing new
+])
+def test_wanted_ports(p, listening, want):
+    assert podipd.wanted_ports(podipd.view_of(p, CIDR), listening) == want
+
+
+def test_view_carries_the_page_of_the_pod():
+    app = podipd.view_of(pod(), CIDR).apps[80]
+    status, _, body = app.respond("/", 0)
+    assert status == 200 and "IMAGE_COLOR: blue" in body and "POD IP: 10.244.0.7" in body
+
+
+@pytest.mark.parametrize("euid,tools,missing", [
+    (0, {"ip": "/sbin/ip", "nft": "/usr/sbin/nft"}, []),
+    (1000, {"ip": "/sbin/ip", "nft": "/usr/sbin/nft"}, ["root"]),
+    (0, {"ip": None, "nft": None}, ["`ip`", "`nft`"]),
+])
+def test_missing_requirements_name_what_is_missing(euid, tools, missing):
+    found = netplane.missing_requirements(euid, tools)
+    assert len(found) == len(missing) and all(m in f for m, f in zip(missing, found)), found
+
+
+def test_netns_name_is_stable_and_per_state_dir():
+    a, b = netplane.netns_name(Path("/x/a")), netplane.netns_name(Path("/x/b"))
+    assert a == netplane.netns_name(Path("/x/a")) and a != b and a.startswith("gl-") and len(a) == 11
+
+
+def test_agent_bounds_are_capped():
+    plan = traffic_agent.parse(["--host=h", "--port=1", "--rate=5000", "--duration=99999"])
+    assert plan.rate == traffic_agent.MAX_RATE and plan.duration_s == traffic_agent.MAX_DURATION_S
+    assert plan.max_requests == int(plan.rate * plan.duration_s) + 1
+    assert traffic_agent.parse(["--host=h", "--port=1", "--max-requests=7"]).max_requests == 7
+
+
+def req(t, pod="blue-abc-1", status=200, conn="new", error="") -> Request:
+    return Request(t, 0.001, conn, 1, status, pod if status else "", "img", "c", error)
+
+
+def test_result_figures():
+    r = TrafficResult((req(0.0), req(0.5), req(1.0, "green-def-2"), req(1.2, status=0, error="TimeoutError: x"),
+                       req(1.5, "green-def-2", status=500), req(2.0, "blue-abc-1", conn="ka")), "t", 0, 2)
+    assert [x.t for x in r.failed()] == [1.2, 1.5]
+    assert [x.t for x in r.failed(ignore_5xx_from=("green",))] == [1.2]
+    assert r.first_answer("green") == 1.0 and r.last_answer("blue") == 2.0
+    assert r.last_answer("blue", before=1.0) == 0.5
+    assert r.versions() == {"blue": 3, "green": 2}
+    assert [w.counts for w in r.windows(1.0)] == [{"blue": 2}, {"green": 2}, {"blue": 1}]
+    assert "2 failed" in r.summary()
+
+
+@pytest.mark.parametrize("hits,n,expected,ok", [(50, 100, 0.5, True), (75, 100, 0.5, False),
+                                                 (20, 200, 0.1, True), (0, 0, 0.1, False)])
+def test_share_within_a_binomial_tolerance(hits, n, expected, ok):
+    requests = tuple(req(i, "canary-a-b" if i < hits else "stable-a-b") for i in range(n))
+    check = TrafficResult(requests, "t", 0, 1).share("canary", expected)
+    assert check.ok is ok, check.describe()
+
+
+def test_share_counts_new_connections_only_by_default():
+    requests = (req(0, "canary-a-b"), *(req(i, "stable-a-b", conn="ka") for i in range(1, 50)))
+    assert TrafficResult(requests, "t", 0, 1).share("canary", 0.5).n == 1
+
+
+def test_tally_lines_name_the_totals_and_the_checks_with_failures():
+    tally = Tally({1: CheckRecord("t::a", "ns/svc", 100, 0, False), 2: CheckRecord("t::b", "ns/svc", 50, 2, True)},
+                  {1: {3, 4}})
+    lines = tally.lines()
+    assert "2 checks, 150 requests sent, 2 failed (2 of them in checks that expect failures), 2 answers" in lines[0]
+    assert len(lines) == 3
+    assert Tally().lines() == ["no ClusterIP traffic check ran in this session"]
