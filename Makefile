@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CLUSTER ?= local
 export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: help venv build browser cluster cluster-down cluster-status test unit e2e demo down clean
+.PHONY: help venv build browser netplane cluster cluster-down cluster-status test unit e2e demo down clean
 
 help:
 	@echo "make demo          set everything up and release the first tutorial blue -> green"
@@ -31,7 +31,14 @@ endif
 browser:
 	bash hack/browser.sh
 
-cluster: venv build
+# nftables (nft) and iproute2 (ip) for the local cluster's Service data path (kube-proxy in a network namespace);
+# a no-op when they are installed.
+netplane:
+ifeq ($(CLUSTER),local)
+	bash hack/netplane.sh
+endif
+
+cluster: venv build netplane
 ifeq ($(CLUSTER),kind)
 	bash hack/cluster/kind.sh up
 else
@@ -50,16 +57,16 @@ cluster-status: venv
 
 # The e2e session fixture starts the local cluster unless one is already up (or GREENLIGHT_TEST_KUBECONFIG
 # names another) and stops what it started. pytest's exit code 5 (no tests collected) fails the target.
-test: venv build browser
+test: venv build browser netplane
 	$(BIN)/python -m pytest tests
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
 
-e2e: venv build browser
+e2e: venv build browser netplane
 	$(BIN)/python -m pytest tests/e2e
 
-demo: venv build
+demo: venv build netplane
 	bash hack/demo.sh
 
 # Stop what `make demo` left running (the cluster and the demo's Prefect server).

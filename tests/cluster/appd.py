@@ -6,139 +6,25 @@ pod; for each declared containerPort it opens a listener on 127.0.0.1 and create
 that listener. A request through `kubectl port-forward` or `kubernetes.stream.portforward` thus travels
 client -> kube-apiserver -> kwok (the kubelet's streaming API) -> this listener, which answers as the pod's image.
 
-Behaviour by image reference (documented in tests/README.md):
-  any image             GET /health -> 200 "ok"; GET / -> a page naming the pod, its image and plain env values
-  fault-unhealthy       every path -> 500
-  fault-failafter-N     healthy for N seconds after the pod was created, then every path -> 500
-  fault-latency-N       every answer delayed by N milliseconds
+What a pod answers (by image reference, fault markers included) is tests/cluster/podapp.py, shared with the
+pod-IP data path (tests/cluster/podipd.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import html
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from tests.cluster.podapp import PodApp, pod_apps, serve_http
+
 log = logging.getLogger("appd")
 KWOK_GROUP, KWOK_VERSION = "kwok.x-k8s.io", "v1alpha1"
-
-
-@dataclass
-class PodApp:
-    """What one pod serves. Mutable: the watch refreshes pod IP and env as the pod changes."""
-
-    namespace: str
-    name: str
-    uid: str
-    image: str
-    created: float
-    pod_ip: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-    running: bool = False  # like a kubelet, nothing answers while the container is not running
-
-    def _marker(self, name: str) -> int | None:
-        m = re.search(rf"fault-{name}-([0-9]+)", self.image)
-        return int(m.group(1)) if m else None
-
-    def latency_s(self) -> float:
-        return (self._marker("latency") or 0) / 1000.0
-
-    def healthy(self, now: float) -> bool:
-        if "fault-unhealthy" in self.image:
-            return False
-        fail_after = self._marker("failafter")
-        return fail_after is None or now - self.created < fail_after
-
-    def respond(self, path: str, now: float) -> tuple[int, str, str]:
-        """(status, content type, body) for a GET of `path`."""
-        if not self.healthy(now):
-            return 500, "text/plain", f"unhealthy: {self.name} ({self.image})\n"
-        route = path.split("?", 1)[0]
-        if route in ("/health", "/healthz", "/ready", "/readyz"):
-            return 200, "text/plain", "ok\n"
-        if route in ("/", "/index.html"):
-            return 200, "text/html; charset=utf-8", self.page()
-        return 404, "text/plain", f"not found: {route}\n"
-
-    def page(self) -> str:
-        color = html.escape(self.env.get("IMAGE_COLOR", "white"))
-        rows = "\n".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in sorted(self.env.items()))
-        return (
-            f"<html><head><title>{html.escape(self.name)}</title></head>"
-            f'<body style="background-color: {color}">\n'
-            f"<h1>Pod: {html.escape(self.name)}</h1>\n<p>Namespace: {html.escape(self.namespace)}</p>\n"
-            f"<p>Image: {html.escape(self.image)}</p>\n<p>POD IP: {html.escape(self.pod_ip)}</p>\n"
-            f"<p>IMAGE_COLOR: {color}</p>\n<ul>\n{rows}\n</ul>\n</body></html>\n"
-        )
-
-
-def _running(pod, container: str) -> bool:
-    statuses = (pod.status.container_statuses or []) if pod.status else []
-    return pod.status.phase == "Running" and any(
-        cs.name == container and cs.state and cs.state.running for cs in statuses)
-
-
-def _pod_apps(pod) -> dict[int, PodApp]:
-    """One PodApp per declared container port (port 0 = 'all ports', for pods that declare none)."""
-    created = pod.metadata.creation_timestamp or datetime.now(timezone.utc)
-    apps: dict[int, PodApp] = {}
-    for c in pod.spec.containers:
-        env = {e.name: e.value for e in (c.env or []) if e.value is not None and e.value_from is None}
-        for p in c.ports or []:
-            if (p.protocol or "TCP") == "TCP":
-                apps[p.container_port] = PodApp(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid,
-                                                c.image, created.timestamp(), pod.status.pod_ip or "", env,
-                                                _running(pod, c.name))
-    if not apps:
-        c = pod.spec.containers[0]
-        env = {e.name: e.value for e in (c.env or []) if e.value is not None and e.value_from is None}
-        apps[0] = PodApp(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid, c.image,
-                         created.timestamp(), pod.status.pod_ip or "", env, _running(pod, c.name))
-    return apps
-
-
-async def _serve_http(app: PodApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A small HTTP/1.1 server: GET/HEAD with keep-alive; anything else gets 405."""
-    if not app.running:
-        writer.close()
-        return
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = (lines[0].split(" ") + ["", ""])[:3]
-            headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
-            if int(headers.get("content-length", "0") or 0):
-                await reader.readexactly(int(headers["content-length"]))
-            if app.latency_s():
-                await asyncio.sleep(app.latency_s())
-            if method in ("GET", "HEAD"):
-                status, ctype, body = app.respond(path, time.time())
-            else:
-                status, ctype, body = 405, "text/plain", "method not allowed\n"
-            data = body.encode()
-            close = headers.get("connection", "").lower() == "close"
-            reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}[status]
-            writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(data)}\r\n"
-                f"X-Pod-Name: {app.name}\r\nConnection: {'close' if close else 'keep-alive'}\r\n\r\n".encode()
-                + (data if method != "HEAD" else b""))
-            await writer.drain()
-            if close:
-                break
-    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-        pass
-    finally:
-        writer.close()
 
 
 class AppPlane:
@@ -149,7 +35,7 @@ class AppPlane:
         self.servers: dict[str, dict[int, tuple[asyncio.AbstractServer, PodApp]]] = {}
 
     async def _listen(self, app: PodApp) -> tuple[asyncio.AbstractServer, int]:
-        server = await asyncio.start_server(lambda r, w: _serve_http(app, r, w), "127.0.0.1", 0)
+        server = await asyncio.start_server(lambda r, w: serve_http(app, r, w), "127.0.0.1", 0)
         return server, server.sockets[0].getsockname()[1]
 
     def on_pod(self, kind: str, pod) -> None:
@@ -158,11 +44,11 @@ class AppPlane:
             for server, _ in self.servers.pop(key, {}).values():
                 self.loop.call_soon_threadsafe(server.close)
             return
-        apps = _pod_apps(pod)
+        apps = pod_apps(pod)
         if key in self.servers:
             for port, (_, app) in self.servers[key].items():  # refresh what the page shows
                 if port in apps:
-                    app.pod_ip, app.env, app.running = apps[port].pod_ip, apps[port].env, apps[port].running
+                    app.refresh(apps[port])
             return
         listeners: dict[int, tuple[asyncio.AbstractServer, PodApp]] = {}
         forwards = []

@@ -1,5 +1,6 @@
 """Start and stop greenlight's local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler, kwok (the kubelet) and the app plane (tests/cluster/appd.py), all as local processes on 127.0.0.1.
+kube-scheduler, kwok (the kubelet) and the app plane (tests/cluster/appd.py), all as local processes on 127.0.0.1;
+and its network plane (tests/cluster/netplane.py): kube-proxy and the pod-IP server in a network namespace.
 
     python -m tests.cluster.launcher up      # idempotent: a no-op when the cluster is already up
     python -m tests.cluster.launcher down    # stops every process it started, by PID, and removes the state
@@ -18,24 +19,18 @@ import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-HACK = ROOT / "hack" / "cluster"
-CACHE = Path(os.environ.get("GREENLIGHT_CACHE", ROOT / ".cache"))
-STATE = Path(os.environ.get("GREENLIGHT_CLUSTER_DIR", CACHE / "cluster"))
-NODE_NAME = "kwok-node-0"
-SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.0/16"
-# Each component gets its own identity, so the audit log tells a release's requests from the cluster's own.
-CLIENT_CERTS = {"admin": "greenlight-admin", "kube-controller-manager": "system:kube-controller-manager",
-                "kube-scheduler": "system:kube-scheduler", "kwok": "system:node:kwok", "appd": "greenlight-appd"}
+from tests.cluster import netplane
+from tests.cluster.pki import CLIENT_CERTS, make_pki, write_kubeconfig  # noqa: F401 - re-exported
+from tests.cluster.procs import (  # noqa: F401 - re-exported: tests and bench import them from here
+    CACHE, HACK, NODE_NAME, POD_CIDR, ROOT, SERVICE_CIDR, STATE, _http_ok, _https_ok, alive, free_port, log, ours,
+    pids, start, wait_until,
+)
 
 
 def versions() -> dict[str, str]:
@@ -55,6 +50,7 @@ class Binaries:
     scheduler: Path
     kubectl: Path
     kwok: Path
+    kube_proxy: Path
 
     @classmethod
     def from_cache(cls) -> "Binaries":
@@ -67,124 +63,11 @@ class Binaries:
             scheduler=k8s / "kube-scheduler",
             kubectl=k8s / "kubectl",
             kwok=CACHE / "bin" / f"kwok-{v['KWOK_VERSION']}" / "kwok",
+            kube_proxy=CACHE / "bin" / f"kube-proxy-{v['K8S_VERSION']}" / "kube-proxy",
         )
 
     def missing(self) -> list[Path]:
         return [p for p in vars(self).values() if not p.exists()]
-
-
-def log(msg: str) -> None:
-    print(f"[cluster {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# ---------------------------------------------------------------------------------------------------- PKI
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_pki(pki: Path) -> None:
-    """One CA; a serving cert for the apiserver and kwok (SAN 127.0.0.1/localhost); an admin client cert in
-    system:masters; an EC key that signs service-account tokens."""
-    pki.mkdir(parents=True, exist_ok=True)
-    ec = ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"]
-    for key in ("ca.key", "serving.key", "sa.key", *(f"{user}.key" for user in CLIENT_CERTS)):
-        _openssl(*ec, key, cwd=pki)
-    _openssl("ec", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
-    _openssl("req", "-x509", "-new", "-key", "ca.key", "-days", "3650", "-subj", "/CN=greenlight-local-ca",
-             "-out", "ca.crt", cwd=pki)
-    (pki / "serving.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-        "DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth,clientAuth\n")
-    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    certs = [("serving", "/CN=kube-apiserver", "serving.ext")]
-    certs += [(user, f"/O=system:masters/CN={cn}", "client.ext") for user, cn in CLIENT_CERTS.items()]
-    for name, subj, ext in certs:
-        _openssl("req", "-new", "-key", f"{name}.key", "-subj", subj, "-out", f"{name}.csr", cwd=pki)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "3650", "-extfile", ext, "-out", f"{name}.crt", cwd=pki)
-
-
-def write_kubeconfig(path: Path, pki: Path, server: str, user: str = "admin") -> None:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "greenlight-local",
-        "clusters": [{"name": "greenlight-local",
-                      "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")}}],
-        "users": [{"name": "greenlight-admin",
-                   "user": {"client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")}}],
-        "contexts": [{"name": "greenlight-local",
-                      "context": {"cluster": "greenlight-local", "user": "greenlight-admin"}}],
-    }, indent=2))
-    path.chmod(0o600)
-
-
-# ---------------------------------------------------------------------------------------------- processes
-def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
-    logf = open(STATE / "logs" / f"{name}.log", "ab")
-    proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=STATE, start_new_session=True, env={**os.environ, **(env or {})})
-    (STATE / "pids" / f"{name}.pid").write_text(str(proc.pid))
-    return proc.pid
-
-
-def pids() -> dict[str, int]:
-    pid_dir = STATE / "pids"
-    if not pid_dir.is_dir():
-        return {}
-    return {p.stem: int(p.read_text()) for p in pid_dir.glob("*.pid")}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive; a PID reused by something else is not ours.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def ours(pid: int) -> bool:
-    """True when the PID still belongs to a process we started (its cwd is our state dir)."""
-    try:
-        return Path(f"/proc/{pid}/cwd").resolve() == STATE.resolve()
-    except OSError:
-        return False
-
-
-def wait_until(what: str, check, timeout: float, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f} s (last error: {last}); logs in {STATE / 'logs'}")
-
-
-def _https_ok(url: str, pki: Path) -> bool:
-    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
-        return resp.status == 200
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:
-        return resp.status == 200
 
 
 def apiserver_argv(bins: "Binaries", pki: Path, ports: dict[str, int]) -> list[str]:
@@ -213,54 +96,54 @@ def status() -> dict:
     info = json.loads(state_file.read_text())
     procs = {name: alive(pid) and ours(pid) for name, pid in pids().items()}
     info["processes"] = procs
-    info["up"] = bool(procs) and all(procs.values())
+    info["netns_present"] = netplane.netns_exists(info.get("netns", netplane.netns_name()))
+    info["up"] = bool(procs) and all(procs.values()) and info["netns_present"]
     return info
 
 
-def up(build: bool = True) -> dict:
+def _already_up() -> dict | None:
     current = status()
     if current["up"]:
         try:
             if _https_ok(f"{current['server']}/readyz", STATE / "pki"):
-                log("already up: nothing to do")
                 return current
         except OSError:
             pass
-    if current.get("processes") or STATE.exists():
+    if current.get("processes") or STATE.exists() or netplane.netns_exists(netplane.netns_name()):
         log("stale cluster state found: cleaning it up first")
         down()
+    return None
 
-    bins = Binaries.from_cache()
-    if bins.missing() and build:
-        subprocess.run(["bash", str(HACK / "build.sh")], check=True)
-    if missing := bins.missing():
-        raise SystemExit(f"missing binaries: {', '.join(map(str, missing))} (run hack/cluster/build.sh)")
 
-    t0 = time.monotonic()
+def _prepare() -> tuple[Path, dict[str, int], str]:
+    """State dirs, PKI, ports and one kubeconfig per component; (pki dir, ports, server URL)."""
     for sub in ("pids", "logs", "etcd"):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
     pki = STATE / "pki"
     make_pki(pki)
     ports = {k: free_port() for k in ("etcd_client", "etcd_peer", "apiserver", "kwok")}
     server = f"https://127.0.0.1:{ports['apiserver']}"
-    kubeconfig = STATE / "kubeconfig"
-    write_kubeconfig(kubeconfig, pki, server)
+    write_kubeconfig(STATE / "kubeconfig", pki, server)
     for user in CLIENT_CERTS:
         if user != "admin":
             write_kubeconfig(STATE / f"{user}.kubeconfig", pki, server, user)
+    return pki, ports, server
+
+
+def _start_etcd_and_apiserver(bins: Binaries, pki: Path, ports: dict[str, int], server: str) -> None:
     etcd_url = f"http://127.0.0.1:{ports['etcd_client']}"
     peer_url = f"http://127.0.0.1:{ports['etcd_peer']}"
-
     start("etcd", [str(bins.etcd), "--name=node0", f"--data-dir={STATE / 'etcd'}",
                    f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
                    f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
                    f"--initial-cluster=node0={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
                    "--auto-compaction-retention=1", "--quota-backend-bytes=4294967296"])
     wait_until("etcd", lambda: _http_ok(f"{etcd_url}/health"), 30)
-
     start("kube-apiserver", apiserver_argv(bins, pki, ports))
     wait_until("kube-apiserver", lambda: _https_ok(f"{server}/readyz", pki), 90)
 
+
+def _start_controllers_and_kwok(bins: Binaries, pki: Path, ports: dict[str, int]) -> None:
     common = ["--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"]
     start("kube-controller-manager", [
         str(bins.controller_manager), *common, f"--kubeconfig={STATE / 'kube-controller-manager.kubeconfig'}",
@@ -274,7 +157,7 @@ def up(build: bool = True) -> dict:
     ])
     start("kube-scheduler", [str(bins.scheduler), *common, f"--kubeconfig={STATE / 'kube-scheduler.kubeconfig'}",
                              "--kube-api-qps=500", "--kube-api-burst=1000"])
-    apply_crds(kubeconfig, bins.kwok.parent / "crds")
+    apply_crds(STATE / "kubeconfig", bins.kwok.parent / "crds")
     start("kwok", [
         str(bins.kwok), f"--kubeconfig={STATE / 'kwok.kubeconfig'}",
         f"--config={ROOT / 'tests' / 'cluster' / 'kwok-stages.yaml'}",
@@ -283,14 +166,46 @@ def up(build: bool = True) -> dict:
         f"--server-address=127.0.0.1:{ports['kwok']}", "--node-lease-duration-seconds=40",
         f"--cidr={POD_CIDR}", "--enable-crds=PortForward,ClusterPortForward",
     ])
+
+
+def up(build: bool = True) -> dict:
+    if current := _already_up():
+        log("already up: nothing to do")
+        return current
+    netplane.preflight()  # before anything starts: a host without root/ip/nft fails here, with what is missing
+    bins = Binaries.from_cache()
+    if bins.missing() and build:
+        subprocess.run(["bash", str(HACK / "build.sh")], check=True)
+    if missing := bins.missing():
+        raise SystemExit(f"missing binaries: {', '.join(map(str, missing))} (run hack/cluster/build.sh)")
+
+    t0 = time.monotonic()
+    try:
+        return _up(bins, t0)
+    except BaseException:
+        log(f"up failed: stopping what it started (logs stay in {STATE / 'logs'})")
+        down(keep_state=True)
+        raise
+
+
+def _up(bins: Binaries, t0: float) -> dict:
+    netns = netplane.netns_name()
+    netplane.create_netns(netns)  # first: a kernel without nftables NAT fails here
+    pki, ports, server = _prepare()
+    kubeconfig = STATE / "kubeconfig"
+    netplane.start_bridge(ports["apiserver"])
+    _start_etcd_and_apiserver(bins, pki, ports, server)
+    _start_controllers_and_kwok(bins, pki, ports)
     create_node(kubeconfig)
     start("appd", [sys.executable, "-m", "tests.cluster.appd", f"--kubeconfig={STATE / 'appd.kubeconfig'}"],
           env={"PYTHONPATH": str(ROOT)})
+    netplane.start_proxy(bins.kube_proxy)
     wait_until("node Ready and default ServiceAccount", lambda: cluster_ready(kubeconfig), 90)
     wait_until("kwok PortForward CRD", lambda: crd_established(kubeconfig, "portforwards.kwok.x-k8s.io"), 60)
+    figures = netplane.wait_plane(netns)
 
     info = {"server": server, "kubeconfig": str(kubeconfig), "kubectl": str(bins.kubectl), "ports": ports,
-            "versions": versions(), "started_in_s": round(time.monotonic() - t0, 1)}
+            "netns": netns, "versions": versions(), "started_in_s": round(time.monotonic() - t0, 1), **figures}
     (STATE / "cluster.json").write_text(json.dumps(info, indent=2))
     log(f"up in {info['started_in_s']} s")
     return status()
@@ -364,9 +279,11 @@ def crd_established(kubeconfig: Path, name: str) -> bool:
     return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
 
 
-def down() -> None:
-    """Stop every process we started (by PID, newest first), then remove the state directory."""
-    order = ["appd", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+def down(keep_state: bool = False) -> None:
+    """Stop every process we started (by PID, newest first), delete the network namespace, then remove the state
+    directory (unless `keep_state`: a failed `up` keeps its logs; the next `up` removes them)."""
+    order = [*netplane.PROCESSES, "appd", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver",
+             "etcd"]
     running = pids()
     names = [n for n in order if n in running] + [n for n in running if n not in order]
     for name in names:
@@ -381,9 +298,12 @@ def down() -> None:
         if alive(pid) and ours(pid):
             log(f"{name} (pid {pid}) ignored SIGTERM: killing it")
             os.kill(pid, signal.SIGKILL)
-    if STATE.exists():
+    netns = netplane.netns_name()
+    netplane.delete_netns(netns)
+    if STATE.exists() and not keep_state:
         shutil.rmtree(STATE)
-    log(f"down: stopped {len(names)} processes, removed {STATE}")
+    log(f"down: stopped {len(names)} processes, deleted network namespace {netns}"
+        + ("" if keep_state else f", removed {STATE}"))
 
 
 # -------------------------------------------------------------------------------------------- restarts
@@ -456,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         info = up()
         print(f"# kubectl: {info['kubectl']}")
+        print(f"export GREENLIGHT_NETNS={info['netns']}")  # ip netns exec $GREENLIGHT_NETNS curl <ClusterIP>
         print(f"export PATH={Path(info['kubectl']).parent}:$PATH")
         print(f"export KUBECONFIG={info['kubeconfig']}")
     elif args.command == "down":

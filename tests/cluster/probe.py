@@ -1,5 +1,6 @@
 """Is the local cluster fully working (not just answering /readyz)? After an apiserver restart every client of it
-(controller-manager, scheduler, kwok, the app plane) reconnects with its own backoff; later tests need all of them.
+(controller-manager, scheduler, kwok, the app plane, kube-proxy, the pod-IP server) reconnects with its own
+backoff; later tests need all of them.
 `python -m tests.cluster.launcher restart-apiserver` waits for it; tests call probe_workloads themselves.
 """
 
@@ -9,14 +10,16 @@ import os
 import time
 from pathlib import Path
 
-from tests.cluster.launcher import _client, log, wait_until
+from tests.cluster import netplane
+from tests.cluster.launcher import STATE, _client, log, wait_until
 
 
 def probe_workloads(kubeconfig: Path, timeout_s: float = 90) -> float:
     """Prove every controller works (not just that /readyz answers): in a throw-away namespace, the default
     ServiceAccount appears (controller-manager), a Deployment gets a Ready pod (Deployment/ReplicaSet controllers,
     scheduler, kwok), its Service's EndpointSlice lists it ready (EndpointSlice controller) and the app plane has
-    made its PortForward (appd's watch). Returns the seconds it took."""
+    made its PortForward (appd's watch), and, when the cluster has its network namespace, kube-proxy routes the
+    Service's ClusterIP to the pod and the pod-IP server answers there. Returns the seconds it took."""
     from kubernetes import client
 
     t0 = time.monotonic()
@@ -53,14 +56,28 @@ def probe_workloads(kubeconfig: Path, timeout_s: float = 90) -> float:
         pod = core.list_namespaced_pod(ns, _request_timeout=(2, 10)).items[0].metadata.name
         wait_until("HTTP through port-forward to the probe pod (kwok sees the app plane's PortForward)",
                    lambda: _port_forward_get(kubeconfig, ns, pod), timeout_s, 0.5)
+        _probe_cluster_ip(core, ns, timeout_s)
     finally:
         try:
             core.delete_namespace(ns, propagation_policy="Background", _request_timeout=(2, 10))
         except Exception as exc:  # noqa: BLE001 - a leftover probe namespace is harmless
             log(f"could not delete probe namespace {ns}: {exc}")
     took = time.monotonic() - t0
-    log(f"controllers, scheduler, kwok and the app plane work ({took:.1f} s)")
+    log(f"controllers, scheduler, kwok, the app plane and the Service data path work ({took:.1f} s)")
     return took
+
+
+def _probe_cluster_ip(core, ns: str, timeout_s: float) -> None:
+    """GET /health through the probe Service's ClusterIP inside the namespace: kube-proxy -> pod-IP server."""
+    netns = netplane.netns_name(STATE)
+    if not netplane.netns_exists(netns):
+        return
+    ip = core.read_namespaced_service("probe", ns, _request_timeout=(2, 10)).spec.cluster_ip
+    pod_ip = core.list_namespaced_pod(ns, _request_timeout=(2, 10)).items[0].status.pod_ip
+    wait_until("kube-proxy routing the probe Service to its pod",
+               lambda: netplane.programmed_endpoints(netns, ns, "probe") == {f"{pod_ip}:80"}, timeout_s, 0.2)
+    wait_until("HTTP through the probe Service's ClusterIP (kube-proxy, pod-IP server)",
+               lambda: netplane.netns_http_status(netns, ip, 80) == 200, timeout_s, 0.3)
 
 
 def _port_forward_get(kubeconfig: Path, namespace: str, pod: str, port: int = 80) -> bool:

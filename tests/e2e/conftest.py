@@ -1,17 +1,35 @@
 """Every test in tests/e2e runs on a real cluster: mark it so, and fail (never skip) when the cluster is absent.
 
 `prefect_ops`: prefect.yaml deployed on the session's Prefect server and one process worker on the `greenlight`
-pool (started once, shared by the tests that start releases the way the UI does)."""
+pool (started once, shared by the tests that start releases the way the UI does).
+
+`netns`: the local cluster's network namespace (the Service data path: kube-proxy and the pod-IP server);
+`traffic`: a factory of TrafficChecks (tests/e2e/traffic.py) bound to it. The session's traffic totals are printed
+in the terminal summary."""
+
+import os
 
 import pytest
 
 from tests.e2e.prefect_ops import ROOT, PrefectOps, Worker, deploy_all
+from tests.e2e.traffic import TALLY, TrafficCheck
+
+EXTERNAL_TRAFFIC = (
+    "the ClusterIP traffic check needs the local cluster's network namespace (kube-proxy + pod-IP server), and "
+    "GREENLIGHT_TEST_KUBECONFIG names another cluster. On kind, traffic goes through kind's own kube-proxy: from a "
+    "client pod inside the cluster, or through `kubectl port-forward svc/<name>` (tests/README.md)")
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_sep("-", "ClusterIP traffic (tests/e2e/traffic.py)")
+    for line in TALLY.lines():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +44,33 @@ def prefect_ops(prefect_api, cluster):
         yield ops
     finally:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def netns(cluster) -> str:
+    """The name of the local cluster's network namespace. GREENLIGHT_NETNS (printed by `make cluster`) is
+    honoured, and must then name the running cluster's namespace. Missing: the test fails, never skips."""
+    if not cluster.local:
+        pytest.fail(EXTERNAL_TRAFFIC, pytrace=False)
+    from tests.cluster import launcher, netplane
+
+    running = launcher.status().get("netns")
+    exported = os.environ.get("GREENLIGHT_NETNS")
+    if exported and running and exported != running:
+        pytest.fail(f"GREENLIGHT_NETNS={exported}, but the running cluster's namespace is {running} (an export "
+                    "left from an earlier `make cluster`?)", pytrace=False)
+    name = exported or running
+    if not name or not netplane.netns_exists(name):
+        pytest.fail(f"the local cluster's network namespace {name or '(none recorded)'} is missing: restart the "
+                    "cluster (make cluster-down; make cluster)", pytrace=False)
+    return name
+
+
+@pytest.fixture
+def traffic(netns, cluster):
+    """traffic(namespace, service, port=None, **options) -> TrafficCheck (a context manager), see traffic.py."""
+
+    def make(namespace: str, service: str, port: int | None = None, **options) -> TrafficCheck:
+        return TrafficCheck(netns, cluster.kubeconfig, namespace, service, port, **options)
+
+    return make

@@ -3,7 +3,8 @@ cluster's app plane (tests/cluster/appd.py, described in tests/README.md) as a r
 
   GET /health, /healthz, /ready, /readyz -> 200 "ok"
   GET /, /index.html -> a page with Pod:, Namespace:, Image:, POD IP:, IMAGE_COLOR: and the environment
-  other paths -> 404; methods other than GET/HEAD -> 405; every answer carries X-Pod-Name: <pod>
+  other paths -> 404; methods other than GET/HEAD -> 405; every answer carries X-Pod-Name: <pod> and
+  X-Pod-Image: <IMAGE>
 """
 
 import html
@@ -42,6 +43,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Pod-Name", POD)
+        self.send_header("X-Pod-Image", IMAGE)
         self.end_headers()
         if send_body:
             self.wfile.write(data)
