@@ -38,6 +38,7 @@ class PodApp:
     pod_ip: str = ""
     env: dict[str, str] = field(default_factory=dict)
     running: bool = False  # like a kubelet, nothing answers while the container is not running
+    draining: bool = False  # the pod is terminating: answer, but close each keep-alive connection after it
 
     def _marker(self, name: str) -> int | None:
         m = re.search(rf"fault-{name}-([0-9]+)", self.image)
@@ -133,7 +134,9 @@ async def serve_http(app: PodApp, reader: asyncio.StreamReader, writer: asyncio.
             else:
                 status, ctype, body = 405, "text/plain", "method not allowed\n"
             data = body.encode()
-            close = headers.get("connection", "").lower() == "close"
+            # A terminating pod drains like an app with a graceful shutdown: it still answers, and tells each
+            # keep-alive client to go elsewhere for the next request.
+            close = headers.get("connection", "").lower() == "close" or app.draining
             writer.write(_head_bytes(app, status, ctype, len(data), close) + (data if method != "HEAD" else b""))
             await writer.drain()
             if close:

@@ -159,6 +159,8 @@ class PodIPServer:
             for port, app in view.apps.items():
                 if port in served.apps and not view.terminating:
                     served.apps[port].refresh(app)
+                elif port in served.apps:
+                    served.apps[port].draining = True
             want = wanted_ports(view, frozenset(served.servers))
             self._close(served, frozenset(served.servers) - want)
             for port in sorted(want - frozenset(served.servers)):

@@ -46,8 +46,7 @@ def prefect_ops(prefect_api, cluster):
         worker.stop()
 
 
-@pytest.fixture(scope="session")
-def netns(cluster) -> str:
+def resolve_netns(cluster) -> str:
     """The name of the local cluster's network namespace. GREENLIGHT_NETNS (printed by `make cluster`) is
     honoured, and must then name the running cluster's namespace. Missing: the test fails, never skips."""
     if not cluster.local:
@@ -64,6 +63,25 @@ def netns(cluster) -> str:
         pytest.fail(f"the local cluster's network namespace {name or '(none recorded)'} is missing: restart the "
                     "cluster (make cluster-down; make cluster)", pytrace=False)
     return name
+
+
+@pytest.fixture(scope="session")
+def netns(cluster) -> str:
+    return resolve_netns(cluster)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sampler_traffic(cluster):
+    """Every EndpointSampler also sends ClusterIP traffic (tests/e2e/sampler.py). The namespace is resolved only
+    when a sampler starts, so tests without one do not depend on it."""
+    from tests.e2e import sampler
+
+    def context() -> tuple[str, str]:
+        return resolve_netns(cluster), cluster.kubeconfig
+
+    sampler.TRAFFIC_CONTEXT = context
+    yield
+    sampler.TRAFFIC_CONTEXT = None
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Availability sampler: records every state of a Service's EndpointSlices during a scenario.
+"""Availability sampler: records every state of a Service's EndpointSlices during a scenario, and sends real
+requests through the Service's ClusterIP all the while (tests/e2e/traffic.py, from inside the local cluster's
+network namespace).
 
 A watch delivers every EndpointSlice change, so each event is one "instant": the set of (pod uid, ready) the
 Service routes to right then. Pods are attributed to Deployments afterwards from a mapping accumulated over the
@@ -8,6 +10,11 @@ whole run (Pod -> ReplicaSet -> Deployment), so a pod deleted later is still att
         ... release ...
     assert sampler.zero_ready_instants() == 0
     assert sampler.instants_serving({"green-dep"}) == 0     # never routed to the failed version
+
+When the block ends without an exception, the traffic is judged (tests/e2e/traffic_checks.py): no failed request
+(unless `expect_failures`, where the test asserts its own bound), no new connection answered by a Deployment
+more than PROXY_LAG_S after the slices stopped listing it, and, wherever the ready endpoints held still, each
+Deployment's share of answers matching its share of endpoints.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kubernetes import watch
@@ -22,6 +30,8 @@ from kubernetes import watch
 from prefect_greenlight.tasks.decisions.endpoints import endpoint_targets
 from prefect_greenlight.tasks.kube.client import Kube
 from prefect_greenlight.tasks.kube.watching import Watcher
+from tests.e2e.traffic import TrafficCheck, TrafficResult
+from tests.e2e.traffic_checks import judge_traffic
 
 
 @dataclass(frozen=True)
@@ -33,9 +43,18 @@ class Instant:
         return {uid for uid, ready in self.endpoints if ready}
 
 
+# Set by tests/e2e/conftest.py for the session: () -> (network namespace, kubeconfig); it fails the test when the
+# namespace is missing (never skips).
+TRAFFIC_CONTEXT: Callable[[], tuple[str, str]] | None = None
+
+
 class EndpointSampler:
-    def __init__(self, kube: Kube, namespace: str, service: str):
+    def __init__(self, kube: Kube, namespace: str, service: str, *, traffic: bool = True,
+                 expect_failures: bool = False, port: int | None = None):
         self.kube, self.namespace, self.service = kube, namespace, service
+        self.with_traffic, self.expect_failures, self.port = traffic, expect_failures, port
+        self.traffic: TrafficCheck | None = None
+        self.wall_offset = time.time() - time.monotonic()  # instants are monotonic; requests are wall clock
         self.instants: list[Instant] = []
         self.owners: dict[str, str] = {}
         self._slices: dict[str, dict] = {}
@@ -105,12 +124,30 @@ class EndpointSampler:
         self._thread.start()
         if not self._synced.wait(15):
             raise RuntimeError(f"sampler could not list EndpointSlices of {self.service}")
+        if self.with_traffic:
+            if TRAFFIC_CONTEXT is None:
+                raise RuntimeError("no traffic context: tests/e2e/conftest.py sets it for the session")
+            netns, kubeconfig = TRAFFIC_CONTEXT()
+            self.traffic = TrafficCheck(netns, kubeconfig, self.namespace, self.service, self.port, rate=60.0,
+                                        duration_s=600.0, expect_failures=self.expect_failures).__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.5)  # let the owner tracker catch up with the last pods
-        self._stop.set()
-        self._watcher.__exit__()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self.traffic is not None:
+                self.traffic.__exit__(exc_type, exc, tb)
+        finally:
+            time.sleep(0.5)  # let the owner tracker catch up with the last pods
+            self._stop.set()
+            self._watcher.__exit__()
+        if exc_type is None and self.traffic is not None:
+            judge_traffic(self)
+
+    @property
+    def requests(self) -> TrafficResult:
+        """The ClusterIP traffic sent while the sampler ran (after the block; during it, a snapshot)."""
+        assert self.traffic is not None, "this sampler ran without traffic"
+        return self.traffic.result or self.traffic.snapshot()
 
     # -- figures
     def zero_ready_instants(self) -> int:

@@ -28,6 +28,7 @@ from tests.e2e.release_helpers import (
     wait_until,
 )
 from tests.e2e.sampler import EndpointSampler
+from tests.e2e.traffic_checks import assert_failures_only_while_serving
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -139,7 +140,7 @@ def test_unhealthy_smoke_test_prevents_the_switch(cluster, prefect_api, kube, na
 
 def test_post_switch_failure_rolls_back_automatically(cluster, prefect_api, kube, namespace, kubectl):
     tutorial1(kubectl, kube, namespace)
-    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+    with EndpointSampler(kube, namespace, "production-svc", expect_failures=True) as sampler:
         r = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
                        "--image", "scubakiz/servicedemo:fault-failafter-8", "--smoke-path", "/health",
                        "--post-switch-window", "30", "--scale-down-delay", "0")
@@ -150,6 +151,8 @@ def test_post_switch_failure_rolls_back_automatically(cluster, prefect_api, kube
     assert read(kube, "Deployment", namespace, "green-dep") is None
     assert sampler.instants_serving({"green-dep"}) > 0, "green did serve before it failed"
     assert sampler.instants[-1].ready_uids() and sampler.zero_ready_instants() == 0, sampler.describe()
+    # green answers 500 from 8 s after its pods were created until the rollback: those requests fail, no others
+    assert_failures_only_while_serving(sampler, "green-dep") > 0
 
 
 @pytest.mark.parametrize("answer", ["approve", "reject"])

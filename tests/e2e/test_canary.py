@@ -23,6 +23,7 @@ from tests.e2e.release_helpers import (
     resource_versions,
 )
 from tests.e2e.sampler import EndpointSampler
+from tests.e2e.traffic_checks import assert_failures_only_while_serving
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 SVC, V1, V2 = "my-app-service", "my-app-v1", "my-app-v2"
@@ -90,7 +91,7 @@ def test_tutorial2_canary_runs_to_100_percent(cluster, prefect_api, kube, namesp
 def test_unhealthy_canary_aborts_at_first_analysis(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
     given_tutorial2_canary(kubectl, kube, namespace)
     bad = manifest_with(CANARY, tmp_path, image="my-app:fault-unhealthy")
-    with EndpointSampler(kube, namespace, SVC) as sampler:
+    with EndpointSampler(kube, namespace, SVC, expect_failures=True) as sampler:
         r = greenlight(cluster, prefect_api, *canary_args(namespace, manifest=bad), timeout=300)
     assert r.returncode == 1, r.stderr[-4000:]
     assert "analysis at 10 % failed" in r.stderr and "canary success rate 0%" in r.stderr, r.stderr[-3000:]
@@ -101,6 +102,8 @@ def test_unhealthy_canary_aborts_at_first_analysis(cluster, prefect_api, kube, n
     after = sampler.ready_by_deployment()[[i for i, c in enumerate(sampler.ready_by_deployment()) if c.get(V2)][-1]:]
     assert all(c.get(V1, 0) == 10 for c in after if not c.get(V2)), sampler.describe()
     assert seen(sampler, 1, 10), f"stable 10 ready beside the canary during the abort: {sampler.describe()}"
+    # the canary's share of requests (1 in 10) got its 500s until the abort removed it; stable's never failed
+    assert_failures_only_while_serving(sampler, V2) > 0
 
 
 def test_crashlooping_canary_fails_fast_and_aborts(cluster, prefect_api, kube, namespace, kubectl, tmp_path):

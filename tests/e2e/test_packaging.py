@@ -20,6 +20,7 @@ import yaml
 
 from tests.e2e.prefect_ops import PREFECT, prefect_env
 from tests.e2e.release_helpers import ROOT, TUTORIAL1, resource_versions, selector, tutorial1
+from tests.e2e.sampler import EndpointSampler
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -102,8 +103,10 @@ def test_flow_imported_from_python_releases_beside_a_users_packages(cluster, pre
     _given_the_user_packages_shadow(sys.executable, env, user_project)
     code = RELEASE_FROM_PYTHON.format(project=str(user_project), manifest=str(TUTORIAL1 / "green-dep.yaml"),
                                       namespace=namespace, kubeconfig=cluster.kubeconfig)
-    out = _run([sys.executable, "-c", code], env, user_project, timeout=240)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        out = _run([sys.executable, "-c", code], env, user_project, timeout=240)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
     assert "OUTCOME released green-dep" in out.stdout
     assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}
 
@@ -178,9 +181,11 @@ def test_pip_installed_flow_deploys_from_a_users_project_by_module_path(cluster,
     assert deployment["entrypoint"] == "prefect_greenlight.flows.blue_green:blue_green_release"
     assert "BlueGreenSpec" in str(deployment["parameter_openapi_schema"])
     manifest = (TUTORIAL1 / "green-dep.yaml").read_text()
-    run_id = prefect_ops.run("blue-green-from-package", {"spec": {
-        "namespace": namespace, "service": "production-svc", "manifest": yaml.safe_load(manifest),
-        "cleanup": {"mode": "keep", "delay_s": 0}}})
-    assert prefect_ops.wait_state(run_id, {"COMPLETED", "FAILED", "CRASHED"}) == "COMPLETED", \
-        prefect_ops.logs(run_id)[-3000:]
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        run_id = prefect_ops.run("blue-green-from-package", {"spec": {
+            "namespace": namespace, "service": "production-svc", "manifest": yaml.safe_load(manifest),
+            "cleanup": {"mode": "keep", "delay_s": 0}}})
+        assert prefect_ops.wait_state(run_id, {"COMPLETED", "FAILED", "CRASHED"}) == "COMPLETED", \
+            prefect_ops.logs(run_id)[-3000:]
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
     assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}

@@ -89,13 +89,15 @@ def test_rejected_release_records_the_approver_and_emits_rolled_back(cluster, pr
                                                                      namespace, kubectl, tmp_path):
     tutorial1(kubectl, kube, namespace)
     log = tmp_path / "release.log"
-    proc = greenlight_bg(cluster, prefect_api, "blue-green", "-n", namespace, "--service", SERVICE, "--manifest",
-                         str(TUTORIAL1 / "green-dep.yaml"), "--approval", "manual", "--approval-timeout", "120",
-                         log=log)
-    run = paused_run_id(log, proc)
-    assert greenlight(cluster, prefect_api, "reject", run, "--reason", "not today", "--approver",
-                      "alice").returncode == 0
-    assert proc.wait(120) == 1, log.read_text()[-3000:]
+    with EndpointSampler(kube, namespace, SERVICE) as sampler:
+        proc = greenlight_bg(cluster, prefect_api, "blue-green", "-n", namespace, "--service", SERVICE, "--manifest",
+                             str(TUTORIAL1 / "green-dep.yaml"), "--approval", "manual", "--approval-timeout", "120",
+                             log=log)
+        run = paused_run_id(log, proc)
+        assert greenlight(cluster, prefect_api, "reject", run, "--reason", "not today", "--approver",
+                          "alice").returncode == 0
+        assert proc.wait(120) == 1, log.read_text()[-3000:]
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
     assert selector(kube, namespace, SERVICE) == {"target": "blue-dep"}
 
     resource = f"greenlight.service.{namespace}.{SERVICE}"
@@ -121,9 +123,11 @@ def test_history_survives_losing_the_prefect_database(cluster, kube, namespace, 
     tutorial1(kubectl, kube, namespace)
     home = tmp_path / "prefect-home"
     with start_prefect_server(home) as api:
-        r = greenlight(cluster, api, "blue-green", "-n", namespace, "--service", SERVICE, "--manifest",
-                       str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0", "--json")
-        assert r.returncode == 0, r.stderr[-3000:]
+        with EndpointSampler(kube, namespace, SERVICE) as sampler:
+            r = greenlight(cluster, api, "blue-green", "-n", namespace, "--service", SERVICE, "--manifest",
+                           str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0", "--json")
+            assert r.returncode == 0, r.stderr[-3000:]
+        assert sampler.zero_ready_instants() == 0, sampler.describe()
     databases = list(home.glob("*.db"))
     assert databases, f"no SQLite database in {home}: {list(home.iterdir())}"
     for db in home.glob("*.db*"):
@@ -163,11 +167,6 @@ def test_image_pushed_event_starts_a_release_with_its_image(prefect_ops, cluster
     tutorial1(kubectl, kube, namespace)
     image = "scubakiz/servicedemo:2.0"
     payload = {"image": image, "service": SERVICE, "namespace": namespace}
-    out = subprocess.run([*PREFECT, "event", "emit", "greenlight.image.pushed", "--resource-id",
-                          "greenlight.image.scubakiz/servicedemo", "--payload", json.dumps(payload)],
-                         capture_output=True, text=True, timeout=120, env=prefect_env(prefect_api), cwd=ROOT)
-    assert out.returncode == 0, out.stdout + out.stderr
-
     def started() -> str | None:
         for fr in prefect_ops.flow_runs("blue-green"):
             spec = (fr.get("parameters") or {}).get("spec") or {}
@@ -175,8 +174,14 @@ def test_image_pushed_event_starts_a_release_with_its_image(prefect_ops, cluster
                 return fr["id"]
         return None
 
-    run = wait_until("the triggered flow run", started, 90, 1)
-    prefect_ops.wait_state(run, {"COMPLETED"}, 180)
+    with EndpointSampler(kube, namespace, SERVICE) as sampler:
+        out = subprocess.run([*PREFECT, "event", "emit", "greenlight.image.pushed", "--resource-id",
+                              "greenlight.image.scubakiz/servicedemo", "--payload", json.dumps(payload)],
+                             capture_output=True, text=True, timeout=120, env=prefect_env(prefect_api), cwd=ROOT)
+        assert out.returncode == 0, out.stdout + out.stderr
+        run = wait_until("the triggered flow run", started, 90, 1)
+        prefect_ops.wait_state(run, {"COMPLETED"}, 180)
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
     green = read(kube, "Deployment", namespace, "green-dep")
     assert green["spec"]["template"]["spec"]["containers"][0]["image"] == image
     assert selector(kube, namespace, SERVICE) == {"target": "green-dep"} and ready(kube, namespace, "green-dep") == 3
@@ -241,9 +246,11 @@ def test_rolled_back_automation_posts_to_a_webhook(cluster, prefect_api, kube, n
         assert r.returncode == 0, r.stderr[-3000:]
         assert json.loads(r.stdout)["events"] == ["greenlight.release.rolled-back"]
         tutorial1(kubectl, kube, namespace)
-        r = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", SERVICE, "--image",
-                       "scubakiz/servicedemo:fault-unhealthy", "--smoke-path", "/health")
-        assert r.returncode == 1, r.stderr[-3000:]
+        with EndpointSampler(kube, namespace, SERVICE) as sampler:
+            r = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", SERVICE, "--image",
+                           "scubakiz/servicedemo:fault-unhealthy", "--smoke-path", "/health")
+            assert r.returncode == 1, r.stderr[-3000:]
+        assert sampler.zero_ready_instants() == 0, sampler.describe()
         mine = lambda: [b for b in hook.bodies if b.get("namespace") == namespace]  # noqa: E731
         wait_until("the webhook call", mine, 60, 0.5)
         [body] = mine()

@@ -18,6 +18,7 @@ from tests.e2e.release_helpers import (
     selector,
     tutorial1,
 )
+from tests.e2e.sampler import EndpointSampler
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -39,15 +40,17 @@ def service_account_kubeconfig(cluster, kubectl, tmp_path) -> str:
 def test_blue_green_release_and_rollback_with_only_the_role(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
     tutorial1(kubectl, kube, namespace)
     sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
-    r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", sa, "-n", namespace, "--service",
-                   "production-svc", "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0",
-                   "--preview-service", "staging-svc", "--post-switch-window", "2")
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}
-    r = greenlight(cluster, prefect_api, "rollback", "--kubeconfig", sa, "-n", namespace, "--service",
-                   "production-svc", "--scale-down-delay", "0", "--cleanup", "delete")
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", sa, "-n", namespace, "--service",
+                       "production-svc", "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0",
+                       "--preview-service", "staging-svc", "--post-switch-window", "2")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}
+        r = greenlight(cluster, prefect_api, "rollback", "--kubeconfig", sa, "-n", namespace, "--service",
+                       "production-svc", "--scale-down-delay", "0", "--cleanup", "delete")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert selector(kube, namespace, "production-svc") == {"target": "blue-dep"}
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
 
 
 def test_release_with_an_hpa_and_rollback_with_only_the_role(cluster, prefect_api, kube, namespace, kubectl,
@@ -56,14 +59,16 @@ def test_release_with_an_hpa_and_rollback_with_only_the_role(cluster, prefect_ap
     tutorial1(kubectl, kube, namespace)
     kubectl("autoscale", "deployment/blue-dep", "--min=2", "--max=6", "--cpu-percent=60", "--name=web")
     sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
-    r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", sa, "-n", namespace, "--service",
-                   "production-svc", "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0")
-    assert r.returncode == 0, r.stderr[-3000:]
-    hpas = kube.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
-    assert [(h.metadata.name, h.spec.scale_target_ref.name) for h in hpas] == [("green-dep", "green-dep")]
-    r = greenlight(cluster, prefect_api, "rollback", "--kubeconfig", sa, "-n", namespace, "--service",
-                   "production-svc", "--scale-down-delay", "0")
-    assert r.returncode == 0, r.stderr[-3000:]
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", sa, "-n", namespace, "--service",
+                       "production-svc", "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0")
+        assert r.returncode == 0, r.stderr[-3000:]
+        hpas = kube.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
+        assert [(h.metadata.name, h.spec.scale_target_ref.name) for h in hpas] == [("green-dep", "green-dep")]
+        r = greenlight(cluster, prefect_api, "rollback", "--kubeconfig", sa, "-n", namespace, "--service",
+                       "production-svc", "--scale-down-delay", "0")
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
     hpas = kube.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
     assert [(h.metadata.name, h.spec.scale_target_ref.name) for h in hpas] == [("web", "blue-dep")]
 
@@ -72,10 +77,12 @@ def test_canary_with_only_the_role(cluster, prefect_api, kube, namespace, kubect
     given_applied(kubectl, TUTORIAL2 / "v1-deployment.yaml", TUTORIAL2 / "canary-service.yaml")
     given_ready(kube, namespace, "my-app-v1")
     sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
-    r = greenlight(cluster, prefect_api, "canary", "--kubeconfig", sa, "-n", namespace, "--service",
-                   "my-app-service", "--stable", "my-app-v1", "--manifest",
-                   str(TUTORIAL2 / "v2-canary-deployment.yaml"), "--steps", "50,100")
-    assert r.returncode == 0, r.stderr[-3000:]
+    with EndpointSampler(kube, namespace, "my-app-service") as sampler:
+        r = greenlight(cluster, prefect_api, "canary", "--kubeconfig", sa, "-n", namespace, "--service",
+                       "my-app-service", "--stable", "my-app-v1", "--manifest",
+                       str(TUTORIAL2 / "v2-canary-deployment.yaml"), "--steps", "50,100")
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
 
 
 def test_a_missing_verb_is_named_before_anything_changes(cluster, prefect_api, kube, namespace, kubectl, tmp_path):

@@ -14,6 +14,7 @@ import yaml
 
 from tests.e2e.prefect_dump import flow_runs_of, record_of
 from tests.e2e.release_helpers import ROOT, TUTORIAL1, greenlight, selector, tutorial1
+from tests.e2e.sampler import EndpointSampler
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 SVC = "production-svc"
@@ -76,11 +77,13 @@ def test_no_credential_reaches_output_logs_parameters_or_artifacts(cluster, pref
         (token_cfg, ["--image", "scubakiz/servicedemo:fault-pullerror", "--ready-timeout", "30"], 1),  # rolled back
     ]
     outputs = []
-    for kubeconfig, args, code in runs:
-        r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", kubeconfig, "-n", namespace, "--service",
-                       SVC, "--scale-down-delay", "0", "--json", *args)
-        assert r.returncode == code, r.stderr[-3000:]
-        outputs.append(r.stdout + r.stderr)
+    with EndpointSampler(kube, namespace, SVC) as sampler:
+        for kubeconfig, args, code in runs:
+            r = greenlight(cluster, prefect_api, "blue-green", "--kubeconfig", kubeconfig, "-n", namespace, "--service",
+                           SVC, "--scale-down-delay", "0", "--json", *args)
+            assert r.returncode == code, r.stderr[-3000:]
+            outputs.append(r.stdout + r.stderr)
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
     assert selector(kube, namespace, SVC) == {"target": "blue-dep"}, "the last release was rolled back"
 
     for text in outputs:

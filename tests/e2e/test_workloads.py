@@ -249,10 +249,12 @@ def test_publish_not_ready_addresses_readiness_comes_from_the_pods(cluster, pref
     counts = endpoint_counts(kube, namespace, "production-svc")
     assert counts.not_ready.get("stuck") == 2 and counts.ready.get("blue-dep") == 3, counts.describe()
     kubectl("delete", "deployment", "stuck", "--wait=true")
-    r = _release(cluster, prefect_api, namespace, "--manifest", str(TUTORIAL1 / "green-dep.yaml"),
-                 "--scale-down-delay", "0", "--cleanup", "keep")
-    assert r.returncode == 0, r.stderr[-4000:]
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        r = _release(cluster, prefect_api, namespace, "--manifest", str(TUTORIAL1 / "green-dep.yaml"),
+                     "--scale-down-delay", "0", "--cleanup", "keep")
+        assert r.returncode == 0, r.stderr[-4000:]
     assert endpoint_counts(kube, namespace, "production-svc").ready == {"green-dep": 3}
+    _assert_sampler_clean(sampler)
 
 
 def test_session_affinity_and_headless_services_warn(cluster, prefect_api, kube, namespace, kubectl):
