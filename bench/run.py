@@ -7,6 +7,8 @@ really happened (BenchError otherwise, exit 1) and writes bench/results/<name>-<
     .venv/bin/python -m bench.run profile  [--runs 3]        P3: where the time goes (importtime, phases, cProfile)
     .venv/bin/python -m bench.run concurrent [--releases 50] P5: many releases against one Prefect server
     .venv/bin/python -m bench.run canary   [--runs 3]        canary step time beyond the pods' own readiness
+    .venv/bin/python -m bench.run scale    [--runs 1]        P7 requests and wall beyond readiness at 3/30/150 replicas
+    .venv/bin/python -m bench.run proxylag [--runs 5]        P-lag: kube-proxy's lag through the ClusterIP vs verified
     .venv/bin/python -m bench.run sweep                      delete namespaces an interrupted run left behind
     .venv/bin/python -m bench.run ab --a DIR --b DIR --cut C  A/B of a prototyped cut (interleaved CLI releases)
     .venv/bin/python -m bench.run snapshot [COMMIT]          git archive COMMIT's flows/ tasks/ into /tmp (for --code)
@@ -44,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     sc = sub.add_parser("scale")
     sc.add_argument("--runs", type=int, default=1)
     sc.add_argument("--replicas", default="3,30,150", help="comma list of blue's replica counts")
+    pl = sub.add_parser("proxylag")
+    pl.add_argument("--runs", type=int, default=5)
+    pl.add_argument("--rate", type=float, default=100.0, help="ClusterIP requests per second (half new connections)")
+    pl.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], help="default: greenlight's")
+    pl.add_argument("--scale-down-delay", type=float, help="default: greenlight's (30 s)")
     abp = sub.add_parser("ab")
     abp.add_argument("--a", required=True, help="code directory of version A (the baseline)")
     abp.add_argument("--b", required=True, help="code directory of version B (a prototype)")
@@ -81,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.scale import run
 
             out = run(args.runs, tuple(int(n) for n in args.replicas.split(",")), tag=args.tag)
+        elif args.what == "proxylag":
+            from bench.proxylag import run
+
+            out = run(args.runs, args.rate, args.cleanup, args.scale_down_delay, tag=args.tag)
         elif args.what == "ab":
             from bench.release import ab
 

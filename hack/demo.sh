@@ -30,6 +30,12 @@ pod=$(kubectl -n "$ns" get endpointslices -l kubernetes.io/service-name=producti
   -o jsonpath='{.items[0].endpoints[0].targetRef.name}')
 kubectl -n "$ns" port-forward "pod/$pod" 18080:80 >/dev/null 2>&1 & pf=$!
 sleep 1.5; curl -s --max-time 5 http://127.0.0.1:18080/ | grep -E "Pod:|IMAGE_COLOR" || true; kill $pf 2>/dev/null || true
+# ... and through the Service's ClusterIP, as clients see it: kube-proxy in the cluster's network namespace
+# (10.x addresses exist only in there) picks a pod per connection.
+vip=$(kubectl -n "$ns" get service production-svc -o jsonpath='{.spec.clusterIP}')
+for _ in 1 2 3; do
+  ip netns exec "$GREENLIGHT_NETNS" curl -s --max-time 5 "http://$vip:8080/" | grep -E "Pod:|IMAGE_COLOR" || true
+done
 
 step "5. roll back to blue"
 greenlight rollback -n "$ns" --service production-svc --scale-down-delay 3

@@ -280,7 +280,8 @@ def test_headless_service_switches(cluster, prefect_api, kube, namespace, kubect
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "headless"},
         "spec": {"clusterIP": "None", "selector": {"target": "blue-dep"}, "ports": [{"port": 80}]}}))
-    with EndpointSampler(kube, namespace, "headless") as sampler:
+    # No ClusterIP to send traffic through: a headless Service's clients resolve pod IPs through DNS themselves
+    with EndpointSampler(kube, namespace, "headless", traffic=False) as sampler:
         r = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "headless", "--manifest",
                        str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0", "--cleanup", "keep")
         assert r.returncode == 0, r.stderr[-4000:]
