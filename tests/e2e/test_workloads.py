@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 import yaml
@@ -29,6 +30,7 @@ from tests.e2e.release_helpers import (
     tutorial1,
 )
 from tests.e2e.sampler import EndpointSampler
+from tests.e2e.traffic_checks import PROXY_LAG_S
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 CPU_HPA = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
@@ -249,6 +251,10 @@ def test_publish_not_ready_addresses_readiness_comes_from_the_pods(cluster, pref
     counts = endpoint_counts(kube, namespace, "production-svc")
     assert counts.not_ready.get("stuck") == 2 and counts.ready.get("blue-dep") == 3, counts.describe()
     kubectl("delete", "deployment", "stuck", "--wait=true")
+    # with publishNotReadyAddresses even terminating pods stay `ready` endpoints: wait until they are gone
+    wait_for("the stuck pods to be gone", lambda: not list_objects(kube, "Pod", namespace, "app=stuck"), 60)
+    assert wait_endpoints(kube, namespace, "production-svc", "blue-dep", 3, 30).ok
+    time.sleep(PROXY_LAG_S)  # and kube-proxy has dropped their (published, so still `ready`) endpoints
     with EndpointSampler(kube, namespace, "production-svc") as sampler:
         r = _release(cluster, prefect_api, namespace, "--manifest", str(TUTORIAL1 / "green-dep.yaml"),
                      "--scale-down-delay", "0", "--cleanup", "keep")
