@@ -72,8 +72,6 @@ def _green_manifest(spec: BlueGreenSpec, service: dict, deployments: list[dict])
     selector = service.get("spec", {}).get("selector") or {}
     if spec.manifest is not None:
         problems = check_manifest(spec.manifest, spec.namespace)
-        if paused(spec.manifest):
-            problems.append("manifest: spec.paused is true: green would never roll out (remove spec.paused)")
         if problems:
             raise BadInput(problems)
         return copy.deepcopy(spec.manifest), []

@@ -84,8 +84,6 @@ def _canary_manifest(spec: CanarySpec, stable: dict) -> tuple[dict, list[str]]:
     stable gives an unpaused canary, with a warning)."""
     if spec.manifest is not None:
         problems = check_manifest(spec.manifest, spec.namespace)
-        if paused(spec.manifest):
-            problems.append("manifest: spec.paused is true: the canary would never roll out (remove spec.paused)")
         if problems:
             raise BadInput(problems)
         return copy.deepcopy(spec.manifest), []

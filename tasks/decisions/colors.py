@@ -78,6 +78,8 @@ def check_manifest(manifest: Any, namespace: str) -> list[str]:
     if meta.get("namespace") not in (None, namespace):
         problems.append(f"manifest: metadata.namespace {meta['namespace']!r} differs from the release's {namespace!r}")
     spec = manifest.get("spec") or {}
+    if spec.get("paused"):
+        problems.append("manifest: spec.paused is true: the Deployment would never roll out (remove spec.paused)")
     replicas = spec.get("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         problems.append(f"manifest: spec.replicas must be a whole number >= 1, got {replicas!r}")
