@@ -9,7 +9,12 @@ pod sandbox:
 - while a container is running, a listener on <pod IP>:<port> for each of its declared TCP containerPorts
   (a pod that declares none: ports 80 and 8080, DEFAULT_PORTS); kube-proxy's ClusterIP rules DNAT to these;
 - a terminating pod (deletionTimestamp set) keeps what it listens on until its object is deleted (its grace
-  period); then its connections are closed, its listeners go, and its IP leaves `lo`.
+  period); then its connections are closed, its listeners go, and its IP leaves `lo`;
+- readiness, like a kubelet whose readiness probe passes once the app answers: kwok starts a healthy pod's
+  containers without marking it Ready (`pod-start` in kwok-stages.yaml), and this server sets Ready once every port
+  of the pod listens. So an endpoint is never published (and kube-proxy never routes to it) before its listener
+  exists, however far this server lags behind a burst of new pods. Pods whose fault marker says they never, or
+  only later, become ready (fault-neverready, fault-slowready-N) are left to kwok's stages.
 
 The answers come from the handler shared with the port-forward app plane (tests/cluster/podapp.py).
 """
@@ -20,6 +25,8 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import queue
+import re
 import subprocess
 import threading
 import time
@@ -32,6 +39,7 @@ from tests.cluster.podapp import PodApp, pod_apps, serve_http
 
 log = logging.getLogger("podipd")
 DEFAULT_PORTS = (80, 8080)  # for a pod that declares no containerPort (the port-forward plane serves any port)
+KWOK_READINESS = re.compile(r"fault-(neverready|slowready-[0-9]+)")  # kwok's stages decide when these are ready
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,36 @@ class PodView:
     ip: str
     terminating: bool
     apps: dict[int, PodApp]  # listen port -> what it serves
+    ready_due: bool = False  # every container runs, the pod is not Ready yet, and its readiness is ours to set
 
     def running_ports(self) -> frozenset[int]:
         return frozenset(port for port, app in self.apps.items() if app.running)
+
+
+def readiness_due(pod) -> bool:
+    """A pod whose containers all run, not Ready yet, not terminating, and whose images carry no marker that
+    leaves readiness to kwok."""
+    status = pod.status
+    if pod.metadata.deletion_timestamp is not None or not status or status.phase != "Running":
+        return False
+    if any(KWOK_READINESS.search(c.image or "") for c in pod.spec.containers):
+        return False
+    if any(c.type == "Ready" and c.status == "True" for c in status.conditions or []):
+        return False
+    running = {cs.name for cs in status.container_statuses or [] if cs.state and cs.state.running}
+    return all(c.name in running for c in pod.spec.containers)
+
+
+def ready_patch(pod, api_client: client.ApiClient, now: str) -> dict:
+    """The status a kubelet writes when the readiness probe passes: Ready and ContainersReady True, every
+    container ready (containerStatuses is an atomic list: sent whole)."""
+    statuses = api_client.sanitize_for_serialization(pod.status.container_statuses or [])
+    for cs in statuses:
+        cs["ready"] = True
+    return {"status": {"conditions": [{"type": t, "status": "True", "lastProbeTime": None,
+                                       "lastTransitionTime": now, "reason": None, "message": None}
+                                      for t in ("ContainersReady", "Ready")],
+                       "containerStatuses": statuses}}
 
 
 def view_of(pod, pod_cidr: ipaddress.IPv4Network) -> PodView:
@@ -56,7 +91,7 @@ def view_of(pod, pod_cidr: ipaddress.IPv4Network) -> PodView:
     if ip and ipaddress.ip_address(ip) not in pod_cidr:
         ip = ""
     return PodView(f"{pod.metadata.namespace}/{pod.metadata.name}/{pod.metadata.uid}", ip,
-                   pod.metadata.deletion_timestamp is not None, apps)
+                   pod.metadata.deletion_timestamp is not None, apps, readiness_due(pod))
 
 
 def wanted_ports(view: PodView, listening: frozenset[int]) -> frozenset[int]:
@@ -89,6 +124,7 @@ class PodIPServer:
     sockets are opened and closed on the asyncio loop."""
 
     def __init__(self, api_client: client.ApiClient, loop: asyncio.AbstractEventLoop, pod_cidr: str):
+        self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.loop = loop
         self.pod_cidr = ipaddress.IPv4Network(pod_cidr)
@@ -96,6 +132,9 @@ class PodIPServer:
         self.pods: dict[str, PodView] = {}
         self.served: dict[str, Served] = {}
         self.owners: dict[str, set[str]] = {}  # pod IP -> keys of the pods that hold it
+        self.objects: dict[str, object] = {}  # key -> the last pod object seen, while its readiness is due
+        self.readiness: queue.Queue[str] = queue.Queue()  # keys whose every port listens: to be marked Ready
+        self.queued: set[str] = set()
 
     # -- addresses
     def _hold_ip(self, ip: str, key: str) -> None:
@@ -143,15 +182,18 @@ class PodIPServer:
             self.loop.call_soon_threadsafe(_close_all, served.conns)
 
     # -- reconcile
-    def apply(self, view: PodView) -> None:
-        """Bring one pod's IP and listeners to what `view` asks for."""
+    def apply(self, view: PodView, pod=None) -> None:
+        """Bring one pod's IP and listeners to what `view` asks for; once they all listen, mark it Ready."""
         with self.lock:
             served = self.served.get(view.key)
             if served and served.ip != view.ip:  # never seen, but a changed IP must not leave the old one behind
                 self.forget(view.key)
                 served = None
             self.pods[view.key] = view
-            if not view.ip:
+            if pod is not None and view.ready_due:
+                self.objects[view.key] = pod
+            if not view.ip:  # a hostNetwork pod (or one without an IP yet): nothing to listen on
+                self._mark_ready_when_listening(view, frozenset())
                 return
             if served is None:
                 served = self.served[view.key] = Served(view.ip, dict(view.apps))
@@ -165,10 +207,43 @@ class PodIPServer:
             self._close(served, frozenset(served.servers) - want)
             for port in sorted(want - frozenset(served.servers)):
                 self._open(view.key, served, port)
+            self._mark_ready_when_listening(view, want - frozenset(served.servers))
+
+    def _mark_ready_when_listening(self, view: PodView, missing: frozenset[int]) -> None:
+        """Under the lock: queue the Ready patch once nothing is missing (a pod without an IP yet waits)."""
+        if not view.ready_due or missing or view.key in self.queued or view.key not in self.objects:
+            return
+        if not view.ip and self.objects[view.key].status.pod_ip in ("", None):
+            return
+        self.queued.add(view.key)
+        self.readiness.put(view.key)
+
+    def mark_ready_forever(self) -> None:
+        """One thread patches pod status, so the watch never waits on the apiserver. A pod that changed meanwhile
+        (no longer due, or gone) is skipped; a failed patch is tried again by the next event or retry pass."""
+        while True:
+            key = self.readiness.get()
+            with self.lock:
+                view, pod = self.pods.get(key), self.objects.get(key)
+            try:
+                if view is not None and view.ready_due and pod is not None:
+                    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace,
+                                                          ready_patch(pod, self.api_client, now))
+                    log.info("%s: every port listens; marked Ready", key)
+                    with self.lock:
+                        self.objects.pop(key, None)
+            except Exception as exc:  # noqa: BLE001 - e.g. the pod was deleted meanwhile; retried below
+                log.warning("%s: marking Ready failed (%s)", key, exc)
+                time.sleep(0.5)
+            finally:
+                with self.lock:
+                    self.queued.discard(key)
 
     def forget(self, key: str) -> None:
         """The pod object is gone: its connections, listeners and IP go."""
         self.pods.pop(key, None)
+        self.objects.pop(key, None)
         if served := self.served.pop(key, None):
             self._close(served)
             self._release_ip(served.ip, key)
@@ -180,7 +255,7 @@ class PodIPServer:
             with self.lock:
                 self.forget(view.key)
         else:
-            self.apply(view)
+            self.apply(view, pod)
 
     def retry_forever(self, interval_s: float = 1.0) -> None:
         """Listeners that could not be opened (an address still in use) are tried again."""
@@ -192,6 +267,12 @@ class PodIPServer:
                            - frozenset(self.served[k].servers)]
             for view in pending:
                 self.apply(view)
+            with self.lock:  # Ready patches that failed are queued again
+                for key in list(self.objects):
+                    if (view := self.pods.get(key)) is None:
+                        continue
+                    listening = frozenset(served.servers) if (served := self.served.get(key)) else frozenset()
+                    self._mark_ready_when_listening(view, wanted_ports(view, listening) - listening)
 
     def sync(self, pods: list) -> None:
         """A full list: apply every pod, forget those no longer there (deleted while the watch was down)."""
@@ -199,7 +280,7 @@ class PodIPServer:
         for pod in pods:
             view = view_of(pod, self.pod_cidr)
             seen.add(view.key)
-            self.apply(view)
+            self.apply(view, pod)
         with self.lock:
             for key in [k for k in self.served if k not in seen]:
                 self.forget(key)
@@ -239,6 +320,7 @@ def main() -> None:
     server = PodIPServer(config.new_client_from_config(config_file=args.kubeconfig), loop, args.pod_cidr)
     threading.Thread(target=server.watch_forever, args=(args.ready_file,), name="pod-watch", daemon=True).start()
     threading.Thread(target=server.retry_forever, name="retry", daemon=True).start()
+    threading.Thread(target=server.mark_ready_forever, name="readiness", daemon=True).start()
     log.info("pod-IP server running")
     loop.run_forever()
 

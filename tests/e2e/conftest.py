@@ -11,8 +11,12 @@ import os
 
 import pytest
 
+from tests.e2e import proxy_metrics
 from tests.e2e.prefect_ops import ROOT, PrefectOps, Worker, deploy_all
 from tests.e2e.traffic import TALLY, TrafficCheck
+
+_PROXY_LAG: list[str] = []  # kube-proxy's lag histograms, read before the session's cluster stops
+_RESOLVED: dict[str, str] = {}
 
 EXTERNAL_TRAFFIC = (
     "the ClusterIP traffic check needs the local cluster's network namespace (kube-proxy + pod-IP server), and "
@@ -28,7 +32,7 @@ def pytest_collection_modifyitems(items):
 
 def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("-", "ClusterIP traffic (tests/e2e/traffic.py)")
-    for line in TALLY.lines():
+    for line in TALLY.lines() + _PROXY_LAG:
         terminalreporter.write_line(line)
 
 
@@ -62,6 +66,7 @@ def resolve_netns(cluster) -> str:
     if not name or not netplane.netns_exists(name):
         pytest.fail(f"the local cluster's network namespace {name or '(none recorded)'} is missing: restart the "
                     "cluster (make cluster-down; make cluster)", pytrace=False)
+    _RESOLVED["netns"] = name
     return name
 
 
@@ -82,6 +87,7 @@ def _sampler_traffic(cluster):
     sampler.TRAFFIC_CONTEXT = context
     yield
     sampler.TRAFFIC_CONTEXT = None
+    _PROXY_LAG[:] = proxy_metrics.lines(_RESOLVED.get("netns"))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ outlives both.
 
 Two conditions, each released both ways:
   graceful  the local cluster as it is: one idle kube-proxy (it moves the rules 30-60 ms after the PATCH, see
-            BENCHMARKS.md P-lag) and pods that shut down gracefully (kwok deletes a pod 3-4 s after its deletion
+            BENCHMARKS.md P-lag) and pods that shut down gracefully (kwok deletes a pod 6-7 s after its deletion
             is asked; meanwhile it answers with `Connection: close`), so even no delay may lose nothing
   abrupt    a busy node: another Service's endpoints change every CHURN_S, so kube-proxy syncs once per
             minSyncPeriod all the time and the switch waits for the next slot (0-1 s), as on a node of a busy

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROXY_LAG_S = 2.5  # kube-proxy's minSyncPeriod (1 s, the default) + one sync + margin; measured 0.02-0.9 s
+# kube-proxy's minSyncPeriod (1 s, the default) + the EndpointSlice controller + one sync, on a busy 2-core host:
+# typically 0.02-0.9 s, but kube-proxy's own histogram (printed in the session summary) has a tail past 3 s under
+# load (a stale answer at 2.5 s failed one CI run). Below the pods' 6-7 s drain (kwok-stages.yaml `pod-delete`).
+PROXY_LAG_S = 4.0
 MIN_WINDOW_S = 2.0  # a window shorter than this holds too few requests to judge a share
 MIN_DRAWS = 40
 

@@ -53,6 +53,37 @@ def test_wanted_ports(p, listening, want):
     assert podipd.wanted_ports(podipd.view_of(p, CIDR), listening) == want
 
 
+def _with(p: V1Pod, image: str = "", ready: bool = False) -> V1Pod:
+    from kubernetes.client import V1PodCondition
+    if image:
+        p.spec.containers[0].image = image
+    p.status.conditions = [V1PodCondition(type="Ready", status="True" if ready else "False")]
+    return p
+
+
+@pytest.mark.parametrize("p,due", [
+    (_with(pod()), True),  # running, not Ready yet: ready once it listens
+    (_with(pod(), ready=True), False),  # already Ready
+    (_with(pod(running=False)), False),  # a container not running
+    (_with(pod(phase="Pending", running=False)), False),
+    (_with(pod(deleting=True)), False),  # terminating: never made ready again
+    (_with(pod(), image="img:fault-neverready"), False),  # kwok's stages own these
+    (_with(pod(), image="img:fault-slowready-5"), False),
+    (_with(pod(), image="img:fault-unhealthy"), True),  # kwok treats HTTP faults as healthy containers
+])
+def test_readiness_is_set_by_the_pod_ip_server_only_where_due(p, due):
+    assert podipd.readiness_due(p) is due
+    assert podipd.view_of(p, CIDR).ready_due is due
+
+
+def test_the_ready_patch_is_what_a_kubelet_writes_when_the_probe_passes():
+    from kubernetes.client import ApiClient
+    body = podipd.ready_patch(_with(pod()), ApiClient(), "2026-12-01T00:00:00Z")["status"]
+    assert {c["type"]: c["status"] for c in body["conditions"]} == {"Ready": "True", "ContainersReady": "True"}
+    (cs,) = body["containerStatuses"]
+    assert cs["ready"] is True and cs["name"] == "app" and "running" in cs["state"], "sent whole (an atomic list)"
+
+
 def test_view_carries_the_page_of_the_pod():
     app = podipd.view_of(pod(), CIDR).apps[80]
     status, _, body = app.respond("/", 0)
@@ -117,3 +148,39 @@ def test_tally_lines_name_the_totals_and_the_checks_with_failures():
     assert "2 checks, 150 requests sent, 2 failed (2 of them in checks that expect failures), 2 answers" in lines[0]
     assert len(lines) == 3
     assert Tally().lines() == ["no ClusterIP traffic check ran in this session"]
+
+
+# ---------------------------------------------------------------- kube-proxy's lag histograms (tests/e2e/proxy_metrics.py)
+PROXY_METRICS = """\
+# HELP kubeproxy_network_programming_duration_seconds [ALPHA] In Cluster Network Programming Latency in seconds
+# TYPE kubeproxy_network_programming_duration_seconds histogram
+kubeproxy_network_programming_duration_seconds_bucket{le="0.25"} 60
+kubeproxy_network_programming_duration_seconds_bucket{le="0.5"} 90
+kubeproxy_network_programming_duration_seconds_bucket{le="1"} 97
+kubeproxy_network_programming_duration_seconds_bucket{le="2"} 98
+kubeproxy_network_programming_duration_seconds_bucket{le="3"} 98
+kubeproxy_network_programming_duration_seconds_bucket{le="4"} 100
+kubeproxy_network_programming_duration_seconds_bucket{le="+Inf"} 100
+kubeproxy_network_programming_duration_seconds_sum 40.2
+kubeproxy_network_programming_duration_seconds_count 100
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="0.001"} 0
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="+Inf"} 5
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv6",le="0.001"} 7
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv6",le="+Inf"} 7
+kubeproxy_sync_full_proxy_rules_duration_seconds_bucket{le="+Inf"} 9
+"""
+
+
+def test_proxy_lag_histograms_are_read_by_bucket():
+    from tests.e2e.proxy_metrics import parse
+
+    hists = parse(PROXY_METRICS)
+    assert set(hists) == {"kubeproxy_network_programming_duration_seconds",
+                          "kubeproxy_sync_proxy_rules_duration_seconds"}, "other histograms are not read"
+    prog = hists["kubeproxy_network_programming_duration_seconds"]
+    assert prog.count == 100
+    assert prog.quantile_bound(0.5) == 0.25 and prog.quantile_bound(0.97) == 1.0 and prog.quantile_bound(0.99) == 4.0
+    assert prog.above(1.0) == (1.0, 3) and prog.above(2.5) == (3.0, 2)
+    sync = hists["kubeproxy_sync_proxy_rules_duration_seconds"]
+    assert sync.count == 5, "the IPv6 proxier's series is not mixed in"
+    assert sync.quantile_bound(0.5) == float("inf"), "beyond the last finite bound"
