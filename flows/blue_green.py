@@ -1,6 +1,8 @@
 """Blue-green release of a Service, step by step as in the tutorial:
 
-  1. preflight      read the Service and Deployments; refuse bad input before touching anything
+  1. preflight      read the Service and Deployments; refuse bad input before touching anything; a re-run whose
+                    green already serves with the same pod template: resume after the switch, or (finished)
+                    "already live", nothing changed (tasks/decisions/repeat.py)
   2. apply green    server-side apply beside blue
   3. wait ready     rollout-status semantics; fail fast on pods that will never be ready
      (preview)      optionally point a preview Service at green
@@ -36,6 +38,7 @@ from prefect_greenlight.tasks.bluegreen.switch import (
     switch_traffic,
     verify_endpoints,
 )
+from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.kube.client import Kube, connect
@@ -145,6 +148,9 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
         s["detail"] = f"{plan.colors.blue} -> {plan.colors.green}"
     for warning in plan.warnings:
         say(f"warning: {warning}")
+    if plan.repeat is not None and plan.repeat.action is RepeatAction.ALREADY_LIVE:  # no Lease, no record
+        say(plan.repeat.message)
+        return _result(plan, progress.timeline, "already-live", plan.colors.green, message=plan.repeat.message)
     if dry_run:
         say(f"dry run: would release {plan.colors.green} and switch Service {plan.colors.service}; nothing changed")
         return _result(plan, progress.timeline, "dry-run", plan.colors.blue, plan=plan.summary())

@@ -1,7 +1,8 @@
 """Roll a Service back to the Deployment it served before the last greenlight switch, from the release record
 on the Service itself (so it works after a lost Prefect database, or after the releasing process died):
 
-  1. read the record     which Deployment was live before, with which selector
+  1. read the record     which Deployment was live before, with which selector (tasks/decisions/rollback.py);
+                         already back on it (a repeated rollback): say so, change nothing
   2. bring it back       recreate it from the recorded manifest if it was deleted; scale it up if it is at 0
   3. wait ready          same fail-fast wait as a release
   4. switch back         guarded selector patch, record updated in the same patch
@@ -22,10 +23,11 @@ from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
 from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_selector, now_utc, verify_only
 from prefect_greenlight.tasks.decisions.autoscaling import target_of
-from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
+from prefect_greenlight.tasks.decisions.colors import live_deployments, pod_labels, selector_matches
+from prefect_greenlight.tasks.decisions.rollback import RollbackAction, RollbackChoice, SwitchKind, choose_rollback
 from prefect_greenlight.tasks.errors import BadInput, PermanentError
 from prefect_greenlight.tasks.kube.autoscaling import apply_hpa, hpa_of
-from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, connect, read, scale
+from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, connect, list_objects, read, scale
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.kube.waiting import require_ready
@@ -40,12 +42,12 @@ def _images(kube: Kube, namespace: str, name: str) -> list[str]:
     return [c.get("image", "") for c in dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])]
 
 
-def _restore(kube: Kube, namespace: str, record: ReleaseRecord, replicas_wanted: int) -> str:
-    """Bring the previous Deployment back: recreate it from the recorded manifest, or scale it up from 0."""
-    target, live = record.previous_deployment, record.live_deployment
+def _restore(kube: Kube, namespace: str, record: ReleaseRecord, choice: RollbackChoice, replicas_wanted: int) -> str:
+    """Bring the target back: recreate it from the recorded manifest, or scale it up from 0."""
+    target, live = choice.target, choice.from_deployment
     dep = read(kube, "Deployment", namespace, target)
     if dep is None:
-        if not record.previous_manifest:
+        if not (choice.use_recorded_manifest and record.previous_manifest):
             raise PermanentError(f"Deployment {target} was deleted and no manifest was recorded")
         apply_deployment(kube, namespace, record.previous_manifest)
         return f"recreated {target} from the recorded manifest"
@@ -57,20 +59,20 @@ def _restore(kube: Kube, namespace: str, record: ReleaseRecord, replicas_wanted:
     return f"{target} still has {dep['spec']['replicas']} replicas"
 
 
-def _switch(kube: Kube, namespace: str, service: str, record: ReleaseRecord, current_selector: dict,
+def _switch(kube: Kube, namespace: str, service: str, choice: RollbackChoice, current_selector: dict,
             release_id: str) -> str:
-    target, live = record.previous_deployment, record.live_deployment
+    target, live = choice.target, choice.from_deployment
     annotations = switch_annotations(
-        live_deployment=target, live_color=record.previous_color, previous_deployment=live,
-        previous_color=record.live_color, previous_selector=current_selector, release_id=release_id,
-        switched_at=now_utc())
+        live_deployment=target, live_color=choice.target_color, previous_deployment=live,
+        previous_color=choice.from_color, previous_selector=current_selector, release_id=release_id,
+        switched_at=now_utc(), kind=SwitchKind.ROLLBACK.value)
     annotations[PREVIOUS_REPLICAS] = str((read(kube, "Deployment", namespace, live) or {}).get(
         "spec", {}).get("replicas", 0))
-    return move_selector(kube, namespace, service, current_selector, record.previous_selector, annotations)
+    return move_selector(kube, namespace, service, current_selector, choice.target_selector, annotations)
 
 
-def _cleanup(kube: Kube, namespace: str, service: str, record: ReleaseRecord, cleanup: Cleanup, sleep) -> str:
-    live = record.live_deployment
+def _cleanup(kube: Kube, namespace: str, service: str, choice: RollbackChoice, cleanup: Cleanup, sleep) -> str:
+    live = choice.from_deployment
     old = read(kube, "Deployment", namespace, live)
     if cleanup.mode is CleanupMode.KEEP or old is None:
         return f"kept {live}"
@@ -78,15 +80,15 @@ def _cleanup(kube: Kube, namespace: str, service: str, record: ReleaseRecord, cl
         say(f"waiting {cleanup.delay_s:.0f} s before taking {live} out of service")
         sleep(cleanup.delay_s)
     if cleanup.mode is CleanupMode.DELETE:
-        record_manifest(kube, namespace, service, record.previous_selector, old)
+        record_manifest(kube, namespace, service, choice.target_selector, old)
     retired = retire_autoscaler(kube, namespace, service, live)
     msg = take_out_of_service(kube, namespace, service, live, cleanup.mode.value, 0)
     return f"{retired}; {msg}" if retired else msg
 
 
-def _restore_autoscaler(kube: Kube, namespace: str, record: ReleaseRecord) -> str:
+def _restore_autoscaler(kube: Kube, namespace: str, record: ReleaseRecord, target: str) -> str:
     """The HPA recorded when `target` was taken out of service, re-created exactly (if none scales it now)."""
-    target, recorded = record.previous_deployment, record.previous_hpa
+    recorded = record.previous_hpa
     if hpa_of(kube, namespace, target) is not None:
         return f"{target} already has a HorizontalPodAutoscaler"
     if not recorded or target_of(recorded) != target:
@@ -95,43 +97,56 @@ def _restore_autoscaler(kube: Kube, namespace: str, record: ReleaseRecord) -> st
     return f"re-created HorizontalPodAutoscaler {recorded['metadata']['name']} for {target} as recorded"
 
 
+def _choose(kube: Kube, namespace: str, service: str, to: str | None) -> tuple[dict, RollbackChoice]:
+    """Step 1: the Service, and where the rollback goes (tasks/decisions/rollback.py)."""
+    svc = read(kube, "Service", namespace, service)
+    if svc is None:
+        raise BadInput(f"Service {service!r} not found in namespace {namespace!r}")
+    current_selector = svc["spec"].get("selector") or {}
+    serving = live_deployments(current_selector, list_objects(kube, "Deployment", namespace))
+    to_dep = read(kube, "Deployment", namespace, to) if to else None
+    choice = choose_rollback(service, read_record(svc), current_selector, serving, to,
+                             pod_labels(to_dep) if to_dep else None)
+    return svc, choice
+
+
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
-                 sleep=time.sleep) -> dict:
+                 sleep=time.sleep, to: str | None = None) -> dict:
     release_id = "rollback-" + new_release_id()
     journal = Journal(kube, namespace, service, release_id, "rollback", planned=7)
     timeline = journal.timeline
     with timeline.step("read-record") as s:                                                       # 1
-        svc = read(kube, "Service", namespace, service)
-        if svc is None:
-            raise BadInput(f"Service {service!r} not found in namespace {namespace!r}")
-        record = read_record(svc)
-        if not record.previous_deployment or not record.previous_selector:
-            raise BadInput(f"Service {service!r} has no greenlight release record to roll back to")
-        current_selector = svc["spec"].get("selector") or {}
-        target, live = record.previous_deployment, record.live_deployment
-        s["detail"] = f"{live} -> {target}"
+        svc, choice = _choose(kube, namespace, service, to)
+        s["detail"] = choice.message
+    if choice.action is RollbackAction.ALREADY_SERVES:  # a repeated rollback: no Lease, no record, no history
+        say(choice.message)
+        return {"outcome": "already-serves", "service": service, "namespace": namespace,
+                "live_deployment": choice.target, "release_id": release_id, "message": choice.message,
+                "steps": timeline.rows()}
+    record, current_selector = read_record(svc), svc["spec"].get("selector") or {}
+    target, live = choice.target, choice.from_deployment
     replicas_wanted = int((svc["metadata"].get("annotations") or {}).get(PREVIOUS_REPLICAS) or 0)
     with ServiceLock(kube, namespace, service, release_id):
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
         try:
             with timeline.step("restore") as s:                                                   # 2
-                s["detail"] = _restore(kube, namespace, record, replicas_wanted)
+                s["detail"] = _restore(kube, namespace, record, choice, replicas_wanted)
                 say(s["detail"])
             with timeline.step("wait-ready") as s:                                                # 3
                 s["detail"] = require_ready(kube, namespace, target, deadlines, progress=say)
             dep = read(kube, "Deployment", namespace, target)
-            if not selector_matches(record.previous_selector, pod_labels(dep)):
-                raise PermanentError(f"recorded selector {record.previous_selector} does not select {target}'s pods")
+            if not selector_matches(choice.target_selector, pod_labels(dep)):
+                raise PermanentError(f"selector {choice.target_selector} does not select {target}'s pods")
             with timeline.step("switch") as s:                                                    # 4
-                s["detail"] = _switch(kube, namespace, service, record, current_selector, release_id)
+                s["detail"] = _switch(kube, namespace, service, choice, current_selector, release_id)
                 say(s["detail"])
             with timeline.step("verify-endpoints") as s:                                          # 5
                 s["detail"] = verify_only(kube, namespace, service, target, int(dep["spec"]["replicas"]),
                                           deadlines.endpoints_s)
             with timeline.step("autoscaler") as s:
-                s["detail"] = _restore_autoscaler(kube, namespace, record)
+                s["detail"] = _restore_autoscaler(kube, namespace, record, target)
             with timeline.step("cleanup") as s:                                                   # 6
-                s["detail"] = _cleanup(kube, namespace, service, record, cleanup, sleep)
+                s["detail"] = _cleanup(kube, namespace, service, choice, cleanup, sleep)
                 say(s["detail"])
         except Exception as exc:
             journal.finish("failed", from_deployment=live, to_deployment=target, images=[],
@@ -146,6 +161,7 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
 
 @flow(name="blue-green-rollback", log_prints=True)
 def rollback_release(namespace: str, service: str, cleanup: Cleanup = Cleanup(), deadlines: Deadlines = Deadlines(),
-                     kubeconfig: str | None = None, context: str | None = None) -> dict:
-    """Switch `service` back to the Deployment it served before greenlight's last switch."""
-    return run_rollback(connect(kubeconfig, context), namespace, service, cleanup, deadlines)
+                     kubeconfig: str | None = None, context: str | None = None, to: str | None = None) -> dict:
+    """Switch `service` back to the Deployment it served before greenlight's last switch (or to `to`); a no-op
+    when that Deployment already serves."""
+    return run_rollback(connect(kubeconfig, context), namespace, service, cleanup, deadlines, to=to)

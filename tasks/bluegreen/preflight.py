@@ -5,17 +5,35 @@ step works from.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of, hpa_problems
-from prefect_greenlight.tasks.decisions.colors import ColorPlan, check_manifest, derive_green, plan_colors, pod_labels
+from prefect_greenlight.tasks.decisions.colors import (
+    ColorPlan,
+    check_manifest,
+    derive_green,
+    plan_colors,
+    pod_labels,
+    set_image,
+)
+from prefect_greenlight.tasks.decisions.repeat import (
+    RepeatAction,
+    RepeatDecision,
+    as_green,
+    decide_repeat,
+    release_finished,
+    same_pod_template,
+    with_digest,
+)
+from prefect_greenlight.tasks.decisions.rollback import SwitchKind, switch_kind_of
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems, service_warnings
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
 from prefect_greenlight.tasks.kube.permissions import needed, require
+from prefect_greenlight.tasks.record.annotations import read_record
+from prefect_greenlight.tasks.record.history import read_history
 from prefect_greenlight.tasks.spec import BlueGreenSpec, CleanupMode, RollbackGreen
 
 
@@ -32,6 +50,7 @@ class ReleasePlan:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     service_ports: tuple[dict, ...] = ()  # the Service's spec.ports: checks aim at a port's targetPort
     blue_hpa: dict | None = None  # the HorizontalPodAutoscaler scaling blue; green gets an equivalent
+    repeat: RepeatDecision | None = None  # release, resume after the switch, or already live (decisions/repeat.py)
 
     @property
     def namespace(self) -> str:
@@ -74,7 +93,7 @@ def _green_manifest(spec: BlueGreenSpec, service: dict, deployments: list[dict])
         problems = check_manifest(spec.manifest, spec.namespace)
         if problems:
             raise BadInput(problems)
-        return copy.deepcopy(spec.manifest), []
+        return with_digest(spec.manifest), []
     if not selector:
         raise BadInput(f"Service {spec.service!r} has no selector: greenlight switches traffic by changing it")
     live = [d for d in deployments if all(pod_labels(d).get(k) == v for k, v in selector.items())]
@@ -82,6 +101,9 @@ def _green_manifest(spec: BlueGreenSpec, service: dict, deployments: list[dict])
         names = ", ".join(d["metadata"]["name"] for d in live) or "none"
         raise BadInput(f"Service {spec.service!r} selector {selector} must match exactly one Deployment to "
                        f"derive green from; it matches {len(live)} ({names})")
+    released = _released_live(spec, service, live[0])
+    if released is not None:
+        return released, []
     green = derive_green(live[0], spec.image, spec.container, spec.color_key, spec.green_value, selector)
     warnings = []
     if paused(green):
@@ -89,6 +111,31 @@ def _green_manifest(spec: BlueGreenSpec, service: dict, deployments: list[dict])
         warnings.append(f"Deployment {live[0]['metadata']['name']!r} is paused (spec.paused); green is created "
                         "unpaused, blue is left as it is")
     return green, warnings
+
+
+def _released_live(spec: BlueGreenSpec, service: dict, live: dict) -> dict | None:
+    """Image mode re-run: when greenlight released the live Deployment and it already runs `spec.image`, green is
+    the live Deployment itself (resume or already live), not a new one derived from it."""
+    record, name = read_record(service), live["metadata"]["name"]
+    if record.live_deployment != name or switch_kind_of(record) is not SwitchKind.RELEASE:
+        return None
+    candidate = as_green(live)
+    set_image(candidate["spec"], name, spec.image, spec.container)
+    same = same_pod_template(candidate["spec"]["template"], live, use_digest=False)
+    return as_green(live) if same.same else None
+
+
+def _repeat(spec: BlueGreenSpec, service: dict, colors: ColorPlan, green: dict, existing: dict | None) -> RepeatDecision:
+    """A re-run whose green already serves: resume, already live, or refused (another pod template)."""
+    record = read_record(service)
+    template = None
+    if colors.already_live and existing is not None:
+        template = same_pod_template(green["spec"]["template"], existing, use_digest=spec.manifest is not None)
+    decision = decide_repeat(colors.already_live, template, release_finished(read_history(service), record),
+                             colors.service, colors.green, record)
+    if decision.action is RepeatAction.REFUSE:
+        raise BadInput(decision.message)
+    return decision
 
 
 def _shape_checks(spec: BlueGreenSpec, service: dict, green: dict, blue: dict | None, green_name: str) -> list[str]:
@@ -167,10 +214,11 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
     except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
         raise BadInput(f"the apiserver rejects green Deployment {colors.green!r}: {exc}") from exc
     existing_green = by_name.get(colors.green)
+    repeat = _repeat(spec, service, colors, green, existing_green)
     return ReleasePlan(
         spec=spec, release_id=release_id or spec.release_id or new_release_id(), colors=colors,
         green_manifest=green, green_existed=existing_green is not None,
         green_replicas_before=int((existing_green or {}).get("spec", {}).get("replicas", 0) or 0),
         blue_replicas=int((blue or {}).get("spec", {}).get("replicas", 0) or 0),
         blue_image=_first_image(blue) if blue else "", warnings=tuple(warnings + hpa_warnings), blue_hpa=blue_hpa,
-        service_ports=tuple((service.get("spec") or {}).get("ports") or []))
+        service_ports=tuple((service.get("spec") or {}).get("ports") or []), repeat=repeat)

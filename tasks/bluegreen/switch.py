@@ -66,7 +66,7 @@ def switch_back(kube: Kube, plan: ReleasePlan) -> str:
     c = plan.colors
     annotations = switch_annotations(
         live_deployment=c.blue, live_color=c.blue_color, previous_deployment=c.green, previous_color=c.green_color,
-        previous_selector=c.green_selector, release_id=plan.release_id, switched_at=now_utc())
+        previous_selector=c.green_selector, release_id=plan.release_id, switched_at=now_utc(), kind="rollback")
     moved = move_selector(kube, plan.namespace, c.service, c.green_selector, c.blue_selector, annotations)
     ready = int((blue.get("status") or {}).get("readyReplicas") or 0)
     verified = verify_only(kube, plan.namespace, c.service, c.blue, ready, plan.spec.deadlines.endpoints_s)

@@ -19,6 +19,7 @@ PREVIOUS_MANIFEST = PREFIX + "previous-manifest"
 PREVIOUS_HPA = PREFIX + "previous-hpa"  # the HPA of the Deployment last taken out of service, to re-create
 RELEASE_ID = PREFIX + "release-id"
 SWITCHED_AT = PREFIX + "switched-at"
+SWITCH_KIND = PREFIX + "switch-kind"  # release | rollback: was the live Deployment released, or gone back to?
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ReleaseRecord:
     previous_hpa: dict | None = None
     release_id: str = ""
     switched_at: str = ""
+    switch_kind: str = ""  # "" on Services switched before the annotation existed (see switch_kind_of)
 
 
 def read_record(service: dict) -> ReleaseRecord:
@@ -48,14 +50,18 @@ def read_record(service: dict) -> ReleaseRecord:
         previous_deployment=ann.get(PREVIOUS_DEPLOYMENT, ""), previous_color=ann.get(PREVIOUS_COLOR, ""),
         previous_selector=js(PREVIOUS_SELECTOR) or {}, previous_manifest=js(PREVIOUS_MANIFEST),
         previous_hpa=js(PREVIOUS_HPA),
-        release_id=ann.get(RELEASE_ID, ""), switched_at=ann.get(SWITCHED_AT, ""))
+        release_id=ann.get(RELEASE_ID, ""), switched_at=ann.get(SWITCHED_AT, ""),
+        switch_kind=ann.get(SWITCH_KIND, ""))
 
 
 def switch_annotations(*, live_deployment: str, live_color: str, previous_deployment: str, previous_color: str,
-                       previous_selector: dict[str, str], release_id: str, switched_at: str) -> dict[str, str]:
+                       previous_selector: dict[str, str], release_id: str, switched_at: str,
+                       kind: str = "release") -> dict[str, str]:
+    """`kind`: "release" when the live Deployment is a new version, "rollback" when it is one gone back to (a
+    rollback, or a failed release's switch back), so a second rollback knows it has nothing to do."""
     return {
         LIVE_DEPLOYMENT: live_deployment, LIVE_COLOR: live_color,
         PREVIOUS_DEPLOYMENT: previous_deployment, PREVIOUS_COLOR: previous_color,
         PREVIOUS_SELECTOR: json.dumps(previous_selector, sort_keys=True, separators=(",", ":")),
-        RELEASE_ID: release_id, SWITCHED_AT: switched_at,
+        RELEASE_ID: release_id, SWITCHED_AT: switched_at, SWITCH_KIND: kind,
     }

@@ -111,15 +111,24 @@ def resource_versions(kube: Kube, namespace: str) -> dict[str, str]:
     return out
 
 
-def paused_run_id(log: Path, proc: subprocess.Popen, timeout: float = 120) -> str:
-    """The flow run id a background release prints when it pauses ("greenlight approve <uuid>")."""
+def flow_run_state(run_id: str, api: str | None = None) -> str:
+    """The flow run's state type (PAUSED, RUNNING, ...) from the Prefect API (the session's, by default)."""
+    resp = requests.get(f"{api or os.environ['PREFECT_API_URL']}/flow_runs/{run_id}", timeout=10)
+    resp.raise_for_status()
+    return ((resp.json().get("state") or {}).get("type")) or ""
+
+
+def paused_run_id(log: Path, proc: subprocess.Popen, timeout: float = 120, api: str | None = None) -> str:
+    """The flow run id a background release prints when it pauses ("greenlight approve <uuid>"), once Prefect
+    records the run as PAUSED: the line is printed before the pause is committed, and a process killed in between
+    leaves a run that is still Running."""
     import re
 
     def found():
         assert proc.poll() is None, f"release ended early:\n{log.read_text()[-3000:]}"
         m = re.search(r"greenlight approve ([0-9a-f-]{36})", log.read_text())
-        return m.group(1) if m else None
-    return wait_until("the release to pause", found, timeout, 0.3)
+        return m.group(1) if m and flow_run_state(m.group(1), api) == "PAUSED" else None
+    return wait_until("the release to pause (its flow run PAUSED in Prefect)", found, timeout, 0.3)
 
 
 def wait_until(what: str, check, timeout: float = 60, interval: float = 0.1):
