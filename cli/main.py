@@ -193,6 +193,9 @@ def _print(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
         return
+    if result.get("plan_text"):  # a dry run: the plan, numbered like the run's steps
+        print(result["plan_text"])
+        return
     print(f"{result.get('outcome')}: Service {result.get('service')} -> {result.get('live_deployment')}")
     for step in result.get("steps", []):
         print(f"  {step['step']:<18} {step['seconds']:>7.2f} s  {'ok' if step['ok'] else 'FAILED'}  {step['detail']}")

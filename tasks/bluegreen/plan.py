@@ -1,0 +1,30 @@
+"""The dry run's reads: what the plan needs beyond preflight (the Service for the exact patch, the preview
+Service, the Lease), all reads — no Lease taken, no annotation, no event. The plan itself is pure
+(tasks/decisions/plan_bluegreen.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts, lease_fact
+from prefect_greenlight.tasks.decisions.plan_bluegreen import blue_green_plan
+from prefect_greenlight.tasks.kube.client import Kube, read
+
+
+def lease_facts(kube: Kube, namespace: str, service: str, permissions: tuple[str, ...], autoscalers: tuple[str, ...],
+                warnings: tuple[str, ...]) -> PlanFacts:
+    """Preflight's facts plus the Service's Lease as read now (a held one is also a warning)."""
+    text, free = lease_fact(read(kube, "Lease", namespace, f"greenlight-{service}"), time.time())
+    extra = () if free else (f"Lease greenlight-{service} is {text}",)
+    return PlanFacts(permissions=permissions, lease=text, lease_free=free, autoscalers=autoscalers,
+                     warnings=tuple(warnings) + extra)
+
+
+def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
+    ns, c = plan.namespace, plan.colors
+    service = read(kube, "Service", ns, c.service) or {"metadata": {"name": c.service}}
+    preview = read(kube, "Service", ns, plan.spec.preview_service) if plan.spec.preview_service else None
+    facts = lease_facts(kube, ns, c.service, plan.permissions, plan.autoscalers, plan.warnings)
+    return blue_green_plan(plan, service, preview, facts)
