@@ -109,6 +109,7 @@ def _service_parsers(sub) -> None:
     rb.add_argument("--service", required=True)
     rb.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], default="scale-to-zero")
     rb.add_argument("--scale-down-delay", type=float, default=30.0)
+    rb.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
 
     st = sub.add_parser("status", help="live color, both Deployments' readiness, release record")
     _cluster_flags(st)
@@ -229,7 +230,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     cleanup = parse_spec(Cleanup, {"mode": args.cleanup, "delay_s": args.scale_down_delay}, "arguments")
     result = rollback_release(namespace=_default_namespace(args) or "default", service=args.service,
                               cleanup=cleanup, deadlines=Deadlines(), kubeconfig=args.kubeconfig,
-                              context=args.context)
+                              context=args.context, dry_run=args.dry_run)
     _print(result, args.json)
     return EXIT_OK
 

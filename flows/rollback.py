@@ -19,6 +19,7 @@ from prefect import flow
 from prefect_greenlight.tasks.bluegreen.autoscaler import retire_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import record_manifest
 from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
+from prefect_greenlight.tasks.bluegreen.plan import plan_rollback
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
 from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_selector, now_utc, verify_only
 from prefect_greenlight.tasks.decisions.autoscaling import target_of
@@ -31,6 +32,7 @@ from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.kube.waiting import require_ready
 from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record, switch_annotations
 from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines
 
@@ -95,8 +97,19 @@ def _restore_autoscaler(kube: Kube, namespace: str, record: ReleaseRecord) -> st
     return f"re-created HorizontalPodAutoscaler {recorded['metadata']['name']} for {target} as recorded"
 
 
+def _dry_run(kube: Kube, namespace: str, svc: dict, release_id: str, replicas_wanted: int, cleanup: Cleanup,
+             deadlines: Deadlines, timeline) -> dict:
+    """The plan instead of the rollback: nothing taken, nothing changed."""
+    plan = plan_rollback(kube, namespace, svc, release_id, replicas_wanted, cleanup, deadlines)
+    publish_plan(plan, release_id)
+    record = read_record(svc)
+    return {"outcome": "dry-run", "service": plan.service, "namespace": namespace, "release_id": release_id,
+            "live_deployment": record.live_deployment, "previous_deployment": record.previous_deployment,
+            "steps": timeline.rows(), "plan": plan.as_dict(), "plan_text": plan_text(plan)}
+
+
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
-                 sleep=time.sleep) -> dict:
+                 sleep=time.sleep, dry_run: bool = False) -> dict:
     release_id = "rollback-" + new_release_id()
     journal = Journal(kube, namespace, service, release_id, "rollback", planned=7)
     timeline = journal.timeline
@@ -111,6 +124,8 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
         target, live = record.previous_deployment, record.live_deployment
         s["detail"] = f"{live} -> {target}"
     replicas_wanted = int((svc["metadata"].get("annotations") or {}).get(PREVIOUS_REPLICAS) or 0)
+    if dry_run:
+        return _dry_run(kube, namespace, svc, release_id, replicas_wanted, cleanup, deadlines, timeline)
     with ServiceLock(kube, namespace, service, release_id):
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
         try:
@@ -146,6 +161,7 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
 
 @flow(name="blue-green-rollback", log_prints=True)
 def rollback_release(namespace: str, service: str, cleanup: Cleanup = Cleanup(), deadlines: Deadlines = Deadlines(),
-                     kubeconfig: str | None = None, context: str | None = None) -> dict:
-    """Switch `service` back to the Deployment it served before greenlight's last switch."""
-    return run_rollback(connect(kubeconfig, context), namespace, service, cleanup, deadlines)
+                     kubeconfig: str | None = None, context: str | None = None, dry_run: bool = False) -> dict:
+    """Switch `service` back to the Deployment it served before greenlight's last switch (`dry_run`: only the
+    plan, as a markdown artifact and in the result; nothing changes)."""
+    return run_rollback(connect(kubeconfig, context), namespace, service, cleanup, deadlines, dry_run=dry_run)

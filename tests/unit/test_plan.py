@@ -116,3 +116,38 @@ def test_lease_fact_judges_the_lease_as_the_lock_does():
     assert not free and text.startswith("held by r9@host/1 for 12 s more")
     text, free = lease_fact(lease("r9@host/1", renew=900.0), 1000.0)
     assert free and "last held by r9@host/1, expired" in text
+
+
+# -- rollback -------------------------------------------------------------------------------------------------
+def _rollback(target_replicas: int | None, cleanup: dict | None = None, hpa: dict | None = None):
+    from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, rollback_plan
+    from prefect_greenlight.tasks.record.annotations import read_record
+    from prefect_greenlight.tasks.spec import Cleanup, Deadlines
+    from tests.unit.builders import record_annotations
+
+    ann = record_annotations("green-dep", "blue-dep", BLUE_SEL)
+    if hpa:
+        ann["greenlight.io/previous-hpa"] = json.dumps(hpa)
+    svc = service("production-svc", GREEN_SEL, annotations=ann)
+    target = None if target_replicas is None else deployment("blue-dep", BLUE_SEL, replicas=target_replicas)
+    facts = RollbackFacts(svc, read_record(svc), target, deployment("green-dep", GREEN_SEL, replicas=4), 3, "rb1")
+    return rollback_plan(facts, Cleanup(**(cleanup or {})), Deadlines(), False, PlanFacts())
+
+
+def test_rollback_plan_is_the_rollback_flows_steps():
+    plan = _rollback(0)
+    assert plan.step_names() == ["read-record", "restore", "wait-ready", "switch", "verify-endpoints", "autoscaler",
+                                 "cleanup"]
+    assert plan.steps[1].change == "scale blue-dep from 0 to 3"
+    assert list(plan.steps[3].patch[:2]) == [{"op": "test", "path": "/spec/selector/target", "value": "green-dep"},
+                                             {"op": "replace", "path": "/spec/selector/target", "value": "blue-dep"}]
+    assert plan.steps[-1].change.endswith("scale green-dep from 4 to 0")
+
+
+def test_rollback_plan_of_a_deleted_deployment_without_a_manifest_says_it_would_fail():
+    assert "no manifest was recorded: the rollback would fail here" in _rollback(None).steps[1].change
+    hpa = {"metadata": {"name": "blue-hpa"}, "spec": {"scaleTargetRef": {"name": "blue-dep"}}}
+    plan = _rollback(3, {"mode": "keep"}, hpa)
+    assert plan.steps[1].change == "blue-dep still has 3 replicas: nothing to do"
+    assert plan.steps[5].change == "re-create HorizontalPodAutoscaler blue-hpa for blue-dep as recorded"
+    assert plan.steps[-1].change == "keep green-dep"

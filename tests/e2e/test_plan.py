@@ -1,0 +1,93 @@
+"""The plan (`--dry-run`) on the real cluster: it changes nothing — the resourceVersion of every object of every
+listable namespaced kind is the same before and after — and the real run that follows runs exactly the planned
+steps, in the planned order (compared from the run's timeline)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+
+import pytest
+
+from tests.e2e.release_helpers import TUTORIAL1, greenlight, tutorial1
+from tests.e2e.sampler import EndpointSampler
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def every_resource_version(kubectl) -> dict[str, str]:
+    """kind/name -> resourceVersion of every object in the namespace, of every namespaced kind that can be listed
+    (Events, Leases, EndpointSlices, Pods, ... included)."""
+    kinds = kubectl("api-resources", "--namespaced=true", "--verbs=list", "-o", "name").stdout.split()
+    assert "leases.coordination.k8s.io" in kinds and "events" in kinds, kinds
+    items = json.loads(kubectl("get", ",".join(kinds), "-o", "json", "--ignore-not-found").stdout)["items"]
+    return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in items}
+
+
+def _dry_run(cluster, prefect_api, namespace, *extra):
+    return greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
+                      "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--dry-run", *extra)
+
+
+def test_blue_green_plan_changes_nothing_and_the_run_follows_it(cluster, prefect_api, kube, namespace, kubectl):
+    tutorial1(kubectl, kube, namespace)
+    before = every_resource_version(kubectl)
+    text = _dry_run(cluster, prefect_api, namespace, "--smoke-path", "/health", "--scale-down-delay", "1")
+    assert text.returncode == 0, text.stderr[-3000:]
+    r = _dry_run(cluster, prefect_api, namespace, "--smoke-path", "/health", "--scale-down-delay", "1", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert every_resource_version(kubectl) == before, "a dry run changed something"
+
+    plan = json.loads(r.stdout)["plan"]
+    names = [s["step"] for s in plan["steps"]]
+    assert names == ["preflight", "apply", "wait-ready", "smoke-test", "approval", "switch", "verify-endpoints",
+                     "post-switch", "cleanup"]
+    for i, name in enumerate(names, 1):
+        assert f"{i:>2}. {name}" in text.stdout, text.stdout
+    apply, smoke, switch = plan["steps"][1], plan["steps"][3], plan["steps"][5]
+    assert "metadata.name: 'blue-dep' -> 'green-dep'" in apply["details"], apply
+    assert any(d.startswith("spec.template.spec.containers[") and ".env[IMAGE_COLOR].value: 'blue' -> 'green'" in d
+               for d in apply["details"]), apply["details"]
+    assert smoke["details"][0].startswith("GET :80/health on 3 of 3 pod(s)"), smoke
+    assert switch["patch"][:2] == [{"op": "test", "path": "/spec/selector/target", "value": "blue-dep"},
+                                   {"op": "replace", "path": "/spec/selector/target", "value": "green-dep"}]
+    assert plan["facts"]["lease_free"] and "get services" in plan["facts"]["permissions_checked"]
+    assert "lease greenlight-production-svc: free" in text.stdout
+
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        run = greenlight(cluster, prefect_api, "blue-green", "-n", namespace, "--service", "production-svc",
+                         "--manifest", str(TUTORIAL1 / "green-dep.yaml"), "--smoke-path", "/health",
+                         "--scale-down-delay", "1", "--json")
+        assert run.returncode == 0, run.stderr[-4000:]
+        assert [s["step"] for s in json.loads(run.stdout)["steps"]] == names
+
+        # then the rollback's plan: nothing changes, and the rollback runs the planned steps
+        before = every_resource_version(kubectl)
+        rb = greenlight(cluster, prefect_api, "rollback", "-n", namespace, "--service", "production-svc",
+                        "--scale-down-delay", "1", "--dry-run", "--json")
+        assert rb.returncode == 0, rb.stderr[-3000:]
+        assert every_resource_version(kubectl) == before, "a rollback dry run changed something"
+        rb_plan = json.loads(rb.stdout)["plan"]
+        assert rb_plan["steps"][1]["change"] == "scale blue-dep from 0 to 3", rb_plan["steps"][1]
+        rb_run = greenlight(cluster, prefect_api, "rollback", "-n", namespace, "--service", "production-svc",
+                            "--scale-down-delay", "1", "--json")
+        assert rb_run.returncode == 0, rb_run.stderr[-3000:]
+        assert [s["step"] for s in json.loads(rb_run.stdout)["steps"]] == rb_plan["step_names"]
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
+
+
+def test_plan_names_the_holder_of_a_held_lease(cluster, prefect_api, kube, namespace, kubectl):
+    tutorial1(kubectl, kube, namespace)
+    from datetime import datetime, timezone
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    kube.coordination.create_namespaced_lease(namespace, {
+        "metadata": {"name": "greenlight-production-svc"},
+        "spec": {"holderIdentity": "other-release@host/7", "leaseDurationSeconds": 300, "renewTime": now}})
+    before = every_resource_version(kubectl)
+    r = _dry_run(cluster, prefect_api, namespace, "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    facts = json.loads(r.stdout)["plan"]["facts"]
+    assert not facts["lease_free"] and facts["lease"].startswith("held by other-release@host/7"), facts
+    assert any("held by other-release@host/7" in w for w in facts["warnings"]), facts
+    assert every_resource_version(kubectl) == before
