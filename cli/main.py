@@ -307,7 +307,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
     from prefect_greenlight.cli.canary import build_canary_spec
 
     params = dict(spec=build_canary_spec(args, _default_namespace(args)), kubeconfig=args.kubeconfig,
-                  context=args.context)
+                  context=args.context, dry_run=args.dry_run)
     _quiet_expected_tracebacks()
     check_parameter_size(params)
     from prefect_greenlight.flows.canary import canary_release

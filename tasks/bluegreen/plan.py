@@ -5,32 +5,22 @@ Service, the Lease), all reads — no Lease taken, no annotation, no event. The 
 
 from __future__ import annotations
 
-import time
-
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
-from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts, lease_fact
+from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.decisions.plan_bluegreen import blue_green_plan
 from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, rollback_plan
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
+from prefect_greenlight.tasks.kube.lease import plan_facts
 from prefect_greenlight.tasks.record.annotations import read_record
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
-
-
-def lease_facts(kube: Kube, namespace: str, service: str, permissions: tuple[str, ...], autoscalers: tuple[str, ...],
-                warnings: tuple[str, ...]) -> PlanFacts:
-    """Preflight's facts plus the Service's Lease as read now (a held one is also a warning)."""
-    text, free = lease_fact(read(kube, "Lease", namespace, f"greenlight-{service}"), time.time())
-    extra = () if free else (f"Lease greenlight-{service} is {text}",)
-    return PlanFacts(permissions=permissions, lease=text, lease_free=free, autoscalers=autoscalers,
-                     warnings=tuple(warnings) + extra)
 
 
 def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
     ns, c = plan.namespace, plan.colors
     service = read(kube, "Service", ns, c.service) or {"metadata": {"name": c.service}}
     preview = read(kube, "Service", ns, plan.spec.preview_service) if plan.spec.preview_service else None
-    facts = lease_facts(kube, ns, c.service, plan.permissions, plan.autoscalers, plan.warnings)
+    facts = plan_facts(kube, ns, c.service, plan.permissions, plan.autoscalers, plan.warnings)
     return blue_green_plan(plan, service, preview, facts)
 
 
@@ -44,7 +34,7 @@ def plan_rollback(kube: Kube, namespace: str, service: dict, release_id: str, re
                           live=read(kube, "Deployment", namespace, record.live_deployment),
                           replicas_wanted=replicas_wanted, release_id=release_id)
     hpas = list_objects(kube, "HorizontalPodAutoscaler", namespace)
-    found = lease_facts(kube, namespace, name, ("(the rollback asks for no permission review before it starts)",),
+    found = plan_facts(kube, namespace, name, ("(the rollback asks for no permission review before it starts)",),
                         tuple(sorted(h["metadata"]["name"] for h in hpas)), ())
     has_hpa = bool(autoscalers_of(hpas, record.previous_deployment))
     return rollback_plan(facts, cleanup, deadlines, has_hpa, found)

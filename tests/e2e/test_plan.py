@@ -78,7 +78,7 @@ def test_blue_green_plan_changes_nothing_and_the_run_follows_it(cluster, prefect
 
 def test_plan_names_the_holder_of_a_held_lease(cluster, prefect_api, kube, namespace, kubectl):
     tutorial1(kubectl, kube, namespace)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     kube.coordination.create_namespaced_lease(namespace, {
@@ -91,3 +91,27 @@ def test_plan_names_the_holder_of_a_held_lease(cluster, prefect_api, kube, names
     assert not facts["lease_free"] and facts["lease"].startswith("held by other-release@host/7"), facts
     assert any("held by other-release@host/7" in w for w in facts["warnings"]), facts
     assert every_resource_version(kubectl) == before
+
+
+def test_canary_plan_changes_nothing_and_the_canary_follows_it(cluster, prefect_api, kube, namespace, kubectl):
+    from tests.e2e.test_canary import CANARY, SVC, V1, canary_args, given_tutorial2_canary
+
+    given_tutorial2_canary(kubectl, kube, namespace)
+    args = canary_args(namespace, "--steps", "10,50,100", "--pause", "1", "--json")
+    before = every_resource_version(kubectl)
+    r = greenlight(cluster, prefect_api, *args, "--dry-run")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert every_resource_version(kubectl) == before, "a canary dry run changed something"
+    plan = json.loads(r.stdout)["plan"]
+    assert plan["step_names"] == ["preflight", "step-10", "analysis-10", "pause-10", "step-50", "analysis-50",
+                                  "pause-50", "step-100", "analysis-100", "cleanup"]
+    steps = {s["step"]: s for s in plan["steps"]}
+    assert "exactly 5 ready my-app-v2 / 5 ready my-app-v1" in steps["step-50"]["gate"], steps["step-50"]
+    assert steps["step-50"]["change"] == "scale my-app-v2 1 -> 5 and wait until ready; then scale my-app-v1 9 -> 5"
+    assert CANARY.exists() and V1 in steps["cleanup"]["change"]
+
+    with EndpointSampler(kube, namespace, SVC) as sampler:
+        run = greenlight(cluster, prefect_api, *args)
+        assert run.returncode == 0, run.stderr[-4000:]
+    assert [s["step"] for s in json.loads(run.stdout)["steps"]] == plan["step_names"]
+    assert sampler.min_ready_after_start() >= 10, sampler.describe()

@@ -151,3 +151,42 @@ def test_rollback_plan_of_a_deleted_deployment_without_a_manifest_says_it_would_
     assert plan.steps[1].change == "blue-dep still has 3 replicas: nothing to do"
     assert plan.steps[5].change == "re-create HorizontalPodAutoscaler blue-hpa for blue-dep as recorded"
     assert plan.steps[-1].change == "keep green-dep"
+
+
+# -- canary ---------------------------------------------------------------------------------------------------
+def _canary(spec: dict | None = None, total: int = 10):
+    from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+    from prefect_greenlight.tasks.decisions.canary import step_plan
+    from prefect_greenlight.tasks.decisions.plan_canary import canary_plan
+    from prefect_greenlight.tasks.spec.canary import CanarySpec
+
+    spec_ = CanarySpec(**{"service": "my-app-service", "stable": "my-app-v1", "image": "my-app:2", **(spec or {})})
+    stable = deployment("my-app-v1", {"app": "my-app"}, replicas=total)
+    canary = manifest("my-app-v1-canary", {"app": "my-app", "greenlight.io/track": "canary"}, replicas=1,
+                      containers=[container(image="my-app:2")])
+    plan = CanaryPlan(spec=spec_, release_id="c1", canary="my-app-v1-canary", canary_manifest=canary,
+                      canary_existed=False, total=total, steps=tuple(step_plan(total, spec_.steps)),
+                      stable_image="nginx:1.25", service_ports=({"port": 80, "targetPort": 80},),
+                      canary_changes=deployment_changes(stable, canary))
+    return canary_plan(plan, PlanFacts())
+
+
+def test_canary_plan_names_each_step_its_analysis_and_pause_as_the_flow_does():
+    plan = _canary({"approve_steps": [30], "pause_s": 5, "steps": [10, 30, 100]})
+    assert plan.step_names() == ["preflight", "step-10", "analysis-10", "pause-10", "step-30", "analysis-30",
+                                 "pause-30", "step-100", "analysis-100", "cleanup"]
+    assert "approval" in plan.steps[6].gate and "timed" in plan.steps[3].gate
+    assert _canary({"analysis": {"http": None}}).step_names() == [
+        "preflight", "step-10", "step-30", "step-50", "step-100", "cleanup"]
+
+
+def test_canary_steps_carry_the_replica_counts_and_the_split_expected():
+    steps = {s.name: s for s in _canary().steps}
+    assert steps["step-10"].change.startswith("server-side apply: create my-app-v1-canary with 1 replica(s)")
+    assert steps["step-10"].change.endswith("; then scale my-app-v1 10 -> 9")
+    assert steps["step-30"].change == ("scale my-app-v1-canary 1 -> 3 and wait until ready; then scale my-app-v1 "
+                                       "9 -> 7")
+    assert "exactly 10 ready my-app-v1-canary / 0 ready my-app-v1" in steps["step-100"].gate
+    assert steps["step-50"].undo.startswith("abort: my-app-v1 back to 10 and ready first")
+    assert "success rate >= 0.95" in steps["analysis-10"].details[0]
+    assert steps["analysis-10"].details[0].startswith("HTTP GET :80/, 5 request(s) to up to 3 pod(s)")
