@@ -5,9 +5,11 @@ steps, in the planned order (compared from the run's timeline)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC
 
 import pytest
+import yaml
 
 from tests.e2e.release_helpers import TUTORIAL1, greenlight, tutorial1
 from tests.e2e.sampler import EndpointSampler
@@ -15,13 +17,32 @@ from tests.e2e.sampler import EndpointSampler
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def every_resource_version(kubectl) -> dict[str, str]:
-    """kind/name -> resourceVersion of every object in the namespace, of every namespaced kind that can be listed
-    (Events, Leases, EndpointSlices, Pods, ... included)."""
+def _every_object(kubectl) -> list[dict]:
+    """Every object in the namespace, of every namespaced kind that can be listed (Events, Leases,
+    EndpointSlices, Pods, ... included)."""
     kinds = kubectl("api-resources", "--namespaced=true", "--verbs=list", "-o", "name").stdout.split()
     assert "leases.coordination.k8s.io" in kinds and "events" in kinds, kinds
-    items = json.loads(kubectl("get", ",".join(kinds), "-o", "json", "--ignore-not-found").stdout)["items"]
-    return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in items}
+    return json.loads(kubectl("get", ",".join(kinds), "-o", "json", "--ignore-not-found").stdout)["items"]
+
+
+def every_resource_version(kubectl) -> dict[str, str]:
+    """kind/name -> resourceVersion of every object in the namespace."""
+    return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in _every_object(kubectl)}
+
+
+def settled_resource_versions(kubectl, timeout: float = 60) -> dict[str, str]:
+    """every_resource_version once the namespace has stopped changing: nothing terminating (a cleanup's pods
+    take 3-4 s to go on kwok) and two snapshots 1.5 s apart that agree."""
+    deadline = time.monotonic() + timeout
+    last = every_resource_version(kubectl)
+    while True:
+        time.sleep(1.5)
+        objects = _every_object(kubectl)
+        now = {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in objects}
+        if now == last and not any(o["metadata"].get("deletionTimestamp") for o in objects):
+            return now
+        assert time.monotonic() < deadline, f"namespace still changing after {timeout:.0f} s"
+        last = now
 
 
 def _dry_run(cluster, prefect_api, namespace, *extra):
@@ -62,7 +83,7 @@ def test_blue_green_plan_changes_nothing_and_the_run_follows_it(cluster, prefect
         assert [s["step"] for s in json.loads(run.stdout)["steps"]] == names
 
         # then the rollback's plan: nothing changes, and the rollback runs the planned steps
-        before = every_resource_version(kubectl)
+        before = settled_resource_versions(kubectl)
         rb = greenlight(cluster, prefect_api, "rollback", "-n", namespace, "--service", "production-svc",
                         "--scale-down-delay", "1", "--dry-run", "--json")
         assert rb.returncode == 0, rb.stderr[-3000:]
@@ -115,3 +136,22 @@ def test_canary_plan_changes_nothing_and_the_canary_follows_it(cluster, prefect_
         assert run.returncode == 0, run.stderr[-4000:]
     assert [s["step"] for s in json.loads(run.stdout)["steps"]] == plan["step_names"]
     assert sampler.min_ready_after_start() >= 10, sampler.describe()
+
+
+def test_plan_deployment_shows_the_plan_as_an_artifact_and_changes_nothing(prefect_ops, cluster, kube, namespace,
+                                                                            kubectl):
+    tutorial1(kubectl, kube, namespace)
+    manifest = yaml.safe_load((TUTORIAL1 / "green-dep.yaml").read_text())
+    before = every_resource_version(kubectl)
+    run = prefect_ops.run("blue-green-plan", {"spec": {"namespace": namespace, "service": "production-svc",
+                                                       "manifest": manifest}})
+    prefect_ops.wait_state(run, {"COMPLETED"}, 180)
+    assert every_resource_version(kubectl) == before, "the plan deployment changed something"
+    plans = [a for a in prefect_ops.artifacts(run) if (a.get("key") or "").startswith("plan-production-svc-")]
+    assert len(plans) == 1 and plans[0]["type"] == "markdown", prefect_ops.artifacts(run)
+    md = plans[0]["data"]
+    for i, name in enumerate(["preflight", "apply", "wait-ready", "smoke-test", "approval", "switch",
+                              "verify-endpoints", "post-switch", "cleanup"], 1):
+        assert f"| {i} | `{name}` |" in md, md
+    assert '"op": "test"' in md and "Lease `greenlight-production-svc`: free" in md
+    assert not prefect_ops.events("greenlight.release.", f"greenlight.service.{namespace}.production-svc")
