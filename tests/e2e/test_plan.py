@@ -52,7 +52,7 @@ def _dry_run(cluster, prefect_api, namespace, *extra):
 
 def test_blue_green_plan_changes_nothing_and_the_run_follows_it(cluster, prefect_api, kube, namespace, kubectl):
     tutorial1(kubectl, kube, namespace)
-    before = every_resource_version(kubectl)
+    before = settled_resource_versions(kubectl)
     text = _dry_run(cluster, prefect_api, namespace, "--smoke-path", "/health", "--scale-down-delay", "1")
     assert text.returncode == 0, text.stderr[-3000:]
     r = _dry_run(cluster, prefect_api, namespace, "--smoke-path", "/health", "--scale-down-delay", "1", "--json")
@@ -119,7 +119,7 @@ def test_canary_plan_changes_nothing_and_the_canary_follows_it(cluster, prefect_
 
     given_tutorial2_canary(kubectl, kube, namespace)
     args = canary_args(namespace, "--steps", "10,50,100", "--pause", "1", "--json")
-    before = every_resource_version(kubectl)
+    before = settled_resource_versions(kubectl)
     r = greenlight(cluster, prefect_api, *args, "--dry-run")
     assert r.returncode == 0, r.stderr[-3000:]
     assert every_resource_version(kubectl) == before, "a canary dry run changed something"
@@ -142,7 +142,7 @@ def test_plan_deployment_shows_the_plan_as_an_artifact_and_changes_nothing(prefe
                                                                             kubectl):
     tutorial1(kubectl, kube, namespace)
     manifest = yaml.safe_load((TUTORIAL1 / "green-dep.yaml").read_text())
-    before = every_resource_version(kubectl)
+    before = settled_resource_versions(kubectl)
     run = prefect_ops.run("blue-green-plan", {"spec": {"namespace": namespace, "service": "production-svc",
                                                        "manifest": manifest}})
     prefect_ops.wait_state(run, {"COMPLETED"}, 180)
