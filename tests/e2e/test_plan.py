@@ -155,3 +155,29 @@ def test_plan_deployment_shows_the_plan_as_an_artifact_and_changes_nothing(prefe
         assert f"| {i} | `{name}` |" in md, md
     assert '"op": "test"' in md and "Lease `greenlight-production-svc`: free" in md
     assert not prefect_ops.events("greenlight.release.", f"greenlight.service.{namespace}.production-svc")
+
+
+def test_plan_with_a_preview_service_and_a_timed_approval_is_what_the_run_does(cluster, prefect_api, kube, namespace,
+                                                                                kubectl):
+    tutorial1(kubectl, kube, namespace)
+    extra = ("--image", "scubakiz/servicedemo:2.0", "--preview-service", "staging-svc", "--approval", "timed",
+             "--auto-approve-after", "1", "--post-switch-window", "2", "--cleanup", "keep", "--json")
+    args = ("blue-green", "-n", namespace, "--service", "production-svc", *extra)
+    before = settled_resource_versions(kubectl)
+    r = greenlight(cluster, prefect_api, *args, "--dry-run")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert every_resource_version(kubectl) == before, "a dry run changed something"
+    plan = json.loads(r.stdout)["plan"]
+    assert plan["step_names"] == ["preflight", "apply", "wait-ready", "preview", "smoke-test", "approval", "switch",
+                                  "verify-endpoints", "post-switch", "cleanup"]
+    steps = {s["step"]: s for s in plan["steps"]}
+    assert steps["preview"]["change"].startswith("create Service staging-svc") and \
+        steps["preview"]["undo"] == "delete preview Service staging-svc", steps["preview"]
+    assert steps["approval"]["gate"] == "timed: approved after 1 s unless someone rejects first"
+    assert any(d.endswith("'scubakiz/servicedemo:1.0' -> 'scubakiz/servicedemo:2.0'") for d in
+               steps["apply"]["details"]), steps["apply"]["details"]
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        run = greenlight(cluster, prefect_api, *args)
+        assert run.returncode == 0, run.stderr[-4000:]
+    assert [s["step"] for s in json.loads(run.stdout)["steps"]] == plan["step_names"]
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
