@@ -55,6 +55,7 @@ def add_parsers(sub: Any, cluster_flags: Callable[[argparse.ArgumentParser], Non
     ca.add_argument("--ready-timeout", type=float, help="seconds each scale-up has to become ready")
     ca.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock")
     ca.add_argument("--release-id", help="identifies the release (default: generated)")
+    ca.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
 
     pr = sub.add_parser("promote", help="resume a paused canary (--full: straight to 100 %%)")
     pr.add_argument("run_id", help="the paused flow run's id")

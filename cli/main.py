@@ -111,6 +111,7 @@ def _service_parsers(sub) -> None:
     rb.add_argument("--scale-down-delay", type=float, default=30.0)
     rb.add_argument("--to", metavar="DEPLOYMENT",
                     help="go to this Deployment instead of the recorded previous one (e.g. forward again)")
+    rb.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
 
     st = sub.add_parser("status", help="live color, both Deployments' readiness, release record")
     _cluster_flags(st)
@@ -195,6 +196,9 @@ def _print(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
         return
+    if result.get("plan_text"):  # a dry run: the plan, numbered like the run's steps
+        print(result["plan_text"])
+        return
     print(f"{result.get('outcome')}: Service {result.get('service')} -> {result.get('live_deployment')}")
     for step in result.get("steps", []):
         print(f"  {step['step']:<18} {step['seconds']:>7.2f} s  {'ok' if step['ok'] else 'FAILED'}  {step['detail']}")
@@ -228,7 +232,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     cleanup = parse_spec(Cleanup, {"mode": args.cleanup, "delay_s": args.scale_down_delay}, "arguments")
     result = rollback_release(namespace=_default_namespace(args) or "default", service=args.service,
                               cleanup=cleanup, deadlines=Deadlines(), kubeconfig=args.kubeconfig,
-                              context=args.context, to=args.to)
+                              context=args.context, to=args.to, dry_run=args.dry_run)
     _print(result, args.json)
     return EXIT_OK
 
@@ -305,7 +309,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
     from prefect_greenlight.cli.canary import build_canary_spec
 
     params = dict(spec=build_canary_spec(args, _default_namespace(args)), kubeconfig=args.kubeconfig,
-                  context=args.context)
+                  context=args.context, dry_run=args.dry_run)
     _quiet_expected_tracebacks()
     check_parameter_size(params)
     from prefect_greenlight.flows.canary import canary_release

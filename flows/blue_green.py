@@ -29,6 +29,7 @@ from prefect import flow
 from prefect_greenlight.tasks.bluegreen.autoscaler import carry_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import cleanup_blue
 from prefect_greenlight.tasks.bluegreen.deploy import apply_green, wait_green_ready
+from prefect_greenlight.tasks.bluegreen.plan import plan_blue_green
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan, new_release_id, preflight
 from prefect_greenlight.tasks.bluegreen.preview import point_preview
 from prefect_greenlight.tasks.bluegreen.smoke import post_switch_verify, smoke_test
@@ -47,6 +48,7 @@ from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.approval import ApprovalDecision, request_approval, summary_markdown
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline, say
 from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec
 
@@ -140,6 +142,16 @@ def _roll_back(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progr
     return failure
 
 
+def _dry_run(kube: Kube, release: ReleasePlan, timeline: Timeline) -> dict:
+    """The plan instead of the release: printed, a markdown artifact of the run, and the result's `plan`."""
+    plan = plan_blue_green(kube, release)
+    say(f"dry run: would release {release.colors.green} and switch Service {release.colors.service}; "
+        "nothing changed")
+    publish_plan(plan, release.release_id)
+    return _result(release, timeline, "dry-run", release.colors.blue, plan=plan.as_dict(), plan_text=plan_text(plan),
+                   summary=release.summary())
+
+
 def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False) -> dict:
     journal = Journal(kube, spec.namespace, spec.service, release_id, "blue-green", _planned_steps(spec))
     progress = _Progress(journal.timeline)
@@ -152,8 +164,7 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
         say(plan.repeat.message)
         return _result(plan, progress.timeline, "already-live", plan.colors.green, message=plan.repeat.message)
     if dry_run:
-        say(f"dry run: would release {plan.colors.green} and switch Service {plan.colors.service}; nothing changed")
-        return _result(plan, progress.timeline, "dry-run", plan.colors.blue, plan=plan.summary())
+        return _dry_run(kube, plan, progress.timeline)
     c = plan.colors
     with ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s) as lock:
         journal.started(endpoint_counts(kube, plan.namespace, c.service), blue=c.blue, green=c.green,

@@ -25,6 +25,7 @@ from prefect_greenlight.tasks.canary.analysis import AnalysisContext, Outcome, c
 from prefect_greenlight.tasks.canary.analysis.http_probe import HttpProbe
 from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
 from prefect_greenlight.tasks.canary.pause import pause_for_decision
+from prefect_greenlight.tasks.canary.plan import plan_canary
 from prefect_greenlight.tasks.canary.preflight import CanaryPlan, new_release_id, preflight
 from prefect_greenlight.tasks.canary.steps import (
     apply_canary,
@@ -42,6 +43,7 @@ from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 
@@ -180,7 +182,15 @@ def _planned_steps(spec: CanarySpec) -> int:
     return 2 + len(spec.steps) * (1 + analysed) + len(spec.approve_steps)
 
 
-def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "") -> dict:
+def _dry_run(kube: Kube, run: CanaryRun) -> dict:
+    """The plan instead of the release: printed, a markdown artifact of the run, and the result's `plan`."""
+    plan = plan_canary(kube, run.plan)
+    publish_plan(plan, run.plan.release_id)
+    return {**run.result("dry-run"), "plan": plan.as_dict(), "plan_text": plan_text(plan),
+            "steps_planned": [s.describe() for s in run.plan.steps]}
+
+
+def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", dry_run: bool = False) -> dict:
     journal = Journal(kube, spec.namespace, spec.service, release_id, "canary", _planned_steps(spec))
     timeline = journal.timeline
     with timeline.step("preflight") as s:                                                         # 1
@@ -189,6 +199,8 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "") 
     for warning in plan.warnings:
         say(f"warning: {warning}")
     run = CanaryRun(kube, plan, run_id, journal)
+    if dry_run:
+        return _dry_run(kube, run)
     with ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s,
                      annotations={RUN_ID_ANNOTATION: run_id, "greenlight.io/strategy": "canary"}) as lock:
         journal.started(endpoint_counts(kube, plan.namespace, plan.service), stable=plan.stable,
@@ -241,6 +253,9 @@ def _flow_run_id() -> str:
 
 
 @flow(name="canary-release", log_prints=True)
-def canary_release(spec: CanarySpec, kubeconfig: str | None = None, context: str | None = None) -> dict:
-    """Release `spec` as a canary. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster."""
-    return run_canary(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), _flow_run_id())
+def canary_release(spec: CanarySpec, kubeconfig: str | None = None, context: str | None = None,
+                   dry_run: bool = False) -> dict:
+    """Release `spec` as a canary (`dry_run`: only its plan). Kubernetes credentials: kubeconfig/context,
+    $KUBECONFIG, or in-cluster."""
+    return run_canary(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), _flow_run_id(),
+                      dry_run)

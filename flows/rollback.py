@@ -13,6 +13,7 @@ on the Service itself (so it works after a lost Prefect database, or after the r
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from prefect import flow
@@ -20,6 +21,7 @@ from prefect import flow
 from prefect_greenlight.tasks.bluegreen.autoscaler import retire_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import record_manifest
 from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
+from prefect_greenlight.tasks.bluegreen.plan import plan_rollback
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
 from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_selector, now_utc, verify_only
 from prefect_greenlight.tasks.decisions.autoscaling import target_of
@@ -33,6 +35,7 @@ from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.kube.waiting import require_ready
 from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record, switch_annotations
 from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines
 
@@ -110,8 +113,24 @@ def _choose(kube: Kube, namespace: str, service: str, to: str | None) -> tuple[d
     return svc, choice
 
 
+def _dry_run(kube: Kube, namespace: str, svc: dict, choice: RollbackChoice, release_id: str, replicas_wanted: int,
+             cleanup: Cleanup, deadlines: Deadlines, timeline) -> dict:
+    """The plan instead of the rollback: nothing taken, nothing changed. The record is read as the choice goes
+    (with `--to`, the target is not the recorded previous Deployment)."""
+    recorded = read_record(svc)
+    record = dataclasses.replace(
+        recorded, previous_deployment=choice.target, previous_selector=choice.target_selector,
+        previous_color=choice.target_color, live_deployment=choice.from_deployment, live_color=choice.from_color,
+        previous_manifest=recorded.previous_manifest if choice.use_recorded_manifest else None)
+    plan = plan_rollback(kube, namespace, svc, release_id, replicas_wanted, cleanup, deadlines, record)
+    publish_plan(plan, release_id)
+    return {"outcome": "dry-run", "service": plan.service, "namespace": namespace, "release_id": release_id,
+            "live_deployment": record.live_deployment, "previous_deployment": record.previous_deployment,
+            "steps": timeline.rows(), "plan": plan.as_dict(), "plan_text": plan_text(plan)}
+
+
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
-                 sleep=time.sleep, to: str | None = None) -> dict:
+                 sleep=time.sleep, to: str | None = None, dry_run: bool = False) -> dict:
     release_id = "rollback-" + new_release_id()
     journal = Journal(kube, namespace, service, release_id, "rollback", planned=7)
     timeline = journal.timeline
@@ -126,6 +145,8 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
     record, current_selector = read_record(svc), svc["spec"].get("selector") or {}
     target, live = choice.target, choice.from_deployment
     replicas_wanted = int((svc["metadata"].get("annotations") or {}).get(PREVIOUS_REPLICAS) or 0)
+    if dry_run:
+        return _dry_run(kube, namespace, svc, choice, release_id, replicas_wanted, cleanup, deadlines, timeline)
     with ServiceLock(kube, namespace, service, release_id):
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
         try:
@@ -161,7 +182,10 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
 
 @flow(name="blue-green-rollback", log_prints=True)
 def rollback_release(namespace: str, service: str, cleanup: Cleanup = Cleanup(), deadlines: Deadlines = Deadlines(),
-                     kubeconfig: str | None = None, context: str | None = None, to: str | None = None) -> dict:
+                     kubeconfig: str | None = None, context: str | None = None, to: str | None = None,
+                     dry_run: bool = False) -> dict:
     """Switch `service` back to the Deployment it served before greenlight's last switch (or to `to`); a no-op
-    when that Deployment already serves."""
-    return run_rollback(connect(kubeconfig, context), namespace, service, cleanup, deadlines, to=to)
+    when that Deployment already serves. `dry_run`: only the plan, as a markdown artifact and in the result;
+    nothing changes."""
+    return run_rollback(connect(kubeconfig, context), namespace, service, cleanup, deadlines, to=to,
+                        dry_run=dry_run)

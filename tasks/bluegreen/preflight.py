@@ -28,6 +28,7 @@ from prefect_greenlight.tasks.decisions.repeat import (
     with_digest,
 )
 from prefect_greenlight.tasks.decisions.rollback import SwitchKind, switch_kind_of
+from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems, service_warnings
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
@@ -51,6 +52,10 @@ class ReleasePlan:
     service_ports: tuple[dict, ...] = ()  # the Service's spec.ports: checks aim at a port's targetPort
     blue_hpa: dict | None = None  # the HorizontalPodAutoscaler scaling blue; green gets an equivalent
     repeat: RepeatDecision | None = None  # release, resume after the switch, or already live (decisions/repeat.py)
+    # What preflight read, for the plan (--dry-run): green's server-side dry run against blue, what was checked
+    green_changes: tuple[FieldChange, ...] = ()
+    permissions: tuple[str, ...] = ()
+    autoscalers: tuple[str, ...] = ()  # every HPA in the namespace
 
     @property
     def namespace(self) -> str:
@@ -152,7 +157,7 @@ def _shape_checks(spec: BlueGreenSpec, service: dict, green: dict, blue: dict | 
 
 
 def _autoscaler(kube: Kube, spec: BlueGreenSpec, blue: dict | None, green: dict, green_name: str) -> tuple[
-        dict | None, list[str]]:
+        dict | None, list[str], tuple[str, ...]]:
     """blue's HorizontalPodAutoscaler, if any (refusing shapes greenlight cannot carry over), and green's replicas
     raised to blue's current count when the manifest asks for fewer: green takes blue's whole load at once."""
     hpas = list_objects(kube, "HorizontalPodAutoscaler", spec.namespace)
@@ -161,10 +166,10 @@ def _autoscaler(kube: Kube, spec: BlueGreenSpec, blue: dict | None, green: dict,
     if problems:
         raise BadInput(problems)
     found = autoscalers_of(hpas, blue_name) if blue else []
+    names = tuple(sorted(h["metadata"]["name"] for h in hpas))
     if not found:
-        return None, []
-    require(kube, spec.namespace, [p for p in needed(port_forward=False, manage_services=False, deletes=False,
-                                                     autoscaler=True) if p.resource == "horizontalpodautoscalers"])
+        return None, [], names
+    require(kube, spec.namespace, _HPA_WRITES)
     current = int(blue["spec"].get("replicas", 1))
     asked = int(green["spec"].get("replicas", 1))
     warnings = [f"HorizontalPodAutoscaler {found[0]['metadata']['name']!r} scales blue {blue_name!r}: green gets "
@@ -173,7 +178,11 @@ def _autoscaler(kube: Kube, spec: BlueGreenSpec, blue: dict | None, green: dict,
         green["spec"]["replicas"] = current
         warnings.append(f"the green manifest asks for {asked} replicas; blue runs {current} (autoscaled): green "
                         f"starts at {current}")
-    return found[0], warnings
+    return found[0], warnings, names
+
+
+_HPA_WRITES = [p for p in needed(port_forward=False, manage_services=False, deletes=False, autoscaler=True)
+               if p.resource == "horizontalpodautoscalers"]
 
 
 def _check_preview(kube: Kube, spec: BlueGreenSpec) -> None:
@@ -191,9 +200,10 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
     ns = spec.namespace
     if not namespace_exists(kube, ns):
         raise BadInput(f"namespace {ns!r} not found")
-    require(kube, ns, needed(port_forward=bool(spec.smoke) or spec.post_switch.window_s > 0,
-                             manage_services=bool(spec.preview_service),
-                             deletes=spec.on_failure is RollbackGreen.DELETE or spec.cleanup.mode is CleanupMode.DELETE))
+    permissions = needed(port_forward=bool(spec.smoke) or spec.post_switch.window_s > 0,
+                         manage_services=bool(spec.preview_service),
+                         deletes=spec.on_failure is RollbackGreen.DELETE or spec.cleanup.mode is CleanupMode.DELETE)
+    require(kube, ns, permissions)
     service = read(kube, "Service", ns, spec.service)
     if service is None:
         raise BadInput(f"Service {spec.service!r} not found in namespace {ns!r}")
@@ -207,10 +217,12 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
     if blue is None and not colors.already_live:
         raise BadInput(f"Deployment {colors.blue!r} not found")
     warnings += _shape_checks(spec, service, green, blue, colors.green)
-    blue_hpa, hpa_warnings = _autoscaler(kube, spec, blue, green, colors.green)
+    blue_hpa, hpa_warnings, hpa_names = _autoscaler(kube, spec, blue, green, colors.green)
+    if blue_hpa:
+        permissions = sorted(set(permissions) | set(_HPA_WRITES))
     _check_preview(kube, spec)
     try:
-        apply_deployment(kube, ns, green, dry_run=True)
+        dry_run = apply_deployment(kube, ns, green, dry_run=True)
     except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
         raise BadInput(f"the apiserver rejects green Deployment {colors.green!r}: {exc}") from exc
     existing_green = by_name.get(colors.green)
@@ -221,4 +233,6 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         green_replicas_before=int((existing_green or {}).get("spec", {}).get("replicas", 0) or 0),
         blue_replicas=int((blue or {}).get("spec", {}).get("replicas", 0) or 0),
         blue_image=_first_image(blue) if blue else "", warnings=tuple(warnings + hpa_warnings), blue_hpa=blue_hpa,
-        service_ports=tuple((service.get("spec") or {}).get("ports") or []), repeat=repeat)
+        service_ports=tuple((service.get("spec") or {}).get("ports") or []), repeat=repeat,
+        green_changes=deployment_changes(blue, dry_run), permissions=tuple(map(str, permissions)),
+        autoscalers=hpa_names)

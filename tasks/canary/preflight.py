@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, step_plan
 from prefect_greenlight.tasks.decisions.colors import check_manifest, pod_labels, selector_matches, set_image
+from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
@@ -37,6 +38,10 @@ class CanaryPlan:
     stable_image: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
     service_ports: tuple[dict, ...] = ()  # the Service's spec.ports: analysis aims at a port's targetPort
+    # What preflight read, for the plan (--dry-run): the canary's server-side dry run against stable, what was checked
+    canary_changes: tuple[FieldChange, ...] = ()
+    permissions: tuple[str, ...] = ()
+    autoscalers: tuple[str, ...] = ()  # every HPA in the namespace (none may scale stable or the canary)
 
     @property
     def namespace(self) -> str:
@@ -93,7 +98,7 @@ def _canary_manifest(spec: CanarySpec, stable: dict) -> tuple[dict, list[str]]:
     return derive_canary(stable, spec.image, spec.canary_name_or_default, spec.container), warnings
 
 
-def _refuse_autoscalers(kube: Kube, namespace: str, deployments: tuple[str, ...]) -> None:
+def _refuse_autoscalers(kube: Kube, namespace: str, deployments: tuple[str, ...]) -> tuple[str, ...]:
     """A canary by replica ratio and an HPA cannot share a Deployment: the HPA would undo every step's counts,
     and with them the traffic split. Refused before anything changes, naming the HPA and the ways out (documented
     in the README: blue-green carries an HPA over; a canary needs it off for the duration)."""
@@ -104,6 +109,7 @@ def _refuse_autoscalers(kube: Kube, namespace: str, deployments: tuple[str, ...]
                 for d in deployments for h in autoscalers_of(hpas, d)]
     if problems:
         raise BadInput(problems)
+    return tuple(sorted(h["metadata"]["name"] for h in hpas))
 
 
 def _service_problems(service: dict, stable: dict, canary: dict) -> list[str]:
@@ -126,7 +132,8 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     ns = spec.namespace
     if not namespace_exists(kube, ns):
         raise BadInput(f"namespace {ns!r} not found")
-    require(kube, ns, needed(port_forward=spec.analysis.http is not None, manage_services=False, deletes=True))
+    permissions = needed(port_forward=spec.analysis.http is not None, manage_services=False, deletes=True)
+    require(kube, ns, permissions)
     service = read(kube, "Service", ns, spec.service)
     if service is None:
         raise BadInput(f"Service {spec.service!r} not found in namespace {ns!r}")
@@ -138,7 +145,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     name = canary["metadata"]["name"]
     if name == spec.stable:
         raise BadInput(f"the canary Deployment {name!r} is the stable one: give the canary another name")
-    _refuse_autoscalers(kube, ns, (spec.stable, name))
+    hpa_names = _refuse_autoscalers(kube, ns, (spec.stable, name))
     ports = tuple((service.get("spec") or {}).get("ports") or [])
     checks = [spec.analysis.http] if spec.analysis.http is not None else []
     problems = _service_problems(service, stable, canary) + port_problems(
@@ -157,11 +164,13 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     replicas = step_plan(total, spec.steps)[0].canary
     canary["spec"]["replicas"] = replicas
     try:
-        apply_deployment(kube, ns, canary, dry_run=True)
+        dry_run = apply_deployment(kube, ns, canary, dry_run=True)
     except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
         raise BadInput(f"the apiserver rejects canary Deployment {name!r}: {exc}") from exc
     return CanaryPlan(spec=spec, release_id=release_id or spec.release_id or new_release_id(), canary=name,
                       canary_manifest=canary, canary_existed=existing is not None, total=total,
                       steps=tuple(step_plan(total, spec.steps)),
                       stable_image=stable["spec"]["template"]["spec"]["containers"][0].get("image", ""),
-                      warnings=tuple(warnings), service_ports=ports)
+                      warnings=tuple(warnings), service_ports=ports,
+                      canary_changes=deployment_changes(stable, dry_run), permissions=tuple(map(str, permissions)),
+                      autoscalers=hpa_names)

@@ -26,6 +26,7 @@ import time
 from kubernetes.client.rest import ApiException
 
 from prefect_greenlight.tasks.decisions.lease import DURATION_S, LockAction, confidence_s, decide, lease_time
+from prefect_greenlight.tasks.decisions.plan import PlanFacts, lease_fact
 from prefect_greenlight.tasks.errors import LockHeld, PermanentError, TemporaryError
 from prefect_greenlight.tasks.kube.client import RETRY, TIMEOUT, Kube, RetryPolicy, classify, read, retrying
 
@@ -212,3 +213,12 @@ class ServiceLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def plan_facts(kube: Kube, namespace: str, service: str, permissions: tuple[str, ...], autoscalers: tuple[str, ...],
+                warnings: tuple[str, ...]) -> PlanFacts:
+    """Preflight's facts plus the Service's Lease as read now (a held one is also a warning)."""
+    text, free = lease_fact(read(kube, "Lease", namespace, f"greenlight-{service}"), time.time())
+    extra = () if free else (f"Lease greenlight-{service} is {text}",)
+    return PlanFacts(permissions=permissions, lease=text, lease_free=free, autoscalers=autoscalers,
+                     warnings=tuple(warnings) + extra)

@@ -1,0 +1,41 @@
+"""The dry run's reads: what the plan needs beyond preflight (the Service for the exact patch, the preview
+Service, the Lease), all reads — no Lease taken, no annotation, no event. The plan itself is pure
+(tasks/decisions/plan_bluegreen.py).
+"""
+
+from __future__ import annotations
+
+from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
+from prefect_greenlight.tasks.decisions.plan import Plan
+from prefect_greenlight.tasks.decisions.plan_bluegreen import blue_green_plan
+from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, rollback_plan
+from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
+from prefect_greenlight.tasks.kube.lease import plan_facts
+from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record
+from prefect_greenlight.tasks.spec import Cleanup, Deadlines
+
+
+def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
+    ns, c = plan.namespace, plan.colors
+    service = read(kube, "Service", ns, c.service) or {"metadata": {"name": c.service}}
+    preview = read(kube, "Service", ns, plan.spec.preview_service) if plan.spec.preview_service else None
+    facts = plan_facts(kube, ns, c.service, plan.permissions, plan.autoscalers, plan.warnings)
+    return blue_green_plan(plan, service, preview, facts)
+
+
+def plan_rollback(kube: Kube, namespace: str, service: dict, release_id: str, replicas_wanted: int, cleanup: Cleanup,
+                  deadlines: Deadlines, record: ReleaseRecord | None = None) -> Plan:
+    """`greenlight rollback --dry-run`: the record as read (or as the rollback's choice rewrote it: `--to`), both
+    Deployments, the Lease and the HPAs."""
+    record = record or read_record(service)
+    name = service["metadata"]["name"]
+    facts = RollbackFacts(service=service, record=record,
+                          target=read(kube, "Deployment", namespace, record.previous_deployment),
+                          live=read(kube, "Deployment", namespace, record.live_deployment),
+                          replicas_wanted=replicas_wanted, release_id=release_id)
+    hpas = list_objects(kube, "HorizontalPodAutoscaler", namespace)
+    found = plan_facts(kube, namespace, name, ("(the rollback asks for no permission review before it starts)",),
+                        tuple(sorted(h["metadata"]["name"] for h in hpas)), ())
+    has_hpa = bool(autoscalers_of(hpas, record.previous_deployment))
+    return rollback_plan(facts, cleanup, deadlines, has_hpa, found)

@@ -1,0 +1,212 @@
+"""The plan of a blue-green release: flows/blue_green.py's steps, in its order and under its timeline's names,
+built from the release plan preflight decided (tasks/bluegreen/preflight.py: ReleasePlan) and the Service as
+read. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from prefect_greenlight.tasks.decisions.colors import ColorPlan
+from prefect_greenlight.tasks.decisions.plan import FieldChange, Plan, PlanFacts, PlanStep, StepKind
+from prefect_greenlight.tasks.decisions.traffic import selector_patch
+from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
+from prefect_greenlight.tasks.record.annotations import PREFIX, switch_annotations
+from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, CleanupMode, RollbackGreen, SmokeCheck
+
+MAX_FIELDS = 40  # field changes listed in full; the rest counted
+AT_SWITCH = "<time of the switch>"
+
+
+class BlueGreenRelease(Protocol):
+    """What the plan needs of tasks/bluegreen/preflight.py's ReleasePlan."""
+
+    spec: BlueGreenSpec
+    release_id: str
+    colors: ColorPlan
+    green_manifest: dict
+    green_existed: bool
+    green_replicas_before: int
+    blue_replicas: int
+    blue_image: str
+    service_ports: tuple[dict, ...]
+    blue_hpa: dict | None
+    green_changes: tuple[FieldChange, ...]
+
+    @property
+    def green_replicas(self) -> int: ...
+
+    @property
+    def green_images(self) -> list[str]: ...
+
+
+def field_lines(changes: tuple[FieldChange, ...], against: str) -> tuple[str, ...]:
+    if not changes:
+        return (f"no field differs from {against}",)
+    lines = [c.describe() for c in changes[:MAX_FIELDS]]
+    if len(changes) > MAX_FIELDS:
+        lines.append(f"... and {len(changes) - MAX_FIELDS} more field(s)")
+    return tuple(lines)
+
+
+def _remove_green(r: BlueGreenRelease) -> str:
+    g = r.colors.green
+    if r.green_existed:
+        return f"scale {g} back to its {r.green_replicas_before} replica(s) (it existed before), never while selected"
+    how = "delete" if r.spec.on_failure is RollbackGreen.DELETE else "scale to 0"
+    return f"{how} {g} (on_failure: {r.spec.on_failure.value}), never while the Service selects it"
+
+
+def _apply(r: BlueGreenRelease) -> PlanStep:
+    c = r.colors
+    verb = f"update the existing {c.green} (now {r.green_replicas_before} replicas)" if r.green_existed \
+        else f"create {c.green}"
+    return PlanStep(
+        "apply", StepKind.CHANGE, f"Deployment {c.green}",
+        f"server-side apply (field manager greenlight): {verb} with {r.green_replicas} replica(s), "
+        f"{', '.join(r.green_images)}, beside {c.blue}; {len(r.green_changes)} field(s) differ from {c.blue} "
+        "(server-side dry run)",
+        details=field_lines(r.green_changes, c.blue), undo=_remove_green(r))
+
+
+def _wait_ready(r: BlueGreenRelease) -> PlanStep:
+    d = r.spec.deadlines
+    return PlanStep(
+        "wait-ready", StepKind.WAIT, f"Deployment {r.colors.green}", "watch the rollout; nothing changes",
+        gate=(f"{r.green_replicas} of {r.green_replicas} replicas updated, ready and available within "
+              f"{d.ready_s:.0f} s; fails fast on permanent pull errors, crash loops (after {d.crash_restarts} "
+              f"restarts), OOMKilled, config errors, Unschedulable after {d.unschedulable_grace_s:.0f} s"))
+
+
+def _preview(r: BlueGreenRelease, preview: dict | None) -> PlanStep:
+    name, c = r.spec.preview_service, r.colors
+    if preview is None:
+        change, undo = (f"create Service {name} (ClusterIP, the ports of {c.service}) selecting "
+                        f"{c.green_selector}"), f"delete preview Service {name}"
+    else:
+        before = (preview.get("spec") or {}).get("selector") or {}
+        change, undo = (f"re-point Service {name} from {before} to {c.green_selector}",
+                        f"restore preview Service {name}'s selector {before}")
+    return PlanStep("preview", StepKind.CHANGE, f"Service {name}", change, undo=undo,
+                    gate=f"its EndpointSlices hold {r.green_replicas} ready pod(s) of {c.green} within "
+                         f"{r.spec.deadlines.endpoints_s:.0f} s")
+
+
+def smoke_line(r: BlueGreenRelease, check: SmokeCheck, pods: int) -> str:
+    pod_spec = r.green_manifest["spec"]["template"].get("spec") or {}
+    port = resolve_port(pod_spec, check.port, service_port(r.service_ports, check.service_port))
+    count = min(check.pods, pods) if check.pods else pods
+    expect = [f"HTTP {check.expect_status}"]
+    expect += [f"body contains {check.body_contains!r}"] if check.body_contains is not None else []
+    expect += [f"body matches /{check.body_regex}/"] if check.body_regex is not None else []
+    expect += [f"within {check.max_latency_ms:.0f} ms"] if check.max_latency_ms is not None else []
+    return (f"GET :{port}{check.path} on {count} of {pods} pod(s) through port-forward, expect "
+            f"{', '.join(expect)}; {check.attempts} attempt(s) {check.interval_s:g} s apart, "
+            f"{check.timeout_s:g} s timeout")
+
+
+def _smoke(r: BlueGreenRelease) -> PlanStep:
+    checks = tuple(smoke_line(r, c, r.green_replicas) for c in r.spec.smoke)
+    gate = f"all {len(checks)} check(s) pass on every pod tried" if checks else "none (no smoke checks configured)"
+    return PlanStep("smoke-test", StepKind.GATE, f"pods of {r.colors.green}" if checks else "",
+                    "HTTP checks; nothing changes", details=checks, gate=gate)
+
+
+def approval_gate(spec: BlueGreenSpec) -> str:
+    a = spec.approval
+    if a.mode is ApprovalMode.AUTO:
+        return "none (approval mode auto)"
+    if a.mode is ApprovalMode.MANUAL:
+        return (f"manual: the run pauses for an answer in the Prefect UI or `greenlight approve|reject RUN_ID`; "
+                f"no answer within {a.timeout_s:.0f} s counts as a rejection (rolls back)")
+    return f"timed: approved after {a.auto_after_s:.0f} s unless someone rejects first"
+
+
+def _autoscaler(r: BlueGreenRelease) -> PlanStep:
+    hpa = (r.blue_hpa or {}).get("metadata", {}).get("name", "?")
+    return PlanStep("autoscaler", StepKind.CHANGE, f"HorizontalPodAutoscaler {r.colors.green}",
+                    f"create an HPA for {r.colors.green} like {hpa}, minReplicas held at blue's "
+                    f"{r.blue_replicas} until cleanup", undo=f"remove the HorizontalPodAutoscaler of {r.colors.green}")
+
+
+def switch_ops(r: BlueGreenRelease, service: dict) -> list[dict]:
+    """The JSON patch the switch sends (tasks/bluegreen/switch.py), the switch time left as a placeholder."""
+    c = r.colors
+    annotations = switch_annotations(
+        live_deployment=c.green, live_color=c.green_color, previous_deployment=c.blue, previous_color=c.blue_color,
+        previous_selector=c.blue_selector, release_id=r.release_id, switched_at=AT_SWITCH)
+    annotations[PREFIX + "previous-replicas"] = str(r.blue_replicas)
+    if r.spec.approval.mode is not ApprovalMode.AUTO:
+        annotations[PREFIX + "approval"] = "<the approval's answer>"
+    return selector_patch(service, c.blue_selector, c.green_selector, annotations)
+
+
+def _switch(r: BlueGreenRelease, service: dict) -> PlanStep:
+    c, ops = r.colors, switch_ops(r, service)
+    guard = [o for o in ops if o["op"] == "test"]
+    moves = [o for o in ops if o["op"] != "test" and o["path"].startswith("/spec/selector")]
+    lines = tuple(f"{o['op']} {o['path']}" + (f" = {o['value']!r}" if "value" in o else "") for o in guard + moves)
+    lines += ((f"+ {len(ops) - len(guard) - len(moves)} annotation op(s): the release record (live/previous "
+               f"Deployment and color, previous selector, release id {r.release_id}, time)"),)
+    return PlanStep("switch", StepKind.CHANGE, f"Service {c.service}",
+                    f"JSON patch of the selector {c.blue_selector} -> {c.green_selector}, release record in the "
+                    "same patch", details=lines, patch=tuple(ops),
+                    gate=f"guard: {len(guard)} test op(s) on blue's selector; the apiserver refuses (422) if "
+                         "someone else moved it",
+                    undo=f"switch Service {c.service} back to {c.blue} (only if {c.blue} has ready pods), verified "
+                         "by EndpointSlices")
+
+
+def _verify(r: BlueGreenRelease) -> PlanStep:
+    return PlanStep("verify-endpoints", StepKind.WAIT, f"EndpointSlices of Service {r.colors.service}",
+                    "watch the EndpointSlices; nothing changes",
+                    gate=f"only {r.colors.green}'s pods, all {r.green_replicas} ready, within "
+                         f"{r.spec.deadlines.endpoints_s:.0f} s")
+
+
+def _post_switch(r: BlueGreenRelease) -> PlanStep:
+    p = r.spec.post_switch
+    if p.window_s <= 0:
+        return PlanStep("post-switch", StepKind.GATE, "", "nothing (no post-switch window)", gate="none")
+    return PlanStep("post-switch", StepKind.GATE, f"pods Service {r.colors.service} routes to",
+                    f"rounds of the smoke checks every {p.interval_s:g} s for {p.window_s:.0f} s",
+                    gate=f"every round passes on the pods the Service really routes to, all of them {r.colors.green}'s")
+
+
+def _cleanup(r: BlueGreenRelease) -> PlanStep:
+    c, cl = r.colors, r.spec.cleanup
+    when = f"{cl.delay_s:.0f} s (scale-down delay) after the EndpointSlices are verified"
+    if cl.mode is CleanupMode.KEEP:
+        return PlanStep("cleanup", StepKind.CHECK, f"Deployment {c.blue}", f"keep {c.blue} as it is",
+                        undo="not undone by the release (`greenlight rollback` switches back)")
+    what = f"scale {c.blue} from {r.blue_replicas} to 0" if cl.mode is CleanupMode.SCALE_TO_ZERO \
+        else f"record {c.blue}'s manifest on Service {c.service}, then delete {c.blue}"
+    if r.blue_hpa:
+        what = (f"record HPA {r.blue_hpa['metadata']['name']} on Service {c.service} and delete it; {what}; "
+                f"release the hold on {c.green}'s HPA")
+    return PlanStep("cleanup", StepKind.CHANGE, f"Deployment {c.blue}", what + " (never while the Service selects it)",
+                    when=when, undo="not undone by the release (`greenlight rollback` brings it back)")
+
+
+def blue_green_plan(r: BlueGreenRelease, service: dict, preview: dict | None, facts: PlanFacts) -> Plan:
+    """Every step the release would run, in order. A re-run that finds the Service already on green resumes
+    after the switch (as flows/blue_green.py does)."""
+    c = r.colors
+    first = PlanStep("preflight", StepKind.CHECK, f"Service {c.service}, Deployments {c.blue}, {c.green}",
+                     f"read and decide: blue {c.blue} ({r.blue_replicas} replicas, {r.blue_image}) -> green "
+                     f"{c.green} ({r.green_replicas}, {', '.join(r.green_images)}); the apiserver accepted green's "
+                     "server-side dry run; nothing changed")
+    tail = (_verify(r), _post_switch(r), _cleanup(r))
+    if c.already_live:
+        resume = PlanStep("wait-ready", StepKind.WAIT, f"Deployment {c.green}",
+                          f"Service {c.service} already selects {c.green} (release record): resume after the switch",
+                          gate=_wait_ready(r).gate,
+                          undo=f"switch Service {c.service} back to {c.blue} (only if it has ready pods), verified")
+        steps = (first, resume, *tail)
+    else:
+        steps = (first, _apply(r), _wait_ready(r), *((_preview(r, preview),) if r.spec.preview_service else ()),
+                 _smoke(r), PlanStep("approval", StepKind.GATE, "", "nothing changes", gate=approval_gate(r.spec)),
+                 *((_autoscaler(r),) if r.blue_hpa else ()), _switch(r, service), *tail)
+    return Plan("blue-green", r.spec.namespace, c.service,
+                f"{c.green} replaces {c.blue} behind Service {c.service}", steps, facts)
+

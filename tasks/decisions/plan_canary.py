@@ -1,0 +1,122 @@
+"""The plan of a canary release: flows/canary.py's steps (each percentage, its analysis, its pause), in its order
+and under its timeline's names, with the replica counts of tasks/decisions/canary.py and the EndpointSlice split
+each step must show. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from prefect_greenlight.tasks.decisions.canary import StepCounts
+from prefect_greenlight.tasks.decisions.plan import FieldChange, Plan, PlanFacts, PlanStep, StepKind
+from prefect_greenlight.tasks.decisions.plan_bluegreen import field_lines
+from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
+from prefect_greenlight.tasks.spec.canary import CanarySpec, StableCleanup
+
+
+class CanaryRelease(Protocol):
+    """What the plan needs of tasks/canary/preflight.py's CanaryPlan."""
+
+    spec: CanarySpec
+    canary: str
+    canary_manifest: dict
+    canary_existed: bool
+    total: int
+    steps: tuple[StepCounts, ...]
+    stable_image: str
+    service_ports: tuple[dict, ...]
+    canary_changes: tuple[FieldChange, ...]
+
+    @property
+    def stable(self) -> str: ...
+
+    @property
+    def service(self) -> str: ...
+
+    @property
+    def canary_images(self) -> list[str]: ...
+
+
+def abort_undo(r: CanaryRelease) -> str:
+    return (f"abort: {r.stable} back to {r.total} and ready first, then {r.canary} to 0, verified by "
+            "EndpointSlices")
+
+
+def _move(r: CanaryRelease, index: int, want: StepCounts, before: StepCounts) -> PlanStep:
+    c, s = r.canary, r.stable
+    if index == 0:
+        verb = "update the existing" if r.canary_existed else "create"
+        first = (f"server-side apply: {verb} {c} with {want.canary} replica(s), {', '.join(r.canary_images)}; "
+                 f"{len(r.canary_changes)} field(s) differ from {s} (server-side dry run)")
+        details = field_lines(r.canary_changes, s)
+    else:
+        first = f"scale {c} {before.canary} -> {want.canary} and wait until ready" if want.canary != before.canary \
+            else f"{c} stays at {want.canary}"
+        details = ()
+    then = f"; then scale {s} {before.stable} -> {want.stable}" if want.stable != before.stable else \
+        f"; {s} stays at {want.stable}"
+    return PlanStep(f"step-{want.percent}", StepKind.CHANGE, f"Deployments {c}, {s}", first + then,
+                    details=details, undo=abort_undo(r),
+                    gate=(f"EndpointSlices of Service {r.service} hold exactly {want.canary} ready {c} / "
+                          f"{want.stable} ready {s} within {r.spec.deadlines.endpoints_s:.0f} s ({want.percent} % "
+                          "by replica count)"))
+
+
+def analysis_lines(r: CanaryRelease) -> tuple[str, ...]:
+    a, lines = r.spec.analysis, []
+    if a.http:
+        h = a.http
+        pod_spec = r.canary_manifest["spec"]["template"].get("spec") or {}
+        port = resolve_port(pod_spec, h.port, service_port(r.service_ports, h.service_port))
+        lines.append(f"HTTP GET :{port}{h.path}, {h.requests_per_pod} request(s) to up to {h.max_pods} pod(s) of each "
+                     f"version: canary success rate >= {h.min_success_rate:g} and at most {h.max_success_drop:g} "
+                     f"below stable's; p{h.percentile:g} latency <= {h.max_latency_ms:g} ms and <= "
+                     f"{h.max_latency_ratio:g} x stable's (above {h.latency_floor_ms:g} ms)")
+    lines += [f"Prometheus {q.url}: {q.query} {q.condition.value} {q.threshold:g}" for q in a.prometheus]
+    return tuple(lines)
+
+
+def _analysis(r: CanaryRelease, want: StepCounts) -> PlanStep:
+    a = r.spec.analysis
+    return PlanStep(f"analysis-{want.percent}", StepKind.GATE, f"pods of {r.canary} and {r.stable}",
+                    "probes and queries; nothing changes", details=analysis_lines(r),
+                    gate=(f"Successful goes on; Failed aborts once more than {a.failure_limit} analyses failed; "
+                          f"Inconclusive pauses for a human (pause-{want.percent}, up to "
+                          f"{a.inconclusive_timeout_s:.0f} s)"))
+
+
+def _pause(r: CanaryRelease, want: StepCounts, is_last: bool) -> PlanStep | None:
+    spec = r.spec
+    if want.percent in spec.approve_steps:
+        gate = (f"approval: `greenlight promote RUN_ID [--full]` or the UI; no answer within "
+                f"{spec.approval_timeout_s:.0f} s counts as a rejection (aborts)")
+    elif spec.pause_s > 0 and not is_last:
+        gate = f"timed: goes on after {spec.pause_s:.0f} s unless aborted (promote ends it early)"
+    else:
+        return None
+    return PlanStep(f"pause-{want.percent}", StepKind.GATE, "", "nothing changes", gate=gate)
+
+
+def _cleanup(r: CanaryRelease) -> PlanStep:
+    what = f"delete {r.stable} (at 0 now)" if r.spec.cleanup is StableCleanup.DELETE else f"keep {r.stable} at 0"
+    return PlanStep("cleanup", StepKind.CHANGE, f"Deployment {r.stable}", what, when="after the last step",
+                    undo="not undone by the release")
+
+
+def canary_plan(r: CanaryRelease, facts: PlanFacts) -> Plan:
+    """Every step the canary would run when each analysis is Successful (an Inconclusive one adds its pause)."""
+    first = PlanStep("preflight", StepKind.CHECK, f"Service {r.service}, Deployments {r.stable}, {r.canary}",
+                     f"read and decide: {r.total} pods in all; " + ", ".join(s.describe() for s in r.steps)
+                     + "; the apiserver accepted the canary's server-side dry run; nothing changed")
+    steps, before = [first], StepCounts(0, 0, r.total)
+    analysed = bool(r.spec.analysis.http or r.spec.analysis.prometheus)
+    for i, want in enumerate(r.steps):
+        steps.append(_move(r, i, want, before))
+        steps += [_analysis(r, want)] if analysed else []
+        pause = _pause(r, want, i == len(r.steps) - 1)
+        steps += [pause] if pause else []
+        before = want
+    steps.append(_cleanup(r))
+    return Plan("canary", r.spec.namespace, r.service,
+                f"{r.canary} replaces {r.stable} behind Service {r.service} in {len(r.steps)} step(s)",
+                tuple(steps), facts)
