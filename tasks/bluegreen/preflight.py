@@ -18,6 +18,7 @@ from prefect_greenlight.tasks.decisions.colors import (
     pod_labels,
     set_image,
 )
+from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.repeat import (
     RepeatAction,
     RepeatDecision,
@@ -28,7 +29,6 @@ from prefect_greenlight.tasks.decisions.repeat import (
     with_digest,
 )
 from prefect_greenlight.tasks.decisions.rollback import SwitchKind, switch_kind_of
-from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems, service_warnings
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read

@@ -28,8 +28,22 @@ from pathlib import Path
 from tests.cluster import netplane
 from tests.cluster.pki import CLIENT_CERTS, make_pki, write_kubeconfig  # noqa: F401 - re-exported
 from tests.cluster.procs import (  # noqa: F401 - re-exported: tests and bench import them from here
-    CACHE, HACK, NODE_NAME, POD_CIDR, ROOT, SERVICE_CIDR, STATE, _http_ok, _https_ok, alive, free_port, log, ours,
-    pids, start, wait_until,
+    CACHE,
+    HACK,
+    NODE_NAME,
+    POD_CIDR,
+    ROOT,
+    SERVICE_CIDR,
+    STATE,
+    _http_ok,
+    _https_ok,
+    alive,
+    free_port,
+    log,
+    ours,
+    pids,
+    start,
+    wait_until,
 )
 
 

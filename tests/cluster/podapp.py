@@ -124,7 +124,8 @@ async def serve_http(app: PodApp, reader: asyncio.StreamReader, writer: asyncio.
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
             method, path, _ = (lines[0].split(" ") + ["", ""])[:3]
-            headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
+            fields = (line.split(":", 1) for line in lines[1:] if ":" in line)
+            headers = {k.strip().lower(): v.strip() for k, v in fields}
             if int(headers.get("content-length", "0") or 0):
                 await reader.readexactly(int(headers["content-length"]))
             if app.latency_s():

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 from kubernetes.client import (
-    V1Container, V1ContainerPort, V1ContainerState, V1ContainerStateRunning, V1ContainerStateWaiting,
-    V1ContainerStatus, V1EnvVar, V1ObjectMeta, V1Pod, V1PodSpec, V1PodStatus,
+    V1Container,
+    V1ContainerPort,
+    V1ContainerState,
+    V1ContainerStateRunning,
+    V1ContainerStateWaiting,
+    V1ContainerStatus,
+    V1EnvVar,
+    V1ObjectMeta,
+    V1Pod,
+    V1PodSpec,
+    V1PodStatus,
 )
 
 from tests.cluster import appd, netplane, podapp, podipd, traffic_agent
@@ -184,3 +193,22 @@ def test_proxy_lag_histograms_are_read_by_bucket():
     sync = hists["kubeproxy_sync_proxy_rules_duration_seconds"]
     assert sync.count == 5, "the IPv6 proxier's series is not mixed in"
     assert sync.quantile_bound(0.5) == float("inf"), "beyond the last finite bound"
+
+
+# ---------------------------------------------------------------- stale answers (tests/e2e/traffic_checks.py)
+def test_stale_answers_count_only_after_a_deployments_endpoints_left():
+    from tests.e2e.traffic_checks import PROXY_LAG_S, Interval, stale_answers
+
+    spans = [Interval(0, 10, {"blue": 3}), Interval(10, 20, {"green": 3, "blue": 0}), Interval(20, 30, {"blue": 3})]
+
+    def answer(t: float, deployment: str, conn: str = "new") -> Request:
+        return Request(t, 0.01, conn, 1, 200, f"{deployment}-5d9c7b-x1y2z", "img", "", "")
+
+    requests = [answer(5, "green"),  # before green's endpoints first appear: the sampler's watch was late
+                answer(10 + PROXY_LAG_S - 1, "blue"),  # inside kube-proxy's lag
+                answer(10 + PROXY_LAG_S + 1, "blue"),  # stale
+                answer(10 + PROXY_LAG_S + 2, "blue", conn="ka"),  # a kept connection may stay
+                answer(20 + PROXY_LAG_S + 1, "green")]  # stale: green had left
+    result = TrafficResult(tuple(requests), "ns/svc", 0.0, 30.0)
+    assert [(d, t) for d, t, _ in stale_answers(result, spans)] == [("blue", 10 + PROXY_LAG_S + 1),
+                                                                    ("green", 20 + PROXY_LAG_S + 1)]

@@ -37,15 +37,15 @@ def test_decide(the_lease, now, expected):
 
 
 def test_held_uses_renew_time_not_acquire_time():
-    l = lease(OTHER, renew=T0 + 50, acquire=T0, duration=15)
-    d = decide(l, ME, T0 + 60)
+    held = lease(OTHER, renew=T0 + 50, acquire=T0, duration=15)
+    d = decide(held, ME, T0 + 60)
     assert d.action is LockAction.HELD and d.expires_in_s == pytest.approx(50 + 15 + SKEW_S - 60)
 
 
 def test_acquire_time_used_when_never_renewed():
-    l = lease(OTHER, renew=None, acquire=T0, duration=15)
-    assert decide(l, ME, T0 + 10).action is LockAction.HELD
-    assert decide(l, ME, T0 + 18).action is LockAction.TAKE_OVER
+    held = lease(OTHER, renew=None, acquire=T0, duration=15)
+    assert decide(held, ME, T0 + 10).action is LockAction.HELD
+    assert decide(held, ME, T0 + 18).action is LockAction.TAKE_OVER
 
 
 def test_no_times_at_all_is_expired():
@@ -54,14 +54,14 @@ def test_no_times_at_all_is_expired():
 
 @pytest.mark.parametrize("duration", [None, 0])
 def test_missing_duration_defaults(duration):
-    l = lease(OTHER, renew=T0, duration=duration)
-    assert decide(l, ME, T0 + DURATION_S + SKEW_S - 0.5).action is LockAction.HELD
-    assert decide(l, ME, T0 + DURATION_S + SKEW_S + 0.5).action is LockAction.TAKE_OVER
+    held = lease(OTHER, renew=T0, duration=duration)
+    assert decide(held, ME, T0 + DURATION_S + SKEW_S - 0.5).action is LockAction.HELD
+    assert decide(held, ME, T0 + DURATION_S + SKEW_S + 0.5).action is LockAction.TAKE_OVER
 
 
 def test_microsecond_renew_time_is_honoured():
-    l = lease(OTHER, renew=T0 + 0.75, duration=15)
-    assert decide(l, ME, T0 + 0.5).expires_in_s == pytest.approx(15 + SKEW_S + 0.25)
+    held = lease(OTHER, renew=T0 + 0.75, duration=15)
+    assert decide(held, ME, T0 + 0.5).expires_in_s == pytest.approx(15 + SKEW_S + 0.25)
 
 
 def test_a_lease_without_spec_is_free():
@@ -70,5 +70,5 @@ def test_a_lease_without_spec_is_free():
 
 def test_identity_match_is_exact():
     """Another process of the same release on the same host is a different holder."""
-    l = lease("rel-1@host-a/101", renew=T0)
-    assert decide(l, ME, T0 + 1).action is LockAction.HELD
+    held = lease("rel-1@host-a/101", renew=T0)
+    assert decide(held, ME, T0 + 1).action is LockAction.HELD
