@@ -123,6 +123,20 @@ def _service_parsers(sub) -> None:
     hi.add_argument("--limit", type=int, default=20, help="newest N entries (default 20)")
 
 
+def answer_flags(p: argparse.ArgumentParser) -> None:
+    """approve, reject, promote: the cluster where the paused run's Lease proves its process lives."""
+    p.add_argument("--kubeconfig", help="kubeconfig to read the run's Lease with (default: the run's, $KUBECONFIG)")
+    p.add_argument("--context", help="kubeconfig context (default: the run's)")
+
+
+def check_answerable(args: argparse.Namespace) -> None:
+    """Refuse (exit 1) to answer a run that is not paused or whose release process is gone."""
+    from prefect_greenlight.tasks.record.dead_runs import require_answerable
+
+    require_answerable(args.run_id, args.kubeconfig, args.context,
+                       warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+
+
 def _prefect_parsers(sub) -> None:
     """webhook, approve and reject: commands that talk to the Prefect API only."""
     wh = sub.add_parser("webhook", help="a Prefect automation POSTing to a webhook on release events")
@@ -137,6 +151,7 @@ def _prefect_parsers(sub) -> None:
         ap.add_argument("run_id", help="the paused flow run's id")
         ap.add_argument("--reason", default="")
         ap.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+        answer_flags(ap)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,6 +315,7 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 def cmd_answer(args: argparse.Namespace) -> int:
     from prefect_greenlight.tasks.record.approval import resume
 
+    check_answerable(args)
     resume(args.run_id, approve=args.command == "approve", reason=args.reason, approver=args.approver)
     print(f"{args.command}d flow run {args.run_id}")
     return EXIT_OK
@@ -322,6 +338,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from prefect_greenlight.tasks.canary.pause import resume_canary
 
+    check_answerable(args)
     resume_canary(args.run_id, approve=True, full=args.full, reason=args.reason, approver=args.approver)
     print(f"promoted flow run {args.run_id}{' to 100 %' if args.full else ' to its next step'}")
     return EXIT_OK

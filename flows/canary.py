@@ -37,6 +37,7 @@ from prefect_greenlight.tasks.canary.steps import (
 )
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.canary_progress import PASSED, move_order
+from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, PermanentError, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.kube.client import Kube, connect
@@ -47,8 +48,6 @@ from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
 from prefect_greenlight.tasks.spec.canary import CanarySpec
-
-RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"
 
 
 def _providers(kube: Kube, plan: CanaryPlan) -> list:

@@ -6,6 +6,7 @@ also sends ClusterIP traffic and judges it when its block ends).
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -14,8 +15,10 @@ from prefect_greenlight.tasks.kube.waiting import wait_endpoints
 from tests.e2e.fault_helpers import deployment, poll, require_local, run_cli, start_cli
 from tests.e2e.release_helpers import (
     TUTORIAL1,
+    flow_run_final,
     greenlight,
     manifest_with,
+    paused_run_id,
     ready,
     replicas,
     resource_versions,
@@ -140,4 +143,43 @@ def test_image_mode_killed_after_the_switch_resumes_then_is_already_live(cluster
         assert resource_versions(kube, namespace) == before
     assert sampler.zero_ready_instants() == 0, sampler.describe()
     print(f"\n[repeat] image mode killed after the switch: ClusterIP requests {sampler.requests.sent()}, "
+          f"zero-ready instants {sampler.zero_ready_instants()}, min ready {sampler.min_ready_after_start()}")
+
+
+# ------------------------------------------------------------------------------------------ dead paused runs
+def test_a_release_killed_in_its_approval_pause_is_not_answered_and_the_next_run_ends_it(
+        cluster, prefect_api, kube, namespace, kubectl, tmp_path):
+    """Killed while Paused for approval: `approve` says the process is gone (exit 1) and answers nothing; the same
+    release run again takes the Lease over, sets the dead run Crashed naming itself, and releases."""
+    require_local(cluster)
+    tutorial1(kubectl, kube, namespace)
+    manifest = str(TUTORIAL1 / "green-dep.yaml")
+    with EndpointSampler(kube, namespace, SVC) as sampler:
+        cli = start_cli(cluster, prefect_api, "blue-green", "-n", namespace, "--service", SVC, "--manifest", manifest,
+                        "--approval", "manual", "--approval-timeout", "300", "--scale-down-delay", "1",
+                        log=tmp_path / "first.log")
+        dead_run = paused_run_id(cli.log, cli.proc)
+        killed_at = cli.kill()
+        poll("the dead run's Lease to expire", lambda: time.monotonic() - killed_at > LEASE_EXPIRY_S + 1, 60, 0.5)
+        answer = run_cli(cluster, prefect_api, "approve", dead_run, "--approver", "tester", timeout=60)
+        assert answer.returncode == 1, answer.stderr[-3000:]
+        assert f"flow run {dead_run} is paused but its Lease greenlight-{SVC} expired" in answer.stderr, \
+            answer.stderr[-3000:]
+        assert "nothing answered" in answer.stderr and "approved flow run" not in answer.stdout
+        assert flow_run_final(dead_run, prefect_api)[0] == "PAUSED", "nothing was answered"
+        assert selector(kube, namespace, SVC) == {"target": BLUE}
+
+        again = release(cluster, prefect_api, namespace, "--manifest", manifest)
+        assert again.returncode == 0, again.stderr[-4000:]
+        state, message = flow_run_final(dead_run, prefect_api)
+        assert state == "CRASHED", (state, message)
+        assert "died: its Lease greenlight-production-svc expired unrenewed and was taken over by release" in message
+        assert "(flow run " in message, message
+        reject = run_cli(cluster, prefect_api, "reject", dead_run, timeout=60)
+        assert reject.returncode == 1 and "is Crashed, not paused: nothing answered" in reject.stderr, \
+            reject.stderr[-3000:]
+    assert selector(kube, namespace, SVC) == {"target": GREEN} and ready(kube, namespace, GREEN) == 3
+    assert replicas(kube, namespace, BLUE) == 0
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
+    print(f"\n[repeat] killed in the approval pause: ClusterIP requests {sampler.requests.sent()}, "
           f"zero-ready instants {sampler.zero_ready_instants()}, min ready {sampler.min_ready_after_start()}")

@@ -16,6 +16,7 @@ from prefect_greenlight.tasks.kube.waiting import wait_endpoints
 from tests.e2e.fault_helpers import deployment, poll, require_local, run_cli, start_cli
 from tests.e2e.release_helpers import (
     TUTORIAL2,
+    flow_run_final,
     given_applied,
     given_ready,
     paused_run_id,
@@ -62,7 +63,7 @@ def test_a_killed_canary_resumes_at_its_step_with_the_recorded_total(cluster, pr
     require_local(cluster)
     given_v1(kubectl, kube, namespace)
     with EndpointSampler(kube, namespace, SVC) as sampler:
-        kill_in_pause(cluster, prefect_api, kube, namespace, tmp_path, "first")
+        dead_run, _ = kill_in_pause(cluster, prefect_api, kube, namespace, tmp_path, "first")
         # another total (or other steps) than the unfinished canary's: refused, nothing changed
         other = run_cli(cluster, prefect_api, *canary(namespace, "0", "--total", "7"), timeout=120)
         assert other.returncode == 2, other.stderr[-3000:]
@@ -76,6 +77,9 @@ def test_a_killed_canary_resumes_at_its_step_with_the_recorded_total(cluster, pr
         assert "at step 1/2 (30 %) with the recorded total 10" in again.stderr, again.stderr[-3000:]
         result = json.loads(again.stdout)
         assert result["total"] == 10
+        # the killed run, PAUSED until now, is Crashed, naming what took over
+        state, message = flow_run_final(dead_run, prefect_api)
+        assert state == "CRASHED" and "expired unrenewed and was taken over by release" in message, (state, message)
         assert [(s["percent"], s["canary_ready"], s["stable_ready"]) for s in result["splits"]] == \
             [(30, 3, 7), (100, 10, 0)]
     assert ready(kube, namespace, V2) == 10 and deployment(kube, namespace, V1) is None
@@ -107,4 +111,27 @@ def test_abort_after_a_resumed_canary_is_killed_restores_the_recorded_total(clus
     assert progress(kube, namespace)["state"] == "aborted"
     assert sampler.zero_ready_instants() == 0 and sampler.min_ready_after_start() >= 10, sampler.describe()
     print(f"\n[repeat canary] killed twice, aborted: ClusterIP requests {sampler.requests.sent()}, "
+          f"min ready {sampler.min_ready_after_start()}")
+
+
+def test_abort_of_a_paused_canary_whose_process_is_gone_cancels_its_run(cluster, prefect_api, kube, namespace,
+                                                                      kubectl, tmp_path):
+    """Killed in its pause; `abort` rejects the run through Prefect, but no process reads the answer: once the
+    Lease expires the abort restores stable itself and ends the dead run Cancelled (not Running forever)."""
+    require_local(cluster)
+    given_v1(kubectl, kube, namespace)
+    with EndpointSampler(kube, namespace, SVC) as sampler:
+        dead_run, _ = kill_in_pause(cluster, prefect_api, kube, namespace, tmp_path, "first")
+        abort = run_cli(cluster, prefect_api, "abort", "-n", namespace, "--service", SVC, timeout=300)
+        assert abort.returncode == 0, abort.stderr[-3000:]
+        assert "let its lock expire without aborting" in abort.stdout + abort.stderr, abort.stderr[-3000:]
+        state, message = flow_run_final(dead_run, prefect_api)
+        assert state == "CANCELLED" and "taken over by abort" in message, (state, message)
+        promote = run_cli(cluster, prefect_api, "promote", dead_run, timeout=60)
+        assert promote.returncode == 1 and "is Cancelled, not paused: nothing answered" in promote.stderr, \
+            promote.stderr[-3000:]
+    assert ready(kube, namespace, V1) == 10 and replicas(kube, namespace, V2) == 0
+    assert wait_endpoints(kube, namespace, SVC, V1, 10, 10).ok
+    assert sampler.zero_ready_instants() == 0 and sampler.min_ready_after_start() >= 10, sampler.describe()
+    print(f"\n[repeat canary] paused run gone, aborted: ClusterIP requests {sampler.requests.sent()}, "
           f"min ready {sampler.min_ready_after_start()}")
