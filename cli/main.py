@@ -1,5 +1,5 @@
-"""`greenlight`: the command line. Exit codes: 0 released, 1 failed (and rolled back; reason printed),
-2 bad input (nothing changed).
+"""`greenlight`: the command line. Exit codes: 0 released (or already live), 1 failed (and rolled back; reason
+printed) or released with a failed clean-up ("released; clean-up failed: …"), 2 bad input (nothing changed).
 
   greenlight blue-green --service S (--manifest F | --image I) [options | --spec FILE] [--dry-run] [--json]
   greenlight rollback --service S
@@ -23,7 +23,7 @@ from typing import Any
 
 from prefect_greenlight.cli.parameters import check_parameter_size, refused_parameters
 from prefect_greenlight.cli.spec_input import base_spec, port_flag, set_path
-from prefect_greenlight.tasks.errors import BadInput, GreenlightError, ReleaseFailed
+from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, GreenlightError, ReleaseFailed
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -366,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except CleanupFailed as exc:  # released: the new version serves; a re-run finishes the clean-up
+        print(f"{exc} (Service serves the new version; run the release again to finish the clean-up)",
+              file=sys.stderr)
+        return EXIT_FAILED
     except ReleaseFailed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -183,3 +183,97 @@ def test_a_release_killed_in_its_approval_pause_is_not_answered_and_the_next_run
     assert sampler.zero_ready_instants() == 0, sampler.describe()
     print(f"\n[repeat] killed in the approval pause: ClusterIP requests {sampler.requests.sent()}, "
           f"zero-ready instants {sampler.zero_ready_instants()}, min ready {sampler.min_ready_after_start()}")
+
+
+# ---------------------------------------------------------------------------------------- clean-up failure
+def freeze_blue(kubectl, namespace: str, tmp_path) -> str:
+    """A ValidatingAdmissionPolicy (bound to this namespace only) that denies every update and delete of blue-dep,
+    its scale included: the clean-up after the switch fails as it would under a cluster policy or a lost
+    permission. Returns the policy's name (cluster-scoped; the test deletes it)."""
+    name = f"freeze-blue-{namespace}"[:63]
+    doc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+           "metadata": {"name": name},
+           "spec": {"failurePolicy": "Fail",
+                    "matchConstraints": {"resourceRules": [{
+                        "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"],
+                        "resources": ["deployments", "deployments/scale"]}]},
+                    "validations": [{"expression": f"request.name != '{BLUE}'",
+                                     "message": f"{BLUE} is frozen by the test's admission policy"}]}}
+    binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+               "metadata": {"name": name},
+               "spec": {"policyName": name, "validationActions": ["Deny"],
+                        "matchResources": {"namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": namespace}}}}}
+    path = tmp_path / "freeze-blue.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [doc, binding]}))
+    kubectl("apply", "-f", str(path))
+    poll("the admission policy to deny blue's scale", lambda: kubectl(
+        "scale", f"deployment/{BLUE}", "--replicas=2", "--dry-run=server", check=False).returncode != 0, 30, 0.5)
+    return name
+
+
+def release_events(prefect_api: str, namespace: str, name: str) -> list[dict]:
+    import requests
+
+    body = {"filter": {"event": {"name": [f"greenlight.release.{name}"]},
+                       "resource": {"id": [f"greenlight.service.{namespace}.{SVC}"]}, "order": "ASC"}, "limit": 50}
+    resp = requests.post(f"{prefect_api}/events/filter", json=body, timeout=30)
+    resp.raise_for_status()
+    return resp.json()["events"]
+
+
+def report_markdown(prefect_api: str, run_id: str) -> str:
+    import requests
+
+    resp = requests.post(f"{prefect_api}/artifacts/filter", json={"artifacts": {
+        "flow_run_id": {"any_": [run_id]}, "type": {"any_": ["markdown"]}}}, timeout=30)
+    resp.raise_for_status()
+    return "\n".join(a.get("data") or "" for a in resp.json())
+
+
+def test_a_failed_clean_up_after_the_switch_is_recorded_and_a_rerun_finishes_it(cluster, prefect_api, kube,
+                                                                               namespace, kubectl, tmp_path):
+    require_local(cluster)
+    tutorial1(kubectl, kube, namespace)
+    manifest = str(TUTORIAL1 / "green-dep.yaml")
+    policy = freeze_blue(kubectl, namespace, tmp_path)
+    try:
+        with EndpointSampler(kube, namespace, SVC) as sampler:
+            first = release(cluster, prefect_api, namespace, "--manifest", manifest)
+            assert first.returncode == 1, first.stderr[-4000:]
+            assert "released; clean-up failed: " in first.stderr and "frozen by the test's admission policy" in \
+                first.stderr, first.stderr[-3000:]
+            assert "rolling back" not in first.stderr, "nothing is rolled back after a verified switch"
+            assert selector(kube, namespace, SVC) == {"target": GREEN} and ready(kube, namespace, GREEN) == 3
+            assert replicas(kube, namespace, BLUE) == 3
+
+            history = json.loads(greenlight(cluster, prefect_api, "history", "-n", namespace, "--service", SVC,
+                                            "--json").stdout)
+            assert [(e["outcome"], e["reason"][:27]) for e in history] == \
+                [("cleanup-failed", "released; clean-up failed: ")], history
+            failed = poll("the final failed event", lambda: release_events(prefect_api, namespace, "failed"), 30, 0.5)
+            assert failed[-1]["payload"]["reason"].startswith("released; clean-up failed: "), failed[-1]["payload"]
+            assert failed[-1]["payload"]["deployment"] == GREEN, "the event names what serves: green"
+            assert not release_events(prefect_api, namespace, "rolled-back")
+            report = report_markdown(prefect_api, history[-1]["flow_run_id"])
+            assert "cleanup-failed" in report and "released; clean-up failed: " in report, report[-2000:]
+
+            kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy)
+            poll("blue's scale to be allowed again", lambda: kubectl(
+                "scale", f"deployment/{BLUE}", "--replicas=2", "--dry-run=server", check=False).returncode == 0,
+                 30, 0.5)
+            again = release(cluster, prefect_api, namespace, "--manifest", manifest)
+            assert again.returncode == 0, again.stderr[-4000:]
+            assert "resuming after the switch" in again.stderr, again.stderr[-3000:]
+            assert replicas(kube, namespace, BLUE) == 0 and ready(kube, namespace, GREEN) == 3
+            history = json.loads(greenlight(cluster, prefect_api, "history", "-n", namespace, "--service", SVC,
+                                            "--json").stdout)
+            assert [e["outcome"] for e in history] == ["cleanup-failed", "released"], history
+            third = release(cluster, prefect_api, namespace, "--manifest", manifest)
+            assert third.returncode == 0 and json.loads(third.stdout)["outcome"] == "already-live", \
+                third.stderr[-3000:]
+        assert sampler.zero_ready_instants() == 0, sampler.describe()
+        print(f"\n[repeat] clean-up failed, re-run finished it: ClusterIP requests {sampler.requests.sent()}, "
+              f"zero-ready instants {sampler.zero_ready_instants()}, min ready {sampler.min_ready_after_start()}")
+    finally:
+        kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, "--ignore-not-found")
