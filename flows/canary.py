@@ -73,7 +73,8 @@ class CanaryRun:
         p, c = self.plan, self.current
         record_progress(self.kube, p.namespace, p.service, stable=p.stable, deployment=p.canary, total=p.total,
                         steps=",".join(str(x.percent) for x in p.steps), step=f"{index}/{len(p.steps)}",
-                        percent=c.percent, weight=f"{c.canary}/{c.stable}", state=state, release_id=p.release_id, run_id=self.run_id)
+                        percent=c.percent, weight=f"{c.canary}/{c.stable}", state=state, release_id=p.release_id,
+                        run_id=self.run_id)
 
     def move_to(self, index: int, want: StepCounts) -> None:                                     # 3a-3c
         p, deadlines = self.plan, self.spec.deadlines
