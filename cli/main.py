@@ -1,5 +1,5 @@
-"""`greenlight`: the command line. Exit codes: 0 released, 1 failed (and rolled back; reason printed),
-2 bad input (nothing changed).
+"""`greenlight`: the command line. Exit codes: 0 released (or already live), 1 failed (and rolled back; reason
+printed) or released with a failed clean-up ("released; clean-up failed: …"), 2 bad input (nothing changed).
 
   greenlight blue-green --service S (--manifest F | --image I) [options | --spec FILE] [--dry-run] [--json]
   greenlight rollback --service S
@@ -23,7 +23,7 @@ from typing import Any
 
 from prefect_greenlight.cli.parameters import check_parameter_size, refused_parameters
 from prefect_greenlight.cli.spec_input import base_spec, port_flag, set_path
-from prefect_greenlight.tasks.errors import BadInput, GreenlightError, ReleaseFailed
+from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, GreenlightError, ReleaseFailed
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -123,6 +123,20 @@ def _service_parsers(sub) -> None:
     hi.add_argument("--limit", type=int, default=20, help="newest N entries (default 20)")
 
 
+def answer_flags(p: argparse.ArgumentParser) -> None:
+    """approve, reject, promote: the cluster where the paused run's Lease proves its process lives."""
+    p.add_argument("--kubeconfig", help="kubeconfig to read the run's Lease with (default: the run's, $KUBECONFIG)")
+    p.add_argument("--context", help="kubeconfig context (default: the run's)")
+
+
+def check_answerable(args: argparse.Namespace) -> None:
+    """Refuse (exit 1) to answer a run that is not paused or whose release process is gone."""
+    from prefect_greenlight.tasks.record.dead_runs import require_answerable
+
+    require_answerable(args.run_id, args.kubeconfig, args.context,
+                       warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+
+
 def _prefect_parsers(sub) -> None:
     """webhook, approve and reject: commands that talk to the Prefect API only."""
     wh = sub.add_parser("webhook", help="a Prefect automation POSTing to a webhook on release events")
@@ -137,6 +151,7 @@ def _prefect_parsers(sub) -> None:
         ap.add_argument("run_id", help="the paused flow run's id")
         ap.add_argument("--reason", default="")
         ap.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+        answer_flags(ap)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,6 +315,7 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 def cmd_answer(args: argparse.Namespace) -> int:
     from prefect_greenlight.tasks.record.approval import resume
 
+    check_answerable(args)
     resume(args.run_id, approve=args.command == "approve", reason=args.reason, approver=args.approver)
     print(f"{args.command}d flow run {args.run_id}")
     return EXIT_OK
@@ -322,6 +338,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from prefect_greenlight.tasks.canary.pause import resume_canary
 
+    check_answerable(args)
     resume_canary(args.run_id, approve=True, full=args.full, reason=args.reason, approver=args.approver)
     print(f"promoted flow run {args.run_id}{' to 100 %' if args.full else ' to its next step'}")
     return EXIT_OK
@@ -349,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except CleanupFailed as exc:  # released: the new version serves; a re-run finishes the clean-up
+        print(f"{exc} (Service serves the new version; run the release again to finish the clean-up)",
+              file=sys.stderr)
+        return EXIT_FAILED
     except ReleaseFailed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED

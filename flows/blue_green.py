@@ -12,7 +12,8 @@
   6. switch         guarded selector patch blue -> green, release record in the same patch
   7. verify         EndpointSlices hold only green's ready pods
   8. watch          optional post-switch window of repeated checks
-  9. clean up       after the scale-down delay: blue scaled to 0, deleted, or kept (its HPA recorded, then removed)
+  9. clean up       after the scale-down delay: blue scaled to 0, deleted, or kept (its HPA recorded, then removed);
+                    a failure here is "released; clean-up failed: …" (exit 1), finished by a re-run
 
 Any failure after the first change unwinds the compensation stack (switch back, verified; green removed) and
 the run ends Failed with the original reason and each undo step's outcome. One release per Service at a time
@@ -41,13 +42,13 @@ from prefect_greenlight.tasks.bluegreen.switch import (
 )
 from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.decisions.undo import UndoStack
-from prefect_greenlight.tasks.errors import BadInput, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.approval import ApprovalDecision, request_approval, summary_markdown
 from prefect_greenlight.tasks.record.events import ReleaseEvent
-from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.journal import CLEANUP_FAILED, Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline, say
 from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec
@@ -142,6 +143,17 @@ def _roll_back(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progr
     return failure
 
 
+def _cleanup_failed(kube: Kube, plan: ReleasePlan, journal: Journal, exc: Exception) -> CleanupFailed:
+    """After the switch nothing is rolled back: green serves, verified. The history entry, the final event, the
+    report and the exit code (1) say so; a re-run (the history shows the release unfinished) resumes the clean-up."""
+    c, failure = plan.colors, CleanupFailed(str(exc))
+    say(f"{failure}; Service {c.service} serves {c.green}: run the release again to finish the clean-up")
+    journal.finish(CLEANUP_FAILED, from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
+                   after=endpoint_counts(kube, plan.namespace, c.service), reason=str(failure),
+                   details=f"### Clean-up\n\n{failure}. Run the same release again to finish it.")
+    return failure
+
+
 def _dry_run(kube: Kube, release: ReleasePlan, timeline: Timeline) -> dict:
     """The plan instead of the release: printed, a markdown artifact of the run, and the result's `plan`."""
     plan = plan_blue_green(kube, release)
@@ -183,9 +195,12 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
             raise
         except Exception as exc:  # noqa: BLE001 - every failure after the first change rolls back
             raise _roll_back(kube, plan, journal, progress, undo, exc) from exc
-        lock.check()
-        with progress.timeline.step("cleanup") as s:                                             # 9
-            s["detail"] = cleanup_blue(kube, plan)
+        try:
+            lock.check()
+            with progress.timeline.step("cleanup") as s:                                         # 9
+                s["detail"] = cleanup_blue(kube, plan)
+        except Exception as exc:  # green serves, verified: released, but say the clean-up failed
+            raise _cleanup_failed(kube, plan, journal, exc) from exc
     journal.finish("released", from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
                    after=endpoint_counts(kube, plan.namespace, c.service))
     say(f"released: Service {c.service} serves {c.green}")

@@ -36,6 +36,8 @@ from prefect_greenlight.tasks.canary.steps import (
     verify_split,
 )
 from prefect_greenlight.tasks.decisions.canary import StepCounts
+from prefect_greenlight.tasks.decisions.canary_progress import PASSED, move_order
+from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, PermanentError, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.kube.client import Kube, connect
@@ -46,8 +48,6 @@ from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
 from prefect_greenlight.tasks.spec.canary import CanarySpec
-
-RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"
 
 
 def _providers(kube: Kube, plan: CanaryPlan) -> list:
@@ -65,23 +65,30 @@ class CanaryRun:
         self.splits: list[dict] = []
         self.analyses: list[dict] = []
         self.failures = 0
-        self.current = StepCounts(0, 0, plan.total)
+        found_canary, found_stable = plan.found_replicas if plan.resume_message else (0, plan.total)
+        passed = plan.steps[plan.resume_index - 1].percent if plan.resume_index else 0
+        self.current = StepCounts(passed, found_canary, found_stable)
 
     def record(self, index: int, state: str) -> None:
         p, c = self.plan, self.current
         record_progress(self.kube, p.namespace, p.service, stable=p.stable, deployment=p.canary, total=p.total,
-                        step=f"{index}/{len(p.steps)}", percent=c.percent, weight=f"{c.canary}/{c.stable}",
-                        state=state, release_id=p.release_id, run_id=self.run_id)
+                        steps=",".join(str(x.percent) for x in p.steps), step=f"{index}/{len(p.steps)}",
+                        percent=c.percent, weight=f"{c.canary}/{c.stable}", state=state, release_id=p.release_id,
+                        run_id=self.run_id)
 
     def move_to(self, index: int, want: StepCounts) -> None:                                     # 3a-3c
         p, deadlines = self.plan, self.spec.deadlines
         with self.timeline.step(f"step-{want.percent}") as s:
-            if index == 1:  # applied with the first step's replicas: scaled up and ready in one go
-                apply_canary(self.kube, p.namespace, p.canary_manifest, deadlines)
-            elif want.canary != self.current.canary:
-                scale_step(self.kube, p.namespace, p.canary, want.canary, deadlines)
-            if want.stable != self.current.stable:
-                scale_step(self.kube, p.namespace, p.stable, want.stable, deadlines)
+            order = move_order(self.current.canary, self.current.stable, want.canary, want.stable)
+            if index == 1 and "canary" not in order:  # the first step always applies the canary's manifest
+                order = ("stable", "canary") if want.stable > self.current.stable else ("canary", *order)
+            for which in order:  # a raise before a lower: capacity never drops below the total
+                if which == "stable":
+                    scale_step(self.kube, p.namespace, p.stable, want.stable, deadlines)
+                elif index == 1:  # applied with the first step's replicas: scaled up and ready in one go
+                    apply_canary(self.kube, p.namespace, p.canary_manifest, deadlines)
+                else:
+                    scale_step(self.kube, p.namespace, p.canary, want.canary, deadlines)
             verdict = verify_split(self.kube, p.namespace, p.service, p.canary, p.stable, want,
                                    deadlines.endpoints_s)
             self.current = want
@@ -128,7 +135,6 @@ class CanaryRun:
                 self.journal.approval(f"at {want.percent} %: {decision.note()}", decision.approved)
             if not decision.approved:
                 raise Rejected(f"canary at {want.percent} % {decision.note()}")
-        self.record(index, "progressing")
         return decision.full
 
     def describe(self, want: StepCounts, kind: str) -> str:
@@ -145,7 +151,7 @@ class CanaryRun:
     def run_steps(self, lock: ServiceLock) -> None:
         """Every step in order; after `promote --full` jump to the last step and skip its analysis and pause."""
         steps, last = list(self.plan.steps), len(self.plan.steps) - 1
-        i, promoted_full = 0, False
+        i, promoted_full = self.plan.resume_index, False
         while i <= last:
             want = steps[i]
             lock.check()
@@ -157,6 +163,7 @@ class CanaryRun:
                 promoted_full = self.pause(want, "approval", self.spec.approval_timeout_s)
             elif self.spec.pause_s > 0 and i < last:
                 promoted_full = self.pause(want, "timed", self.spec.pause_s)
+            self.record(i + 1, PASSED)  # a re-run resumes after this step, not at it
             if promoted_full and i < last:
                 say(f"promote --full: straight to {steps[last].describe()}, no further analysis")
                 i = last
@@ -198,6 +205,8 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
         s["detail"] = f"{plan.stable} -> {plan.canary}: " + ", ".join(x.describe() for x in plan.steps)
     for warning in plan.warnings:
         say(f"warning: {warning}")
+    if plan.resume_message:
+        say(plan.resume_message)
     run = CanaryRun(kube, plan, run_id, journal)
     if dry_run:
         return _dry_run(kube, run)
@@ -210,7 +219,8 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
             kube, plan.namespace, plan.service, plan.stable, plan.canary, plan.total, spec.deadlines))
         phase = "canary"
         try:
-            run.record(0, "progressing")
+            at = plan.resume_index  # 0, or a resumed run: the steps before it passed
+            run.record(at, PASSED if at else "progressing")
             phase = "steps"                                                                       # 2-3
             run.run_steps(lock)
             phase = "cleanup"

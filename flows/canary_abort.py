@@ -18,7 +18,7 @@ from prefect import flow
 
 from prefect_greenlight.tasks.canary.pause import paused_state, resume_canary
 from prefect_greenlight.tasks.canary.steps import read_progress, record_progress, restore_stable
-from prefect_greenlight.tasks.decisions.lease import LockAction, decide
+from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION, LockAction, decide
 from prefect_greenlight.tasks.errors import BadInput, GreenlightError, LockHeld
 from prefect_greenlight.tasks.kube.client import Kube, connect, read
 from prefect_greenlight.tasks.kube.lease import ServiceLock
@@ -26,8 +26,6 @@ from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Deadlines
-
-RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"
 
 
 def _wait_lease_released(kube: Kube, namespace: str, service: str, timeout_s: float) -> bool:
@@ -74,7 +72,7 @@ def abort_canary_release(kube: Kube, namespace: str, service: str, deadlines: De
         raise BadInput(f"Service {service!r} records no usable total ({progress.get('total')!r})")
     abort_id = f"abort-{progress.get('release-id', 'canary')}"[:63]
     journal = Journal(kube, namespace, service, abort_id, "abort", planned=1)
-    with ServiceLock(kube, namespace, service, abort_id):
+    with ServiceLock(kube, namespace, service, abort_id, taker="abort"):
         journal.started(endpoint_counts(kube, namespace, service), stable=stable, canary=canary)
         try:
             with journal.timeline.step("restore-stable") as s:

@@ -147,7 +147,7 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
     replicas_wanted = int((svc["metadata"].get("annotations") or {}).get(PREVIOUS_REPLICAS) or 0)
     if dry_run:
         return _dry_run(kube, namespace, svc, choice, release_id, replicas_wanted, cleanup, deadlines, timeline)
-    with ServiceLock(kube, namespace, service, release_id):
+    with ServiceLock(kube, namespace, service, release_id, taker="rollback"):
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
         try:
             with timeline.step("restore") as s:                                                   # 2

@@ -80,3 +80,12 @@ class ReleaseFailed(GreenlightError):
         if not self.undo:
             return head + " (nothing to undo)"
         return head + "\nrollback:\n" + "\n".join(f"  - {u}" for u in self.undo)
+
+
+class CleanupFailed(GreenlightError):
+    """The release switched and verified (the new version serves) but taking the old one out of service failed:
+    nothing is rolled back; running the same release again finishes the clean-up. Exit code 1."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"released; clean-up failed: {reason}")

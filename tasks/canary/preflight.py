@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, step_plan
+from prefect_greenlight.tasks.decisions.canary_progress import CanaryRecord, ResumeAction, ResumeDecision, decide_resume
 from prefect_greenlight.tasks.decisions.colors import check_manifest, pod_labels, selector_matches, set_image
 from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems
@@ -42,6 +43,11 @@ class CanaryPlan:
     canary_changes: tuple[FieldChange, ...] = ()
     permissions: tuple[str, ...] = ()
     autoscalers: tuple[str, ...] = ()  # every HPA in the namespace (none may scale stable or the canary)
+    # A re-run of an unfinished canary (tasks/decisions/canary_progress.py): the first step to run, why, and the
+    # replicas (canary, stable) found now, from which that step scales
+    resume_index: int = 0
+    resume_message: str = ""
+    found_replicas: tuple[int, int] = (0, 0)
 
     @property
     def namespace(self) -> str:
@@ -152,7 +158,9 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         canary["spec"]["template"].get("spec") or {}, checks, ports, f"canary {name!r}")
     if problems:
         raise BadInput(problems)
-    total = spec.total or int(stable.get("spec", {}).get("replicas", 0) or 0)
+    existing = deployments.get(name)
+    resume = _resume(service, spec, name, stable)
+    total = resume.total
     if total < 1:
         raise BadInput(f"stable {spec.stable!r} has {total} replicas: give --total (the pods of both versions)")
     for a, b in ((stable, canary), (canary, stable)):
@@ -160,7 +168,6 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         if overlapping(match, pod_labels(b)):
             warnings.append(f"{a['metadata']['name']}'s selector {match} also matches {b['metadata']['name']}'s "
                             "pods: the Deployments overlap (pods are attributed by owner references)")
-    existing = deployments.get(name)
     replicas = step_plan(total, spec.steps)[0].canary
     canary["spec"]["replicas"] = replicas
     try:
@@ -173,4 +180,22 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
                       stable_image=stable["spec"]["template"]["spec"]["containers"][0].get("image", ""),
                       warnings=tuple(warnings), service_ports=ports,
                       canary_changes=deployment_changes(stable, dry_run), permissions=tuple(map(str, permissions)),
-                      autoscalers=hpa_names)
+                      autoscalers=hpa_names,
+                      resume_index=resume.start_index if resume.action is ResumeAction.RESUME else 0,
+                      resume_message=resume.message if resume.action is ResumeAction.RESUME else "",
+                      found_replicas=(_replicas(existing), _replicas(stable)))
+
+
+def _replicas(deployment: dict | None) -> int:
+    return int(((deployment or {}).get("spec") or {}).get("replicas", 0) or 0) if deployment else 0
+
+
+def _resume(service: dict, spec: CanarySpec, canary: str, stable: dict) -> ResumeDecision:
+    """Start afresh, or resume the unfinished canary the Service records with its recorded total; refuse another."""
+    from prefect_greenlight.tasks.canary.steps import read_progress
+
+    decision = decide_resume(CanaryRecord.from_progress(read_progress(service)), spec.stable, canary,
+                             tuple(spec.steps), spec.total, _replicas(stable))
+    if decision.action is ResumeAction.REFUSE:
+        raise BadInput(decision.message)
+    return decision

@@ -29,8 +29,8 @@ from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Deadlines
 
 PREFIX = "greenlight.io/canary-"
-KEYS = ("stable", "deployment", "total", "step", "percent", "weight", "state", "release-id", "run-id",
-        "updated-at")
+KEYS = ("stable", "deployment", "total", "steps", "step", "percent", "weight", "state", "release-id", "run-id",
+        "updated-at")  # steps: the percentages, e.g. "10,30,50,100" (a re-run resumes only the same ones)
 
 
 def progress_annotations(**fields: object) -> dict[str, str | None]:

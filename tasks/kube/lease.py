@@ -25,12 +25,25 @@ import time
 
 from kubernetes.client.rest import ApiException
 
-from prefect_greenlight.tasks.decisions.lease import DURATION_S, LockAction, confidence_s, decide, lease_time
+from prefect_greenlight.tasks.decisions.lease import (
+    DURATION_S,
+    RUN_ID_ANNOTATION,
+    LockAction,
+    confidence_s,
+    decide,
+    lease_time,
+)
 from prefect_greenlight.tasks.decisions.plan import PlanFacts, lease_fact
 from prefect_greenlight.tasks.errors import LockHeld, PermanentError, TemporaryError
 from prefect_greenlight.tasks.kube.client import RETRY, TIMEOUT, Kube, RetryPolicy, classify, read, retrying
 
 log = logging.getLogger(__name__)
+
+
+def _current_run_id() -> str:
+    from prefect_greenlight.tasks.record.history import current_run
+
+    return current_run()[0]
 
 
 def identity(release_id: str) -> str:
@@ -41,12 +54,14 @@ class ServiceLock:
     """Context manager holding the lease for the duration of a release."""
 
     def __init__(self, kube: Kube, namespace: str, service: str, release_id: str, *, duration_s: int = DURATION_S,
-                 annotations: dict[str, str] | None = None, wait_s: float = 0):
+                 annotations: dict[str, str] | None = None, wait_s: float = 0, taker: str = "release"):
         self.kube, self.namespace, self.service = kube, namespace, service
         self.name = f"greenlight-{service}"
         self.me = identity(release_id)
         self.duration_s = duration_s
-        self.annotations = annotations or {}
+        self.run_id = (annotations or {}).get(RUN_ID_ANNOTATION) or _current_run_id()
+        self.annotations = {**(annotations or {}), RUN_ID_ANNOTATION: self.run_id}  # who to end if we die
+        self.taker = taker  # release | abort | rollback: what a dead holder's run is told took over
         self.wait_s = wait_s
         self._lease: dict | None = None
         self._stop = threading.Event()
@@ -97,6 +112,7 @@ class ServiceLock:
                     raise LockHeld(self.service, d.holder, d.expires_in_s)
                 time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
                 continue
+            previous = self._lease
             try:
                 self._write(create=d.action is LockAction.CREATE, acquire=d.action is not LockAction.RENEW)
                 break
@@ -116,8 +132,18 @@ class ServiceLock:
                 time.sleep(delay)
         if d.action is LockAction.TAKE_OVER:
             log.warning("took over the expired lease of %s from %s", self.service, d.holder or "nobody")
+            self._end_dead_holder(previous)
         self._thread = threading.Thread(target=self._renew_loop, daemon=True, name=f"lease-{self.service}")
         self._thread.start()
+
+    def _end_dead_holder(self, previous: dict | None) -> None:
+        """The dead holder's flow run (paused forever otherwise) gets its final state: tasks/record/dead_runs.py."""
+        from prefect_greenlight.tasks.record.dead_runs import end_dead_run
+        from prefect_greenlight.tasks.record.report import say
+
+        done = end_dead_run(previous, self.taker, self.me, self.run_id)
+        if done:
+            say(done)
 
     def _renew(self) -> bool:
         """One renewal, with a timeout well inside the lease duration. False on a transient failure; sets

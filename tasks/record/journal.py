@@ -37,6 +37,7 @@ def endpoints_table(counts: EndpointCounts | None) -> str:
 
 
 UNDONE = ("rolled-back", "rejected", "aborted")
+CLEANUP_FAILED = "cleanup-failed"  # released (the new version serves), but the old one was not taken out of service
 
 
 def final_events(strategy: str, outcome: str) -> list[ReleaseEvent]:
@@ -137,8 +138,9 @@ class Journal:
                              seconds=round(time.monotonic() - self._t0, 2), approval=self.approval_note,
                              reason=reason[:500], flow_run_id=run_id, flow_run_name=run_name)
         record_release(self.kube, self.namespace, self.service, entry)
-        moved = outcome == "released" or (self.strategy in ("rollback", "abort") and outcome in UNDONE)
-        if moved:
+        moved = outcome in ("released", CLEANUP_FAILED) or (self.strategy in ("rollback", "abort")
+                                                             and outcome in UNDONE)
+        if moved and outcome != CLEANUP_FAILED:
             self._progress(self.planned)
         self._flush_progress()
         md = "\n\n".join([

@@ -118,6 +118,14 @@ def flow_run_state(run_id: str, api: str | None = None) -> str:
     return ((resp.json().get("state") or {}).get("type")) or ""
 
 
+def flow_run_final(run_id: str, api: str | None = None) -> tuple[str, str]:
+    """(state type, state message) of a flow run, from the Prefect API."""
+    resp = requests.get(f"{api or os.environ['PREFECT_API_URL']}/flow_runs/{run_id}", timeout=10)
+    resp.raise_for_status()
+    state = resp.json().get("state") or {}
+    return state.get("type") or "", state.get("message") or ""
+
+
 def paused_run_id(log: Path, proc: subprocess.Popen, timeout: float = 120, api: str | None = None) -> str:
     """The flow run id a background release prints when it pauses ("greenlight approve <uuid>"), once Prefect
     records the run as PAUSED: the line is printed before the pause is committed, and a process killed in between

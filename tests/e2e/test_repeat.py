@@ -6,6 +6,7 @@ also sends ClusterIP traffic and judges it when its block ends).
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -14,8 +15,10 @@ from prefect_greenlight.tasks.kube.waiting import wait_endpoints
 from tests.e2e.fault_helpers import deployment, poll, require_local, run_cli, start_cli
 from tests.e2e.release_helpers import (
     TUTORIAL1,
+    flow_run_final,
     greenlight,
     manifest_with,
+    paused_run_id,
     ready,
     replicas,
     resource_versions,
@@ -141,3 +144,136 @@ def test_image_mode_killed_after_the_switch_resumes_then_is_already_live(cluster
     assert sampler.zero_ready_instants() == 0, sampler.describe()
     print(f"\n[repeat] image mode killed after the switch: ClusterIP requests {sampler.requests.sent()}, "
           f"zero-ready instants {sampler.zero_ready_instants()}, min ready {sampler.min_ready_after_start()}")
+
+
+# ------------------------------------------------------------------------------------------ dead paused runs
+def test_a_release_killed_in_its_approval_pause_is_not_answered_and_the_next_run_ends_it(
+        cluster, prefect_api, kube, namespace, kubectl, tmp_path):
+    """Killed while Paused for approval: `approve` says the process is gone (exit 1) and answers nothing; the same
+    release run again takes the Lease over, sets the dead run Crashed naming itself, and releases."""
+    require_local(cluster)
+    tutorial1(kubectl, kube, namespace)
+    manifest = str(TUTORIAL1 / "green-dep.yaml")
+    with EndpointSampler(kube, namespace, SVC) as sampler:
+        cli = start_cli(cluster, prefect_api, "blue-green", "-n", namespace, "--service", SVC, "--manifest", manifest,
+                        "--approval", "manual", "--approval-timeout", "300", "--scale-down-delay", "1",
+                        log=tmp_path / "first.log")
+        dead_run = paused_run_id(cli.log, cli.proc)
+        killed_at = cli.kill()
+        poll("the dead run's Lease to expire", lambda: time.monotonic() - killed_at > LEASE_EXPIRY_S + 1, 60, 0.5)
+        answer = run_cli(cluster, prefect_api, "approve", dead_run, "--approver", "tester", timeout=60)
+        assert answer.returncode == 1, answer.stderr[-3000:]
+        assert f"flow run {dead_run} is paused but its Lease greenlight-{SVC} expired" in answer.stderr, \
+            answer.stderr[-3000:]
+        assert "nothing answered" in answer.stderr and "approved flow run" not in answer.stdout
+        assert flow_run_final(dead_run, prefect_api)[0] == "PAUSED", "nothing was answered"
+        assert selector(kube, namespace, SVC) == {"target": BLUE}
+
+        again = release(cluster, prefect_api, namespace, "--manifest", manifest)
+        assert again.returncode == 0, again.stderr[-4000:]
+        state, message = flow_run_final(dead_run, prefect_api)
+        assert state == "CRASHED", (state, message)
+        assert "died: its Lease greenlight-production-svc expired unrenewed and was taken over by release" in message
+        assert "(flow run " in message, message
+        reject = run_cli(cluster, prefect_api, "reject", dead_run, timeout=60)
+        assert reject.returncode == 1 and "is Crashed, not paused: nothing answered" in reject.stderr, \
+            reject.stderr[-3000:]
+    assert selector(kube, namespace, SVC) == {"target": GREEN} and ready(kube, namespace, GREEN) == 3
+    assert replicas(kube, namespace, BLUE) == 0
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
+    print(f"\n[repeat] killed in the approval pause: ClusterIP requests {sampler.requests.sent()}, "
+          f"zero-ready instants {sampler.zero_ready_instants()}, min ready {sampler.min_ready_after_start()}")
+
+
+# ---------------------------------------------------------------------------------------- clean-up failure
+def freeze_blue(kubectl, namespace: str, tmp_path) -> str:
+    """A ValidatingAdmissionPolicy (bound to this namespace only) that denies every update and delete of blue-dep,
+    its scale included: the clean-up after the switch fails as it would under a cluster policy or a lost
+    permission. Returns the policy's name (cluster-scoped; the test deletes it)."""
+    name = f"freeze-blue-{namespace}"[:63]
+    doc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+           "metadata": {"name": name},
+           "spec": {"failurePolicy": "Fail",
+                    "matchConstraints": {"resourceRules": [{
+                        "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"],
+                        "resources": ["deployments", "deployments/scale"]}]},
+                    "validations": [{"expression": f"request.name != '{BLUE}'",
+                                     "message": f"{BLUE} is frozen by the test's admission policy"}]}}
+    binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+               "metadata": {"name": name},
+               "spec": {"policyName": name, "validationActions": ["Deny"],
+                        "matchResources": {"namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": namespace}}}}}
+    path = tmp_path / "freeze-blue.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [doc, binding]}))
+    kubectl("apply", "-f", str(path))
+    poll("the admission policy to deny blue's scale", lambda: kubectl(
+        "scale", f"deployment/{BLUE}", "--replicas=2", "--dry-run=server", check=False).returncode != 0, 30, 0.5)
+    return name
+
+
+def release_events(prefect_api: str, namespace: str, name: str) -> list[dict]:
+    import requests
+
+    body = {"filter": {"event": {"name": [f"greenlight.release.{name}"]},
+                       "resource": {"id": [f"greenlight.service.{namespace}.{SVC}"]}, "order": "ASC"}, "limit": 50}
+    resp = requests.post(f"{prefect_api}/events/filter", json=body, timeout=30)
+    resp.raise_for_status()
+    return resp.json()["events"]
+
+
+def report_markdown(prefect_api: str, run_id: str) -> str:
+    import requests
+
+    resp = requests.post(f"{prefect_api}/artifacts/filter", json={"artifacts": {
+        "flow_run_id": {"any_": [run_id]}, "type": {"any_": ["markdown"]}}}, timeout=30)
+    resp.raise_for_status()
+    return "\n".join(a.get("data") or "" for a in resp.json())
+
+
+def test_a_failed_clean_up_after_the_switch_is_recorded_and_a_rerun_finishes_it(cluster, prefect_api, kube,
+                                                                               namespace, kubectl, tmp_path):
+    require_local(cluster)
+    tutorial1(kubectl, kube, namespace)
+    manifest = str(TUTORIAL1 / "green-dep.yaml")
+    policy = freeze_blue(kubectl, namespace, tmp_path)
+    try:
+        with EndpointSampler(kube, namespace, SVC) as sampler:
+            first = release(cluster, prefect_api, namespace, "--manifest", manifest)
+            assert first.returncode == 1, first.stderr[-4000:]
+            assert "released; clean-up failed: " in first.stderr and "frozen by the test's admission policy" in \
+                first.stderr, first.stderr[-3000:]
+            assert "rolling back" not in first.stderr, "nothing is rolled back after a verified switch"
+            assert selector(kube, namespace, SVC) == {"target": GREEN} and ready(kube, namespace, GREEN) == 3
+            assert replicas(kube, namespace, BLUE) == 3
+
+            history = json.loads(greenlight(cluster, prefect_api, "history", "-n", namespace, "--service", SVC,
+                                            "--json").stdout)
+            assert [(e["outcome"], e["reason"][:27]) for e in history] == \
+                [("cleanup-failed", "released; clean-up failed: ")], history
+            failed = poll("the final failed event", lambda: release_events(prefect_api, namespace, "failed"), 30, 0.5)
+            assert failed[-1]["payload"]["reason"].startswith("released; clean-up failed: "), failed[-1]["payload"]
+            assert failed[-1]["payload"]["deployment"] == GREEN, "the event names what serves: green"
+            assert not release_events(prefect_api, namespace, "rolled-back")
+            report = report_markdown(prefect_api, history[-1]["flow_run_id"])
+            assert "cleanup-failed" in report and "released; clean-up failed: " in report, report[-2000:]
+
+            kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy)
+            poll("blue's scale to be allowed again", lambda: kubectl(
+                "scale", f"deployment/{BLUE}", "--replicas=2", "--dry-run=server", check=False).returncode == 0,
+                 30, 0.5)
+            again = release(cluster, prefect_api, namespace, "--manifest", manifest)
+            assert again.returncode == 0, again.stderr[-4000:]
+            assert "resuming after the switch" in again.stderr, again.stderr[-3000:]
+            assert replicas(kube, namespace, BLUE) == 0 and ready(kube, namespace, GREEN) == 3
+            history = json.loads(greenlight(cluster, prefect_api, "history", "-n", namespace, "--service", SVC,
+                                            "--json").stdout)
+            assert [e["outcome"] for e in history] == ["cleanup-failed", "released"], history
+            third = release(cluster, prefect_api, namespace, "--manifest", manifest)
+            assert third.returncode == 0 and json.loads(third.stdout)["outcome"] == "already-live", \
+                third.stderr[-3000:]
+        assert sampler.zero_ready_instants() == 0, sampler.describe()
+        print(f"\n[repeat] clean-up failed, re-run finished it: ClusterIP requests {sampler.requests.sent()}, "
+              f"zero-ready instants {sampler.zero_ready_instants()}, min ready {sampler.min_ready_after_start()}")
+    finally:
+        kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, "--ignore-not-found")

@@ -79,6 +79,7 @@ def test_history_patch_is_guarded_by_the_resource_version():
     ("rollback", "rolled-back", ["rolled-back"]),
     ("rollback", "failed", ["failed"]),
     ("abort", "aborted", ["rolled-back"]),
+    ("blue-green", "cleanup-failed", ["failed"]),  # released, but not finished: failed, never rolled-back
 ])
 def test_final_events(strategy, outcome, events):
     assert [e.value for e in final_events(strategy, outcome)] == events

@@ -108,7 +108,10 @@ def entry(strategy="blue-green", outcome="released", to="green-dep", frm="blue-d
     ([entry(), entry(strategy="rollback", outcome="rolled-back", to="blue-dep", frm="green-dep",
                      at="2025-01-01T00:02:00Z")], False),
     ([entry(to="other-dep")], False),
-], ids=["no-history", "released-to-the-recorded-live", "failed", "a-rollback-came-after", "released-elsewhere"])
+    ([entry(outcome="cleanup-failed")], False),
+    ([entry(outcome="cleanup-failed"), entry(at="2025-01-01T00:02:00Z")], True),
+], ids=["no-history", "released-to-the-recorded-live", "failed", "a-rollback-came-after", "released-elsewhere",
+        "clean-up-failed: a re-run resumes", "clean-up-failed-then-finished-by-a-re-run"])
 def test_release_finished(history, finished):
     assert release_finished(history, RECORD) is finished
 
