@@ -412,3 +412,20 @@ def test_a_hook_file_without_one_job_is_bad_input(tmp_path):
     f.write_text(yaml.safe_dump_all([JOB, JOB]))
     with pytest.raises(BadInput, match="expected exactly one Job, found kinds: Job, Job"):
         build_spec(_args("--image", "app:2", "--hook-job", f"pre-switch={f}"))
+
+
+def test_the_database_walk_through_reads_as_documented():
+    """examples/database: v2's expand (pre-switch) and verify (post-switch) Jobs in green's image, v3's contract
+    before anything is applied; the Jobs read relative to the spec file."""
+    from tests.unit.test_layout import ROOT
+
+    ex = ROOT / "examples" / "database"
+    v2 = build_spec(_args("--spec", str(ex / "v2-release.yaml"), "--manifest",
+                          str(ROOT / "examples" / "tutorial1" / "green-dep.yaml")))
+    assert [(h.name, h.at.value, h.job.green_image) for h in v2.hooks] == [("expand", "pre-switch", True),
+                                                                           ("verify", "post-switch", True)]
+    assert v2.hooks[0].job.manifest["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "alembic", "upgrade", "0002_add_full_name"]
+    v3 = build_spec(_args("--spec", str(ex / "v3-release.yaml"), "--image", "my-app:3.0"))
+    assert [(h.name, h.at.value) for h in v3.hooks] == [("contract", "pre-release")]
+    assert "0003_drop_name" in v3.hooks[0].job.manifest["spec"]["template"]["spec"]["containers"][0]["command"]
