@@ -19,9 +19,9 @@
 
 Any failure after the first change unwinds the compensation stack (switch back, verified; green removed), then
 runs the on-rollback hooks (a failure of theirs is reported, never stops the rollback), and the run ends Failed
-with the original reason and each undo step's outcome. Hooks run at most once per release (tasks/hooks/). One release per Service at a time
-(a renewed Lease, held across the approval pause). Progress, events, the report and the Service's history entry
-go through the Journal (tasks/record/journal.py).
+with the original reason and each undo step's outcome. Hooks run at most once per release (tasks/hooks/). One
+release per Service at a time (a renewed Lease, held across the approval pause). Progress, events, the report and
+the Service's history entry go through the Journal (tasks/record/journal.py).
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@
 
 Any failure after the first change aborts: stable back to its full count and READY first, then the canary to
 0, verified by EndpointSlices; then the on-rollback hooks (their failure is reported, never stops the abort); the
-run ends Failed. A failed hook aborts like any failed step; hooks run at most once per release (tasks/hooks/). Progress is recorded on the Service as
-`greenlight.io/canary-*` annotations (`greenlight status`), one release per Service at a time (Lease, whose
-annotation names the flow run so `greenlight abort --service S` can reject a paused run).
+run ends Failed. A failed hook aborts like any failed step; hooks run at most once per release (tasks/hooks/).
+Progress is recorded on the Service as `greenlight.io/canary-*` annotations (`greenlight status`), one release
+per Service at a time (Lease, whose annotation names the flow run so `greenlight abort --service S` can reject a
+paused run).
 """
 
 from __future__ import annotations

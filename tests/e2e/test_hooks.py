@@ -125,21 +125,43 @@ def test_job_and_webhook_hooks_run_where_the_plan_says(cluster, prefect_api, kub
     assert sorted(record["done"]) == ["post-switch/check", "pre-release/pre-release-webhook", "pre-switch/migrate"]
 
 
+FAILING_JOBS = {
+    # image, --hook-timeout, the reason named, the Job left behind
+    "backoff-limit": ("tools:fault-exit1-1", "600", "BackoffLimitExceeded", "kept"),
+    "deadline": ("tools:fault-exit0-60", "3", "DeadlineExceeded", "kept"),
+    "pull-error": ("tools:fault-pullerror", "600", "ImagePullBackOff", "deleted"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILING_JOBS))
 def test_a_failed_pre_switch_job_rolls_back_and_the_service_never_moves(cluster, prefect_api, kube, namespace,
-                                                                        kubectl, tmp_path):
+                                                                        kubectl, tmp_path, case):
+    """The Job controller's verdicts (BackoffLimitExceeded, DeadlineExceeded: the Job is kept for inspection until
+    its TTL) and a pod's doom reason (a pull error: greenlight deletes the Job so it stops) all fail the hook at
+    once; the release rolls back without switching."""
+    image, timeout, reason, left = FAILING_JOBS[case]
     require_local(cluster)
     tutorial1(kubectl, kube, namespace)
-    failing = job_file(tmp_path, "migrate", "tools:fault-exit1-1")
+    failing = job_file(tmp_path, "migrate", image)
+    started = time.monotonic()
     with EndpointSampler(kube, namespace, SVC) as sampler:
         r = greenlight(cluster, prefect_api, *bg(namespace, TUTORIAL1 / "green-dep.yaml", "--hook-job",
-                                                 f"pre-switch={failing}"))
+                                                 f"pre-switch={failing}", "--hook-timeout", timeout))
+    took = time.monotonic() - started
     assert r.returncode == 1, r.stderr[-3000:]
-    assert "release failed during pre-switch hook" in r.stderr and "BackoffLimitExceeded" in r.stderr, r.stderr[-3000:]
-    assert "error: exit code 1 after 1 s" in r.stderr, "the failed pod's log lines are reported"
+    assert "release failed during pre-switch hook" in r.stderr and reason in r.stderr, r.stderr[-3000:]
+    if case == "backoff-limit":
+        assert "error: exit code 1 after 1 s" in r.stderr, "the failed pod's log lines are reported"
     assert_still_blue(kube, namespace, sampler)
-    [job] = hook_jobs(kube, namespace).values()
-    assert any(c["type"] == "Failed" for c in job["status"]["conditions"]), "kept for inspection until its TTL"
+    jobs = hook_jobs(kube, namespace)
+    if left == "kept":
+        [job] = jobs.values()
+        assert any(c["type"] == "Failed" and c["reason"] == reason for c in job["status"]["conditions"]), job
+    else:
+        assert not jobs or all(j["metadata"].get("deletionTimestamp") for j in jobs.values()), jobs
     assert hooks_record(kube, namespace)["finished"] == "rolled-back"
+    assert took < 90, f"failing fast: the release took {took:.0f} s"
+    print(f"\n[hook figures] pre-switch Job failing by {reason}: release ended after {took:.1f} s")
 
 
 def test_a_failed_post_switch_job_switches_back_verified(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
