@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from prefect_greenlight.cli.spec_input import base_spec, set_path
+from prefect_greenlight.cli.spec_input import add_hook_flags, base_spec, set_path
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.spec import parse_spec
 from prefect_greenlight.tasks.spec.canary import CanarySpec
@@ -56,6 +56,7 @@ def add_parsers(sub: Any, cluster_flags: Callable[[argparse.ArgumentParser], Non
     ca.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock")
     ca.add_argument("--release-id", help="identifies the release (default: generated)")
     ca.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    add_hook_flags(ca, "pre-release, before-first-step, between-steps, after-last-step, on-rollback")
 
     pr = sub.add_parser("promote", help="resume a paused canary (--full: straight to 100 %%)")
     pr.add_argument("run_id", help="the paused flow run's id")

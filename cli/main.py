@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from prefect_greenlight.cli.parameters import check_parameter_size, refused_parameters
-from prefect_greenlight.cli.spec_input import base_spec, port_flag, set_path
+from prefect_greenlight.cli.spec_input import add_hook_flags, base_spec, port_flag, set_path
 from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, GreenlightError, ReleaseFailed
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
 
@@ -100,6 +100,7 @@ def _blue_green_parser(sub) -> None:
     bg.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock (default: fail)")
     bg.add_argument("--release-id", help="identifies the release (default: generated)")
     bg.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    add_hook_flags(bg, "pre-release, pre-switch, post-switch, on-rollback")
 
 
 def _service_parsers(sub) -> None:

@@ -3,22 +3,26 @@
   1. preflight      read the Service and Deployments; refuse bad input before touching anything; a re-run whose
                     green already serves with the same pod template: resume after the switch, or (finished)
                     "already live", nothing changed (tasks/decisions/repeat.py)
+     (pre-release)  hooks before anything is applied
   2. apply green    server-side apply beside blue
   3. wait ready     rollout-status semantics; fail fast on pods that will never be ready
      (preview)      optionally point a preview Service at green
   4. smoke test     every green pod through port-forward
+     (pre-switch)   hooks: a Job (a migration in green's image) or a webhook gate; a failure rolls back unswitched
   5. approval       optional pause with a form in the Prefect UI
      (autoscaler)   when an HPA scales blue, green gets an equivalent one (held at blue's count until cleanup)
   6. switch         guarded selector patch blue -> green, release record in the same patch
   7. verify         EndpointSlices hold only green's ready pods
+     (post-switch)  hooks; a failure switches back (verified)
   8. watch          optional post-switch window of repeated checks
   9. clean up       after the scale-down delay: blue scaled to 0, deleted, or kept (its HPA recorded, then removed);
                     a failure here is "released; clean-up failed: …" (exit 1), finished by a re-run
 
-Any failure after the first change unwinds the compensation stack (switch back, verified; green removed) and
-the run ends Failed with the original reason and each undo step's outcome. One release per Service at a time
-(a renewed Lease, held across the approval pause). Progress, events, the report and the Service's history entry
-go through the Journal (tasks/record/journal.py).
+Any failure after the first change unwinds the compensation stack (switch back, verified; green removed), then
+runs the on-rollback hooks (a failure of theirs is reported, never stops the rollback), and the run ends Failed
+with the original reason and each undo step's outcome. Hooks run at most once per release (tasks/hooks/). One
+release per Service at a time (a renewed Lease, held across the approval pause). Progress, events, the report and
+the Service's history entry go through the Journal (tasks/record/journal.py).
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ from prefect_greenlight.tasks.bluegreen.switch import (
     switch_traffic,
     verify_endpoints,
 )
+from prefect_greenlight.tasks.decisions.hooks import release_fingerprint, release_source
 from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
@@ -51,7 +57,7 @@ from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import CLEANUP_FAILED, Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline, say
-from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec
+from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, HookPoint
 
 
 def _result(release: ReleasePlan, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
@@ -62,8 +68,12 @@ def _result(release: ReleasePlan, timeline: Timeline, outcome: str, live: str, *
 
 def _planned_steps(spec: BlueGreenSpec) -> int:
     """Steps the progress artifact counts to: preflight, apply, wait-ready, (preview), smoke-test, approval,
-    switch, verify-endpoints, post-switch, cleanup."""
-    return 9 + bool(spec.preview_service)
+    switch, verify-endpoints, post-switch, cleanup, and each hook but the on-rollback ones."""
+    return 9 + bool(spec.preview_service) + sum(h.at is not HookPoint.ON_ROLLBACK for h in spec.hooks)
+
+
+def _hook_rows(hooks: HookRunner) -> dict:
+    return {"hooks": hooks.rows()} if hooks.runs else {}
 
 
 def _outcome(exc: Exception, failure: ReleaseFailed) -> str:
@@ -73,14 +83,19 @@ def _outcome(exc: Exception, failure: ReleaseFailed) -> str:
 
 
 class _Progress:
-    """The timeline, and the phase a failure is reported in (the step that was running)."""
+    """The timeline, the phase a failure is reported in (the step that was running), and the hooks."""
 
-    def __init__(self, timeline: Timeline):
-        self.timeline, self.phase = timeline, "apply"
+    def __init__(self, timeline: Timeline, hooks: HookRunner):
+        self.timeline, self.phase, self.hooks = timeline, "apply", hooks
 
     def step(self, phase: str, name: str | None = None):
         self.phase = phase
         return self.timeline.step(name or phase)
+
+    def hooks_at(self, point: HookPoint, lock: ServiceLock) -> None:
+        if self.hooks.at(point):
+            self.phase = f"{point.value} hook"
+            self.hooks.run(point, lock)
 
 
 def _approve(spec: BlueGreenSpec, plan: ReleasePlan, journal: Journal, smoke_rows: list[dict]) -> ApprovalDecision:
@@ -96,6 +111,7 @@ def _up_to_switch(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Pr
                   lock: ServiceLock) -> None:
     """Steps 2-6: apply green, wait until it is ready, (preview), smoke test, approval, switch."""
     spec, c = plan.spec, plan.colors
+    progress.hooks_at(HookPoint.PRE_RELEASE, lock)                                                # (hooks)
     with progress.step("apply") as s:                                                             # 2
         s["detail"] = apply_green(kube, plan, undo)
     with progress.step("wait-ready") as s:                                                        # 3
@@ -106,6 +122,7 @@ def _up_to_switch(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Pr
     with progress.step("smoke-test") as s:                                                        # 4
         smoke_rows = smoke_test(kube, plan)
         s["detail"] = f"{sum(r['ok'] for r in smoke_rows)} of {len(smoke_rows)} checks passed"
+    progress.hooks_at(HookPoint.PRE_SWITCH, lock)                                                 # (hooks)
     with progress.step("approval") as s:                                                          # 5
         decision = _approve(spec, plan, journal, smoke_rows)
         s["detail"] = decision.note()
@@ -136,10 +153,12 @@ def _roll_back(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progr
     say(f"release failed during {phase}: {exc}; rolling back {len(undo)} change(s)")
     with progress.timeline.step("rollback"):
         outcomes = undo.unwind()
-    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
+    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, notes=progress.hooks.on_rollback())
+    progress.hooks.finish(_outcome(exc, failure))
     journal.finish(_outcome(exc, failure), from_deployment=c.blue, to_deployment=c.green,
                    images=plan.green_images, after=endpoint_counts(kube, plan.namespace, c.service),
-                   reason=f"{phase}: {exc}", details="### Rollback\n\n" + str(failure))
+                   reason=f"{phase}: {exc}", details="### Rollback\n\n" + str(failure) + "\n\n"
+                   + progress.hooks.markdown())
     return failure
 
 
@@ -166,10 +185,12 @@ def _dry_run(kube: Kube, release: ReleasePlan, timeline: Timeline) -> dict:
 
 def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False) -> dict:
     journal = Journal(kube, spec.namespace, spec.service, release_id, "blue-green", _planned_steps(spec))
-    progress = _Progress(journal.timeline)
-    with progress.timeline.step("preflight") as s:                                               # 1
+    timeline = journal.timeline
+    with timeline.step("preflight") as s:                                                        # 1
         plan = preflight(kube, spec, release_id)
         s["detail"] = f"{plan.colors.blue} -> {plan.colors.green}"
+    progress = _Progress(timeline, HookRunner(kube, spec.hooks, plan.hook_context(), timeline, spec.deadlines,
+                                              release_fingerprint("blue-green", spec.service, release_source(spec))))
     for warning in plan.warnings:
         say(f"warning: {warning}")
     if plan.repeat is not None and plan.repeat.action is RepeatAction.ALREADY_LIVE:  # no Lease, no record
@@ -183,12 +204,14 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
                         images=plan.green_images)
         undo = UndoStack()
         try:
+            progress.hooks.begin()
             if c.already_live:
                 _resume_after_switch(kube, plan, progress, undo)
             else:
                 _up_to_switch(kube, plan, journal, progress, undo, lock)                         # 2-6
             with progress.step("verify", "verify-endpoints") as s:                               # 7
                 s["detail"] = verify_endpoints(kube, plan)
+            progress.hooks_at(HookPoint.POST_SWITCH, lock)                                       # (hooks)
             with progress.step("post-switch") as s:                                              # 8
                 s["detail"] = post_switch_verify(kube, plan)
         except BadInput:
@@ -201,10 +224,11 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
                 s["detail"] = cleanup_blue(kube, plan)
         except Exception as exc:  # green serves, verified: released, but say the clean-up failed
             raise _cleanup_failed(kube, plan, journal, exc) from exc
+        progress.hooks.finish("released")
     journal.finish("released", from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
-                   after=endpoint_counts(kube, plan.namespace, c.service))
+                   after=endpoint_counts(kube, plan.namespace, c.service), details=progress.hooks.markdown())
     say(f"released: Service {c.service} serves {c.green}")
-    return _result(plan, progress.timeline, "released", c.green)
+    return _result(plan, progress.timeline, "released", c.green, **_hook_rows(progress.hooks))
 
 
 @flow(name="blue-green-release", log_prints=True)

@@ -1,6 +1,7 @@
 """Canary release of a Service, step by step as in the second tutorial:
 
   1. preflight   read the Service and both Deployments; decide the canary and the replica plan; refuse bad input
+     (hooks)     pre-release, then before-first-step
   2. canary      apply the canary beside stable (the first step's replicas) and wait until it is ready
   3. each step   (10 %, 30 %, 50 %, 100 % by default; counts from prefect_greenlight.tasks.decisions.canary.replica_counts)
        a. scale the canary UP to its count and wait until ready (fail fast on pods that never will be)
@@ -9,12 +10,16 @@
        d. analyse HTTP probes of canary vs stable, Prometheus queries: Failed beyond failure_limit aborts,
                   Inconclusive pauses for a human
        e. pause   approval (approve_steps) or a timed pause; `promote --full` jumps to 100 %, reject aborts
+       (hooks)   between-steps, before every step but the first (a gate for the next increase)
+     (hooks)     after-last-step, at 100 %
   4. clean up    the old stable (at 0 now) is deleted, as the tutorial does, or kept at 0
 
 Any failure after the first change aborts: stable back to its full count and READY first, then the canary to
-0, verified by EndpointSlices; the run ends Failed. Progress is recorded on the Service as
-`greenlight.io/canary-*` annotations (`greenlight status`), one release per Service at a time (Lease, whose
-annotation names the flow run so `greenlight abort --service S` can reject a paused run).
+0, verified by EndpointSlices; then the on-rollback hooks (their failure is reported, never stops the abort); the
+run ends Failed. A failed hook aborts like any failed step; hooks run at most once per release (tasks/hooks/).
+Progress is recorded on the Service as `greenlight.io/canary-*` annotations (`greenlight status`), one release
+per Service at a time (Lease, whose annotation names the flow run so `greenlight abort --service S` can reject a
+paused run).
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ from prefect_greenlight.tasks.canary.steps import (
 )
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.canary_progress import PASSED, move_order
+from prefect_greenlight.tasks.decisions.hooks import release_fingerprint, release_source
 from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, PermanentError, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
@@ -48,6 +55,7 @@ from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
 from prefect_greenlight.tasks.spec.canary import CanarySpec
+from prefect_greenlight.tasks.spec.hooks import HookPoint
 
 
 def _providers(kube: Kube, plan: CanaryPlan) -> list:
@@ -68,6 +76,8 @@ class CanaryRun:
         found_canary, found_stable = plan.found_replicas if plan.resume_message else (0, plan.total)
         passed = plan.steps[plan.resume_index - 1].percent if plan.resume_index else 0
         self.current = StepCounts(passed, found_canary, found_stable)
+        self.hooks = HookRunner(kube, plan.spec.hooks, plan.hook_context(), self.timeline, plan.spec.deadlines,
+                                release_fingerprint("canary", plan.service, release_source(plan.spec)))
 
     def record(self, index: int, state: str) -> None:
         p, c = self.plan, self.current
@@ -152,8 +162,12 @@ class CanaryRun:
         """Every step in order; after `promote --full` jump to the last step and skip its analysis and pause."""
         steps, last = list(self.plan.steps), len(self.plan.steps) - 1
         i, promoted_full = self.plan.resume_index, False
+        self.hooks.run(HookPoint.PRE_RELEASE, lock)
+        self.hooks.run(HookPoint.BEFORE_FIRST_STEP, lock)
         while i <= last:
             want = steps[i]
+            if i:
+                self.hooks.run(HookPoint.BETWEEN_STEPS, lock, self.current.percent, want.percent)
             lock.check()
             self.move_to(i + 1, want)
             if promoted_full:
@@ -169,6 +183,7 @@ class CanaryRun:
                 i = last
             else:
                 promoted_full, i = False, i + 1
+        self.hooks.run(HookPoint.AFTER_LAST_STEP, lock)
 
     def result(self, outcome: str) -> dict:
         p = self.plan
@@ -176,7 +191,7 @@ class CanaryRun:
                 "stable": p.stable, "canary": p.canary, "total": p.total,
                 "live_deployment": p.canary if outcome == "released" else p.stable,
                 "plan": [s.describe() for s in p.steps], "splits": self.splits, "analysis": self.analyses,
-                "steps": self.timeline.rows()}
+                "steps": self.timeline.rows(), **({"hooks": self.hooks.rows()} if self.hooks.runs else {})}
 
     def split_lines(self) -> str:
         return "\n".join(f"- {s['percent']} %: {s['canary_ready']} canary / {s['stable_ready']} stable ready"
@@ -184,9 +199,11 @@ class CanaryRun:
 
 
 def _planned_steps(spec: CanarySpec) -> int:
-    """Steps the progress artifact counts to: preflight, each step (and its analysis), approvals, cleanup."""
+    """Steps the progress artifact counts to: preflight, each step (and its analysis), approvals, hooks, cleanup."""
     analysed = bool(spec.analysis.http or spec.analysis.prometheus)
-    return 2 + len(spec.steps) * (1 + analysed) + len(spec.approve_steps)
+    hooks = sum((len(spec.steps) - 1) if h.at is HookPoint.BETWEEN_STEPS else h.at is not HookPoint.ON_ROLLBACK
+                for h in spec.hooks)
+    return 2 + len(spec.steps) * (1 + analysed) + len(spec.approve_steps) + hooks
 
 
 def _dry_run(kube: Kube, run: CanaryRun) -> dict:
@@ -195,6 +212,28 @@ def _dry_run(kube: Kube, run: CanaryRun) -> dict:
     publish_plan(plan, run.plan.release_id)
     return {**run.result("dry-run"), "plan": plan.as_dict(), "plan_text": plan_text(plan),
             "steps_planned": [s.describe() for s in run.plan.steps]}
+
+
+def _abort(run: CanaryRun, undo: UndoStack, phase: str, exc: Exception) -> ReleaseFailed:
+    """Undo (stable back first), then the on-rollback hooks; record the outcome. Returns the failure to raise."""
+    plan, kube = run.plan, run.kube
+    say(f"canary failed during {phase}: {exc}; aborting (stable {plan.stable} back to {plan.total})")
+    with run.timeline.step("abort"):
+        outcomes = undo.unwind()
+    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, notes=run.hooks.on_rollback())
+    try:
+        run.current = StepCounts(0, 0, plan.total)
+        run.record(0, "aborted" if failure.rolled_back else "abort-incomplete")
+    except Exception as note_exc:  # noqa: BLE001 - the record is a report; the failure is what counts
+        say(f"could not record the abort on the Service: {note_exc}")
+    outcome = ("rejected" if isinstance(exc, Rejected) else "aborted") if failure.rolled_back \
+        else "rollback-incomplete"
+    run.hooks.finish(outcome)
+    run.journal.finish(outcome, from_deployment=plan.stable, to_deployment=plan.canary, images=plan.canary_images,
+                       after=endpoint_counts(kube, plan.namespace, plan.service), reason=f"{phase}: {exc}",
+                       details=f"### Steps\n\n{run.split_lines()}\n\n### Abort\n\n{failure}\n\n"
+                               f"{run.hooks.markdown()}")
+    return failure
 
 
 def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", dry_run: bool = False) -> dict:
@@ -221,6 +260,7 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
         try:
             at = plan.resume_index  # 0, or a resumed run: the steps before it passed
             run.record(at, PASSED if at else "progressing")
+            run.hooks.begin()
             phase = "steps"                                                                       # 2-3
             run.run_steps(lock)
             phase = "cleanup"
@@ -232,25 +272,11 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure after the first change aborts
-            say(f"canary failed during {phase}: {exc}; aborting (stable {plan.stable} back to {plan.total})")
-            with timeline.step("abort"):
-                outcomes = undo.unwind()
-            failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
-            try:
-                run.current = StepCounts(0, 0, plan.total)
-                run.record(0, "aborted" if failure.rolled_back else "abort-incomplete")
-            except Exception as note_exc:  # noqa: BLE001 - the record is a report; the failure is what counts
-                say(f"could not record the abort on the Service: {note_exc}")
-            outcome = ("rejected" if isinstance(exc, Rejected) else "aborted") if failure.rolled_back \
-                else "rollback-incomplete"
-            journal.finish(outcome, from_deployment=plan.stable, to_deployment=plan.canary,
-                           images=plan.canary_images, after=endpoint_counts(kube, plan.namespace, plan.service),
-                           reason=f"{phase}: {exc}", details=f"### Steps\n\n{run.split_lines()}\n\n"
-                                                            f"### Abort\n\n{failure}")
-            raise failure from exc
+            raise _abort(run, undo, phase, exc) from exc
+        run.hooks.finish("released")
     journal.finish("released", from_deployment=plan.stable, to_deployment=plan.canary, images=plan.canary_images,
                    after=endpoint_counts(kube, plan.namespace, plan.service),
-                   details=f"### Steps\n\n{run.split_lines()}")
+                   details=f"### Steps\n\n{run.split_lines()}\n\n{run.hooks.markdown()}")
     say(f"released: Service {plan.service} serves {plan.canary} ({plan.total} pods)")
     return run.result("released")
 

@@ -67,6 +67,7 @@ class ReleaseFailed(GreenlightError):
     reason: str
     phase: str
     undo: list[UndoOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # reported after the undo, never part of it (on-rollback hooks)
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
@@ -77,9 +78,11 @@ class ReleaseFailed(GreenlightError):
 
     def __str__(self) -> str:
         head = f"release failed during {self.phase}: {self.reason}"
+        notes = "".join(f"\n  - {n}" for n in self.notes)
+        notes = f"\nafter the rollback:{notes}" if notes else ""
         if not self.undo:
-            return head + " (nothing to undo)"
-        return head + "\nrollback:\n" + "\n".join(f"  - {u}" for u in self.undo)
+            return head + " (nothing to undo)" + notes
+        return head + "\nrollback:\n" + "\n".join(f"  - {u}" for u in self.undo) + notes
 
 
 class CleanupFailed(GreenlightError):

@@ -58,18 +58,27 @@ build_kwok() {
   GOBIN=$out go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   kwok_crds "$out"
 }
-# kwok's PortForward and ClusterPortForward CRDs, from the same module version (the launcher applies them).
+# kwok's PortForward, ClusterPortForward and Logs CRDs, from the same module version (the launcher applies them).
+KWOK_CRDS="portforwards clusterportforwards logs"
 kwok_crds() {
   local dir src
   dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   mkdir -p "$1/crds"
-  for src in portforwards clusterportforwards; do
+  for src in $KWOK_CRDS; do
     cp "$dir/kustomize/crd/bases/kwok.x-k8s.io_$src.yaml" "$1/crds/"
+  done
+}
+# A kwok cache entry made before a CRD joined the list gets the missing ones (the binary is reused).
+kwok_crds_complete() {
+  local src
+  for src in $KWOK_CRDS; do
+    if [ ! -f "$1/crds/kwok.x-k8s.io_$src.yaml" ]; then log "adding kwok CRDs to $1"; kwok_crds "$1"; return; fi
   done
 }
 
 mkdir -p "$cache/bin"
 build_into "$cache/bin/etcd-$ETCD_VERSION" build_etcd
 build_into "$cache/bin/kwok-$KWOK_VERSION" build_kwok
+kwok_crds_complete "$cache/bin/kwok-$KWOK_VERSION"
 build_into "$cache/bin/kubernetes-$K8S_VERSION" build_k8s
 build_into "$cache/bin/kube-proxy-$K8S_VERSION" build_kube_proxy

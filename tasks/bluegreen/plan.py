@@ -5,10 +5,13 @@ Service, the Lease), all reads — no Lease taken, no annotation, no event. The 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.decisions.plan_bluegreen import blue_green_plan
+from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
 from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, rollback_plan
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
@@ -20,8 +23,10 @@ def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
     ns, c = plan.namespace, plan.colors
     service = read(kube, "Service", ns, c.service) or {"metadata": {"name": c.service}}
     preview = read(kube, "Service", ns, plan.spec.preview_service) if plan.spec.preview_service else None
-    facts = plan_facts(kube, ns, c.service, plan.permissions, plan.autoscalers, plan.warnings)
-    return blue_green_plan(plan, service, preview, facts)
+    hooks = planned_hooks(plan.spec, "blue-green", service, plan.release_id, plan.green_images)
+    facts = replace(plan_facts(kube, ns, c.service, plan.permissions, plan.autoscalers, plan.warnings),
+                    hooks=hooks.facts())
+    return blue_green_plan(plan, service, preview, facts, hooks)
 
 
 def plan_rollback(kube: Kube, namespace: str, service: dict, release_id: str, replicas_wanted: int, cleanup: Cleanup,

@@ -18,6 +18,7 @@ from prefect_greenlight.tasks.decisions.colors import (
     pod_labels,
     set_image,
 )
+from prefect_greenlight.tasks.decisions.hooks import HookContext, released_image
 from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.repeat import (
     RepeatAction,
@@ -31,6 +32,7 @@ from prefect_greenlight.tasks.decisions.repeat import (
 from prefect_greenlight.tasks.decisions.rollback import SwitchKind, switch_kind_of
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems, service_warnings
 from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.hooks.preflight import check_hook_jobs
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
 from prefect_greenlight.tasks.kube.permissions import needed, require
 from prefect_greenlight.tasks.record.annotations import read_record
@@ -68,6 +70,10 @@ class ReleasePlan:
     @property
     def green_images(self) -> list[str]:
         return [c["image"] for c in self.green_manifest["spec"]["template"]["spec"]["containers"]]
+
+    def hook_context(self) -> HookContext:
+        return HookContext(self.namespace, self.colors.service, "blue-green", self.release_id, self.colors.blue,
+                           self.colors.green, tuple(self.green_images), released_image(self.spec, self.green_images))
 
     def summary(self) -> dict:
         return {
@@ -202,7 +208,8 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         raise BadInput(f"namespace {ns!r} not found")
     permissions = needed(port_forward=bool(spec.smoke) or spec.post_switch.window_s > 0,
                          manage_services=bool(spec.preview_service),
-                         deletes=spec.on_failure is RollbackGreen.DELETE or spec.cleanup.mode is CleanupMode.DELETE)
+                         deletes=spec.on_failure is RollbackGreen.DELETE or spec.cleanup.mode is CleanupMode.DELETE,
+                         jobs=any(h.job is not None for h in spec.hooks))
     require(kube, ns, permissions)
     service = read(kube, "Service", ns, spec.service)
     if service is None:
@@ -227,7 +234,7 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         raise BadInput(f"the apiserver rejects green Deployment {colors.green!r}: {exc}") from exc
     existing_green = by_name.get(colors.green)
     repeat = _repeat(spec, service, colors, green, existing_green)
-    return ReleasePlan(
+    plan = ReleasePlan(
         spec=spec, release_id=release_id or spec.release_id or new_release_id(), colors=colors,
         green_manifest=green, green_existed=existing_green is not None,
         green_replicas_before=int((existing_green or {}).get("spec", {}).get("replicas", 0) or 0),
@@ -236,3 +243,5 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         service_ports=tuple((service.get("spec") or {}).get("ports") or []), repeat=repeat,
         green_changes=deployment_changes(blue, dry_run), permissions=tuple(map(str, permissions)),
         autoscalers=hpa_names)
+    check_hook_jobs(kube, spec.hooks, plan.hook_context(), service)
+    return plan

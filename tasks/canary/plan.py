@@ -3,13 +3,18 @@ read now; nothing taken, nothing changed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prefect_greenlight.tasks.canary.preflight import CanaryPlan
 from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.decisions.plan_canary import canary_plan
-from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
+from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
 
 
 def plan_canary(kube: Kube, plan: CanaryPlan) -> Plan:
-    return canary_plan(plan, plan_facts(kube, plan.namespace, plan.service, plan.permissions, plan.autoscalers,
-                                        plan.warnings))
+    service = read(kube, "Service", plan.namespace, plan.service) or {"metadata": {"name": plan.service}}
+    hooks = planned_hooks(plan.spec, "canary", service, plan.release_id, plan.canary_images)
+    facts = plan_facts(kube, plan.namespace, plan.service, plan.permissions, plan.autoscalers, plan.warnings)
+    return canary_plan(plan, replace(facts, hooks=hooks.facts()), hooks)

@@ -19,9 +19,11 @@ from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, step_plan
 from prefect_greenlight.tasks.decisions.canary_progress import CanaryRecord, ResumeAction, ResumeDecision, decide_resume
 from prefect_greenlight.tasks.decisions.colors import check_manifest, pod_labels, selector_matches, set_image
+from prefect_greenlight.tasks.decisions.hooks import HookContext, released_image
 from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems
 from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.hooks.preflight import check_hook_jobs
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
 from prefect_greenlight.tasks.kube.permissions import needed, require
 from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, CanarySpec
@@ -64,6 +66,10 @@ class CanaryPlan:
     @property
     def canary_images(self) -> list[str]:
         return [c["image"] for c in self.canary_manifest["spec"]["template"]["spec"]["containers"]]
+
+    def hook_context(self) -> HookContext:
+        return HookContext(self.namespace, self.service, "canary", self.release_id, self.stable, self.canary,
+                           tuple(self.canary_images), released_image(self.spec, self.canary_images))
 
     def summary(self) -> dict:
         return {"release_id": self.release_id, "namespace": self.namespace, "service": self.service,
@@ -138,7 +144,8 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     ns = spec.namespace
     if not namespace_exists(kube, ns):
         raise BadInput(f"namespace {ns!r} not found")
-    permissions = needed(port_forward=spec.analysis.http is not None, manage_services=False, deletes=True)
+    permissions = needed(port_forward=spec.analysis.http is not None, manage_services=False, deletes=True,
+                         jobs=any(h.job is not None for h in spec.hooks))
     require(kube, ns, permissions)
     service = read(kube, "Service", ns, spec.service)
     if service is None:
@@ -174,7 +181,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         dry_run = apply_deployment(kube, ns, canary, dry_run=True)
     except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
         raise BadInput(f"the apiserver rejects canary Deployment {name!r}: {exc}") from exc
-    return CanaryPlan(spec=spec, release_id=release_id or spec.release_id or new_release_id(), canary=name,
+    plan = CanaryPlan(spec=spec, release_id=release_id or spec.release_id or new_release_id(), canary=name,
                       canary_manifest=canary, canary_existed=existing is not None, total=total,
                       steps=tuple(step_plan(total, spec.steps)),
                       stable_image=stable["spec"]["template"]["spec"]["containers"][0].get("image", ""),
@@ -184,6 +191,8 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
                       resume_index=resume.start_index if resume.action is ResumeAction.RESUME else 0,
                       resume_message=resume.message if resume.action is ResumeAction.RESUME else "",
                       found_replicas=(_replicas(existing), _replicas(stable)))
+    check_hook_jobs(kube, spec.hooks, plan.hook_context(), service)
+    return plan
 
 
 def _replicas(deployment: dict | None) -> int:

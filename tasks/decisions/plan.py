@@ -3,8 +3,8 @@ show, each with the object it touches, the exact change, its gate and its undo; 
 Pure: built from the typed spec plus the facts preflight read (tasks/decisions/plan_bluegreen.py,
 plan_canary.py, plan_rollback.py build the steps; tasks/record/plan_render.py renders them).
 
-A plan is a tuple of steps, so a step of another kind (a hook: a Job or a webhook gate) is inserted by position
-without changing the others.
+A plan is a tuple of steps, so a step of another kind (a hook: a Job or a webhook gate, tasks/decisions/
+plan_hooks.py) is inserted by position without changing the others.
 """
 
 from __future__ import annotations
@@ -67,10 +67,11 @@ class PlanFacts:
     lease_free: bool = True
     autoscalers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    hooks: tuple[str, ...] = ()  # every hook found, by point (tasks/decisions/plan_hooks.py)
 
     def as_dict(self) -> dict:
         return {"permissions_checked": list(self.permissions), "lease": self.lease, "lease_free": self.lease_free,
-                "autoscalers": list(self.autoscalers), "warnings": list(self.warnings)}
+                "autoscalers": list(self.autoscalers), "warnings": list(self.warnings), "hooks": list(self.hooks)}
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from typing import Protocol
 
 from prefect_greenlight.tasks.decisions.colors import ColorPlan
 from prefect_greenlight.tasks.decisions.plan import FieldChange, Plan, PlanFacts, PlanStep, StepKind
+from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.record.annotations import PREFIX, switch_annotations
-from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, CleanupMode, RollbackGreen, SmokeCheck
+from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, CleanupMode, HookPoint, RollbackGreen, SmokeCheck
 
 MAX_FIELDS = 40  # field changes listed in full; the rest counted
 AT_SWITCH = "<time of the switch>"
@@ -188,15 +189,16 @@ def _cleanup(r: BlueGreenRelease) -> PlanStep:
                     when=when, undo="not undone by the release (`greenlight rollback` brings it back)")
 
 
-def blue_green_plan(r: BlueGreenRelease, service: dict, preview: dict | None, facts: PlanFacts) -> Plan:
-    """Every step the release would run, in order. A re-run that finds the Service already on green resumes
-    after the switch (as flows/blue_green.py does)."""
+def blue_green_plan(r: BlueGreenRelease, service: dict, preview: dict | None, facts: PlanFacts,
+                    hooks: HookPlan = NO_HOOKS) -> Plan:
+    """Every step the release would run, in order, hooks at their points. A re-run that finds the Service already
+    on green resumes after the switch (as flows/blue_green.py does)."""
     c = r.colors
     first = PlanStep("preflight", StepKind.CHECK, f"Service {c.service}, Deployments {c.blue}, {c.green}",
                      f"read and decide: blue {c.blue} ({r.blue_replicas} replicas, {r.blue_image}) -> green "
                      f"{c.green} ({r.green_replicas}, {', '.join(r.green_images)}); the apiserver accepted green's "
                      "server-side dry run; nothing changed")
-    tail = (_verify(r), _post_switch(r), _cleanup(r))
+    tail = (_verify(r), *hooks.steps(HookPoint.POST_SWITCH), _post_switch(r), _cleanup(r))
     if c.already_live:
         resume = PlanStep("wait-ready", StepKind.WAIT, f"Deployment {c.green}",
                           f"Service {c.service} already selects {c.green} (release record): resume after the switch",
@@ -204,8 +206,10 @@ def blue_green_plan(r: BlueGreenRelease, service: dict, preview: dict | None, fa
                           undo=f"switch Service {c.service} back to {c.blue} (only if it has ready pods), verified")
         steps = (first, resume, *tail)
     else:
-        steps = (first, _apply(r), _wait_ready(r), *((_preview(r, preview),) if r.spec.preview_service else ()),
-                 _smoke(r), PlanStep("approval", StepKind.GATE, "", "nothing changes", gate=approval_gate(r.spec)),
+        steps = (first, *hooks.steps(HookPoint.PRE_RELEASE), _apply(r), _wait_ready(r),
+                 *((_preview(r, preview),) if r.spec.preview_service else ()), _smoke(r),
+                 *hooks.steps(HookPoint.PRE_SWITCH),
+                 PlanStep("approval", StepKind.GATE, "", "nothing changes", gate=approval_gate(r.spec)),
                  *((_autoscaler(r),) if r.blue_hpa else ()), _switch(r, service), *tail)
     return Plan("blue-green", r.spec.namespace, c.service,
                 f"{c.green} replaces {c.blue} behind Service {c.service}", steps, facts)

@@ -10,8 +10,10 @@ from typing import Protocol
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.plan import FieldChange, Plan, PlanFacts, PlanStep, StepKind
 from prefect_greenlight.tasks.decisions.plan_bluegreen import field_lines
+from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.spec.canary import CanarySpec, StableCleanup
+from prefect_greenlight.tasks.spec.hooks import HookPoint
 
 
 class CanaryRelease(Protocol):
@@ -103,20 +105,23 @@ def _cleanup(r: CanaryRelease) -> PlanStep:
                     undo="not undone by the release")
 
 
-def canary_plan(r: CanaryRelease, facts: PlanFacts) -> Plan:
-    """Every step the canary would run when each analysis is Successful (an Inconclusive one adds its pause)."""
+def canary_plan(r: CanaryRelease, facts: PlanFacts, hooks: HookPlan = NO_HOOKS) -> Plan:
+    """Every step the canary would run when each analysis is Successful (an Inconclusive one adds its pause),
+    hooks at their points."""
     first = PlanStep("preflight", StepKind.CHECK, f"Service {r.service}, Deployments {r.stable}, {r.canary}",
                      f"read and decide: {r.total} pods in all; " + ", ".join(s.describe() for s in r.steps)
                      + "; the apiserver accepted the canary's server-side dry run; nothing changed")
-    steps, before = [first], StepCounts(0, 0, r.total)
+    steps = [first, *hooks.steps(HookPoint.PRE_RELEASE), *hooks.steps(HookPoint.BEFORE_FIRST_STEP)]
+    before = StepCounts(0, 0, r.total)
     analysed = bool(r.spec.analysis.http or r.spec.analysis.prometheus)
     for i, want in enumerate(r.steps):
+        steps += hooks.steps(HookPoint.BETWEEN_STEPS, before.percent) if i else ()
         steps.append(_move(r, i, want, before))
         steps += [_analysis(r, want)] if analysed else []
         pause = _pause(r, want, i == len(r.steps) - 1)
         steps += [pause] if pause else []
         before = want
-    steps.append(_cleanup(r))
+    steps += [*hooks.steps(HookPoint.AFTER_LAST_STEP), _cleanup(r)]
     return Plan("canary", r.spec.namespace, r.service,
                 f"{r.canary} replaces {r.stable} behind Service {r.service} in {len(r.steps)} step(s)",
                 tuple(steps), facts)

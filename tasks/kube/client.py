@@ -79,6 +79,10 @@ class Kube:
     def autoscaling(self) -> client.AutoscalingV2Api:
         return client.AutoscalingV2Api(self.api)
 
+    @property
+    def batch(self) -> client.BatchV1Api:
+        return client.BatchV1Api(self.api)
+
     def fresh_client(self) -> client.ApiClient:
         """A new ApiClient on the same configuration (port-forward swaps `request` on the client it uses)."""
         return client.ApiClient(self.api.configuration)
@@ -171,7 +175,8 @@ def read(kube: Kube, kind: str, namespace: str, name: str, policy: RetryPolicy |
     api, method = {"Service": ("core", "read_namespaced_service"),
                    "Deployment": ("apps", "read_namespaced_deployment"),
                    "Lease": ("coordination", "read_namespaced_lease"),
-                   "HorizontalPodAutoscaler": ("autoscaling", "read_namespaced_horizontal_pod_autoscaler")}[kind]
+                   "HorizontalPodAutoscaler": ("autoscaling", "read_namespaced_horizontal_pod_autoscaler"),
+                   "Job": ("batch", "read_namespaced_job")}[kind]
     fn = getattr(getattr(kube, api), method)
 
     def call() -> dict | None:
@@ -198,6 +203,7 @@ def list_objects(kube: Kube, kind: str, namespace: str, label_selector: str | No
         "Pod": kube.core.list_namespaced_pod,
         "EndpointSlice": kube.discovery.list_namespaced_endpoint_slice,
         "HorizontalPodAutoscaler": kube.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+        "Job": kube.batch.list_namespaced_job,
     }[kind]
     kwargs = {"label_selector": label_selector} if label_selector else {}
     items, token = [], None

@@ -43,10 +43,16 @@ COMMON = (
 )
 
 
-def needed(*, port_forward: bool, manage_services: bool, deletes: bool, autoscaler: bool = False) -> list[Permission]:
+# Job hooks (deployments/rbac-hooks.yaml): create the Job (or find it again: get), wait for it (list, watch),
+# delete one that is doomed but still running; read its pods' logs for the report.
+JOB_HOOKS = _all("create get list watch delete", "jobs", "batch") + _all("get", "pods", "", "log")
+
+
+def needed(*, port_forward: bool, manage_services: bool, deletes: bool, autoscaler: bool = False,
+           jobs: bool = False) -> list[Permission]:
     """Every permission a release with these options may use. HPAs are always listed (is one scaling blue?);
-    they are written only when one is."""
-    out = list(COMMON) + _all("list", "horizontalpodautoscalers", "autoscaling")
+    they are written only when one is. `jobs`: the release has Job hooks."""
+    out = list(COMMON) + _all("list", "horizontalpodautoscalers", "autoscaling") + (JOB_HOOKS if jobs else [])
     if autoscaler:
         out += _all("get create patch delete", "horizontalpodautoscalers", "autoscaling")
     if port_forward:

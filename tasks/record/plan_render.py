@@ -28,7 +28,9 @@ def _fact_lines(plan: Plan) -> list[str]:
     lines = ["preflight facts:",
              f"  permissions checked ({len(f.permissions)}, all granted): {', '.join(f.permissions) or '-'}",
              f"  lease greenlight-{plan.service}: {f.lease}",
-             f"  HorizontalPodAutoscalers in {plan.namespace}: {', '.join(f.autoscalers) or 'none'}"]
+             f"  HorizontalPodAutoscalers in {plan.namespace}: {', '.join(f.autoscalers) or 'none'}",
+             "  hooks:" + ("" if f.hooks else " none")]
+    lines += [f"    - {h}" for h in f.hooks]
     lines += [f"  warning: {w}" for w in f.warnings] or ["  warnings: none"]
     return lines
 
@@ -56,6 +58,7 @@ def plan_markdown(plan: Plan) -> str:
     facts = [f"- permissions checked ({len(f.permissions)}, all granted): {', '.join(f.permissions) or '-'}",
              f"- Lease `greenlight-{plan.service}`: {f.lease}",
              f"- HorizontalPodAutoscalers: {', '.join(f.autoscalers) or 'none'}",
+             f"- hooks: {'; '.join(_md_cell(h) for h in f.hooks) or 'none'}",
              *[f"- warning: {w}" for w in f.warnings]]
     return "\n\n".join([f"## Plan: {plan.strategy} of Service `{plan.service}` in `{plan.namespace}`",
                         f"{plan.summary}. Nothing was changed to make this plan.", "\n".join(rows),

@@ -25,10 +25,11 @@ from prefect_greenlight.tasks.spec.common import (
     SpecModel,
     valid_image,
 )
+from prefect_greenlight.tasks.spec.hooks import Hook, HookPoint, JobHook, WebhookHook
 from prefect_greenlight.tasks.spec.loading import load_yaml_documents, parse_spec
 
 __all__ = [
     "Approval", "ApprovalMode", "BlueGreenSpec", "Cleanup", "CleanupMode", "DNS1123_LABEL", "DNS1123_SUBDOMAIN",
-    "Deadlines", "ImageRef", "Name", "PostSwitch", "RollbackGreen", "Seconds", "SmokeCheck", "SpecModel",
-    "load_yaml_documents", "parse_spec", "valid_image",
+    "Deadlines", "Hook", "HookPoint", "ImageRef", "JobHook", "Name", "PostSwitch", "RollbackGreen", "Seconds",
+    "SmokeCheck", "SpecModel", "WebhookHook", "load_yaml_documents", "parse_spec", "valid_image",
 ]

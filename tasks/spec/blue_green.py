@@ -13,6 +13,7 @@ from enum import Enum
 from pydantic import Field, field_validator, model_validator
 
 from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
+from prefect_greenlight.tasks.spec.hooks import BLUE_GREEN_POINTS, Hook, check_hooks
 from prefect_greenlight.tasks.spec.manifest_param import Manifest
 
 
@@ -98,9 +99,12 @@ class BlueGreenSpec(SpecModel):
     release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                                    description="Identifies the release; default: generated.")
     lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")
+    hooks: list[Hook] = Field(default_factory=list, description="Jobs and webhook gates at pre-release, "
+                              "pre-switch, post-switch, on-rollback.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "BlueGreenSpec":
+        check_hooks(self.hooks, BLUE_GREEN_POINTS, "blue-green")
         if (self.manifest is None) == (self.image is None):
             raise ValueError("give exactly one of manifest (a green Deployment) or image (derive green from blue)")
         if self.preview_service is not None and self.preview_service == self.service:

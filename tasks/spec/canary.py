@@ -18,6 +18,7 @@ from enum import Enum
 from pydantic import Field, field_validator, model_validator
 
 from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
+from prefect_greenlight.tasks.spec.hooks import CANARY_POINTS, Hook, check_hooks
 from prefect_greenlight.tasks.spec.manifest_param import Manifest
 
 DEFAULT_STEPS = (10, 30, 50, 100)
@@ -93,6 +94,8 @@ class CanarySpec(SpecModel):
     deadlines: Deadlines = Field(default_factory=Deadlines)
     release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")
+    hooks: list[Hook] = Field(default_factory=list, description="Jobs and webhook gates at pre-release, "
+                              "before-first-step, between-steps, after-last-step, on-rollback.")
 
     @field_validator("steps")
     @classmethod
@@ -110,6 +113,7 @@ class CanarySpec(SpecModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "CanarySpec":
+        check_hooks(self.hooks, CANARY_POINTS, "canary")
         if (self.manifest is None) == (self.image is None):
             raise ValueError("give exactly one of manifest (a canary Deployment) or image (derive it from stable)")
         unknown = sorted(set(self.approve_steps) - set(self.steps))

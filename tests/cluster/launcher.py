@@ -65,6 +65,7 @@ class Binaries:
     kubectl: Path
     kwok: Path
     kube_proxy: Path
+    kwok_logs_crd: Path  # Job pods' logs (tests/cluster/appd.py writes them); build.sh adds it to an older cache
 
     @classmethod
     def from_cache(cls) -> "Binaries":
@@ -78,6 +79,7 @@ class Binaries:
             kubectl=k8s / "kubectl",
             kwok=CACHE / "bin" / f"kwok-{v['KWOK_VERSION']}" / "kwok",
             kube_proxy=CACHE / "bin" / f"kube-proxy-{v['K8S_VERSION']}" / "kube-proxy",
+            kwok_logs_crd=CACHE / "bin" / f"kwok-{v['KWOK_VERSION']}" / "crds" / "kwok.x-k8s.io_logs.yaml",
         )
 
     def missing(self) -> list[Path]:
@@ -178,7 +180,7 @@ def _start_controllers_and_kwok(bins: Binaries, pki: Path, ports: dict[str, int]
         "--manage-all-nodes=true", f"--tls-cert-file={pki / 'serving.crt'}",
         f"--tls-private-key-file={pki / 'serving.key'}", "--node-ip=127.0.0.1", f"--node-port={ports['kwok']}",
         f"--server-address=127.0.0.1:{ports['kwok']}", "--node-lease-duration-seconds=40",
-        f"--cidr={POD_CIDR}", "--enable-crds=PortForward,ClusterPortForward",
+        f"--cidr={POD_CIDR}", "--enable-crds=PortForward,ClusterPortForward,Logs",
     ])
 
 
@@ -211,8 +213,8 @@ def _up(bins: Binaries, t0: float) -> dict:
     _start_etcd_and_apiserver(bins, pki, ports, server)
     _start_controllers_and_kwok(bins, pki, ports)
     create_node(kubeconfig)
-    start("appd", [sys.executable, "-m", "tests.cluster.appd", f"--kubeconfig={STATE / 'appd.kubeconfig'}"],
-          env={"PYTHONPATH": str(ROOT)})
+    start("appd", [sys.executable, "-m", "tests.cluster.appd", f"--kubeconfig={STATE / 'appd.kubeconfig'}",
+                   f"--pod-logs={STATE / 'pod-logs'}"], env={"PYTHONPATH": str(ROOT)})
     netplane.start_proxy(bins.kube_proxy)
     wait_until("node Ready and default ServiceAccount", lambda: cluster_ready(kubeconfig), 90)
     wait_until("kwok PortForward CRD", lambda: crd_established(kubeconfig, "portforwards.kwok.x-k8s.io"), 60)
@@ -258,7 +260,7 @@ def create_node(kubeconfig: Path) -> None:
 
 
 def apply_crds(kubeconfig: Path, crd_dir: Path) -> None:
-    """kwok's PortForward/ClusterPortForward CRDs (copied from the kwok module by build.sh)."""
+    """kwok's PortForward/ClusterPortForward/Logs CRDs (copied from the kwok module by build.sh)."""
     import yaml
     from kubernetes import client
     from kubernetes.client.rest import ApiException

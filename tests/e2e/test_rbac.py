@@ -1,6 +1,7 @@
 """Least privilege: a full blue-green release and rollback, and a canary, with nothing but the token of the
 `greenlight` ServiceAccount bound to deployments/rbac.yaml's Role; a Role missing one verb is refused before
-anything changes, naming the missing permission."""
+anything changes, naming the missing permission; a release with a Job hook needs deployments/rbac-hooks.yaml too,
+and nothing more."""
 
 from __future__ import annotations
 
@@ -103,3 +104,35 @@ def test_a_missing_verb_is_named_before_anything_changes(cluster, prefect_api, k
     assert "lack 1 permission(s)" in r.stderr and "patch services" in r.stderr, r.stderr[-3000:]
     after = resource_versions(kube, namespace)
     assert {k: v for k, v in after.items() if not k.startswith("Role")} == before
+
+
+def test_a_release_with_a_job_hook_needs_exactly_the_hooks_role(cluster, prefect_api, kube, namespace, kubectl,
+                                                                 tmp_path):
+    """Job hooks need deployments/rbac-hooks.yaml beside the release Role: without it the release is refused
+    naming each missing permission, nothing changed; with it a release with a pre-switch Job hook completes."""
+    from tests.e2e.fault_helpers import require_local
+    from tests.e2e.test_hooks import hook_jobs, job_file
+
+    require_local(cluster)  # the Job's image completes by a kwok fault marker
+    tutorial1(kubectl, kube, namespace)
+    sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
+    args = ("blue-green", "--kubeconfig", sa, "-n", namespace, "--service", "production-svc", "--manifest",
+            str(TUTORIAL1 / "green-dep.yaml"), "--scale-down-delay", "0", "--hook-job",
+            f"pre-switch={job_file(tmp_path, 'migrate', 'tools:fault-exit0-1')}")
+    before = resource_versions(kube, namespace)
+    r = greenlight(cluster, prefect_api, *args)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "lack 6 permission(s)" in r.stderr, r.stderr[-3000:]
+    for p in ("create jobs.batch", "get jobs.batch", "list jobs.batch", "watch jobs.batch", "delete jobs.batch",
+              "get pods/log"):
+        assert p in r.stderr, (p, r.stderr[-3000:])
+    assert resource_versions(kube, namespace) == before
+    kubectl("apply", "-f", str(ROOT / "deployments" / "rbac-hooks.yaml"))
+    with EndpointSampler(kube, namespace, "production-svc") as sampler:
+        r = greenlight(cluster, prefect_api, *args)
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}
+    [job] = hook_jobs(kube, namespace).values()
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"])
+    assert "$ alembic upgrade head" in r.stderr, "the pods' log read with the ServiceAccount's pods/log"
+    assert sampler.zero_ready_instants() == 0, sampler.describe()

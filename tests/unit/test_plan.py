@@ -99,7 +99,7 @@ def test_text_markdown_and_json_show_the_same_numbered_steps():
     assert [s["number"] for s in data["steps"]] == list(range(1, 10))
     assert "permissions checked (1, all granted): get services" in text and "warning: w1" in text
     assert data["facts"] == {"permissions_checked": ["get services"], "lease": "free", "lease_free": True,
-                             "autoscalers": ["x"], "warnings": ["w1"]}
+                             "autoscalers": ["x"], "warnings": ["w1"], "hooks": []}
 
 
 def test_deployment_changes_ignore_server_fields_and_key_containers_by_name():
@@ -154,10 +154,11 @@ def test_rollback_plan_of_a_deleted_deployment_without_a_manifest_says_it_would_
 
 
 # -- canary ---------------------------------------------------------------------------------------------------
-def _canary(spec: dict | None = None, total: int = 10):
+def _canary(spec: dict | None = None, total: int = 10, hooks=None):
     from prefect_greenlight.tasks.canary.preflight import CanaryPlan
     from prefect_greenlight.tasks.decisions.canary import step_plan
     from prefect_greenlight.tasks.decisions.plan_canary import canary_plan
+    from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
     from prefect_greenlight.tasks.spec.canary import CanarySpec
 
     spec_ = CanarySpec(**{"service": "my-app-service", "stable": "my-app-v1", "image": "my-app:2", **(spec or {})})
@@ -168,7 +169,7 @@ def _canary(spec: dict | None = None, total: int = 10):
                       canary_existed=False, total=total, steps=tuple(step_plan(total, spec_.steps)),
                       stable_image="nginx:1.25", service_ports=({"port": 80, "targetPort": 80},),
                       canary_changes=deployment_changes(stable, canary))
-    return canary_plan(plan, PlanFacts())
+    return canary_plan(plan, PlanFacts(), hooks or HookPlan())
 
 
 def test_canary_plan_names_each_step_its_analysis_and_pause_as_the_flow_does():
