@@ -15,7 +15,9 @@
   9. clean up       after the scale-down delay: blue scaled to 0, deleted, or kept (its HPA recorded, then removed)
 
 Any failure after the first change unwinds the compensation stack (switch back, verified; green removed) and
-the run ends Failed with the original reason and each undo step's outcome. One release per Service at a time
+the run ends Failed with the original reason and each undo step's outcome. A cancel from Prefect (the UI's
+Cancel, `prefect flow-run cancel`) unwinds the same stack and the run ends Cancelled
+(tasks/record/cancellation.py). One release per Service at a time
 (a renewed Lease, held across the approval pause). Progress, events, the report and the Service's history entry
 go through the Journal (tasks/record/journal.py).
 """
@@ -41,11 +43,12 @@ from prefect_greenlight.tasks.bluegreen.switch import (
 )
 from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.decisions.undo import UndoStack
-from prefect_greenlight.tasks.errors import BadInput, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.errors import BadInput, CancelRequested, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.approval import ApprovalDecision, request_approval, summary_markdown
+from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
@@ -68,6 +71,8 @@ def _planned_steps(spec: BlueGreenSpec) -> int:
 def _outcome(exc: Exception, failure: ReleaseFailed) -> str:
     if not failure.rolled_back:
         return "rollback-incomplete"
+    if failure.cancelled:
+        return "cancelled"
     return "rejected" if isinstance(exc, Rejected) else "rolled-back"
 
 
@@ -128,14 +133,28 @@ def _resume_after_switch(kube: Kube, plan: ReleasePlan, progress: _Progress, und
         wait_green_ready(kube, plan)
 
 
+def _switch_and_verify(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progress, undo: UndoStack,
+                       lock: ServiceLock) -> None:
+    """Steps 2-8 (or, resumed after the switch, 7-8); every change pushes its undo."""
+    if plan.colors.already_live:
+        _resume_after_switch(kube, plan, progress, undo)
+    else:
+        _up_to_switch(kube, plan, journal, progress, undo, lock)                                  # 2-6
+    with progress.step("verify", "verify-endpoints") as s:                                        # 7
+        s["detail"] = verify_endpoints(kube, plan)
+    with progress.step("post-switch") as s:                                                       # 8
+        s["detail"] = post_switch_verify(kube, plan)
+
+
 def _roll_back(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progress, undo: UndoStack,
                exc: Exception) -> ReleaseFailed:
     """Unwind every change, newest first; record the outcome. Returns the failure to raise."""
-    c, phase = plan.colors, progress.phase
-    say(f"release failed during {phase}: {exc}; rolling back {len(undo)} change(s)")
-    with progress.timeline.step("rollback"):
+    c, phase, cancelled = plan.colors, progress.phase, isinstance(exc, CancelRequested)
+    say(f"release {'cancelled' if cancelled else 'failed'} during {phase}: {exc}; rolling back {len(undo)} "
+        "change(s)")
+    with sigterm_deferred(), progress.timeline.step("rollback"):
         outcomes = undo.unwind()
-    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
+    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, cancelled=cancelled)
     journal.finish(_outcome(exc, failure), from_deployment=c.blue, to_deployment=c.green,
                    images=plan.green_images, after=endpoint_counts(kube, plan.namespace, c.service),
                    reason=f"{phase}: {exc}", details="### Rollback\n\n" + str(failure))
@@ -171,18 +190,19 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
                         images=plan.green_images)
         undo = UndoStack()
         try:
-            if c.already_live:
-                _resume_after_switch(kube, plan, progress, undo)
-            else:
-                _up_to_switch(kube, plan, journal, progress, undo, lock)                         # 2-6
-            with progress.step("verify", "verify-endpoints") as s:                               # 7
-                s["detail"] = verify_endpoints(kube, plan)
-            with progress.step("post-switch") as s:                                              # 8
-                s["detail"] = post_switch_verify(kube, plan)
-        except BadInput:
+            try:
+                _switch_and_verify(kube, plan, journal, progress, undo, lock)                    # 2-8
+            except BadInput:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure after the first change rolls back
+                await_cancel()  # the failure may be a cancel arriving early: then it raises TerminationSignal
+                raise _roll_back(kube, plan, journal, progress, undo, exc) from exc
+        except BaseException as exc:  # Prefect's TerminationSignal: a cancel rolls back, then ends Cancelled
+            cancel = cancel_requested(exc)
+            if cancel is not None:
+                with sigterm_deferred():
+                    say(str(_roll_back(kube, plan, journal, progress, undo, cancel)))
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure after the first change rolls back
-            raise _roll_back(kube, plan, journal, progress, undo, exc) from exc
         lock.check()
         with progress.timeline.step("cleanup") as s:                                             # 9
             s["detail"] = cleanup_blue(kube, plan)

@@ -12,8 +12,9 @@
   4. clean up    the old stable (at 0 now) is deleted, as the tutorial does, or kept at 0
 
 Any failure after the first change aborts: stable back to its full count and READY first, then the canary to
-0, verified by EndpointSlices; the run ends Failed. Progress is recorded on the Service as
-`greenlight.io/canary-*` annotations (`greenlight status`), one release per Service at a time (Lease, whose
+0, verified by EndpointSlices; the run ends Failed. A cancel from Prefect (the UI's Cancel, `prefect flow-run
+cancel`) aborts the same way and the run ends Cancelled (tasks/record/cancellation.py). Progress is recorded on
+the Service as `greenlight.io/canary-*` annotations (`greenlight status`), one release per Service at a time (Lease, whose
 annotation names the flow run so `greenlight abort --service S` can reject a paused run).
 """
 
@@ -37,10 +38,11 @@ from prefect_greenlight.tasks.canary.steps import (
 )
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.undo import UndoStack
-from prefect_greenlight.tasks.errors import BadInput, PermanentError, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.errors import BadInput, CancelRequested, PermanentError, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
@@ -66,6 +68,7 @@ class CanaryRun:
         self.analyses: list[dict] = []
         self.failures = 0
         self.current = StepCounts(0, 0, plan.total)
+        self.phase = "canary"  # the phase a failure is reported in
 
     def record(self, index: int, state: str) -> None:
         p, c = self.plan, self.current
@@ -163,6 +166,19 @@ class CanaryRun:
             else:
                 promoted_full, i = False, i + 1
 
+    def steps_and_cleanup(self, lock: ServiceLock) -> None:
+        """Steps 2-4: every step in order, then the old stable removed; `phase` follows along."""
+        p = self.plan
+        self.record(0, "progressing")
+        self.phase = "steps"
+        self.run_steps(lock)
+        self.phase = "cleanup"
+        lock.check()
+        with self.timeline.step("cleanup") as s:
+            s["detail"] = remove_old_stable(self.kube, p.namespace, p.stable, self.spec.cleanup.value)
+            say(s["detail"])
+        self.record(len(p.steps), "promoted")
+
     def result(self, outcome: str) -> dict:
         p = self.plan
         return {"outcome": outcome, "service": p.service, "namespace": p.namespace, "release_id": p.release_id,
@@ -190,6 +206,30 @@ def _dry_run(kube: Kube, run: CanaryRun) -> dict:
             "steps_planned": [s.describe() for s in run.plan.steps]}
 
 
+def _abort(run: CanaryRun, undo: UndoStack, phase: str, exc: Exception) -> ReleaseFailed:
+    """Stable back to its full count and ready, then the canary to 0 (verified); the outcome recorded on the
+    Service and in the report. Returns the failure to raise."""
+    plan, cancelled = run.plan, isinstance(exc, CancelRequested)
+    say(f"canary {'cancelled' if cancelled else 'failed'} during {phase}: {exc}; aborting (stable {plan.stable} "
+        f"back to {plan.total})")
+    with sigterm_deferred(), run.timeline.step("abort"):
+        outcomes = undo.unwind()
+    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, cancelled=cancelled)
+    try:
+        run.current = StepCounts(0, 0, plan.total)
+        run.record(0, "aborted" if failure.rolled_back else "abort-incomplete")
+    except Exception as note_exc:  # noqa: BLE001 - the record is a report; the failure is what counts
+        say(f"could not record the abort on the Service: {note_exc}")
+    if not failure.rolled_back:
+        outcome = "rollback-incomplete"
+    else:
+        outcome = "cancelled" if cancelled else "rejected" if isinstance(exc, Rejected) else "aborted"
+    run.journal.finish(outcome, from_deployment=plan.stable, to_deployment=plan.canary, images=plan.canary_images,
+                       after=endpoint_counts(run.kube, plan.namespace, plan.service), reason=f"{phase}: {exc}",
+                       details=f"### Steps\n\n{run.split_lines()}\n\n### Abort\n\n{failure}")
+    return failure
+
+
 def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", dry_run: bool = False) -> dict:
     journal = Journal(kube, spec.namespace, spec.service, release_id, "canary", _planned_steps(spec))
     timeline = journal.timeline
@@ -208,36 +248,20 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
         undo = UndoStack()
         undo.push(f"abort: {plan.stable} back to {plan.total}, then {plan.canary} to 0", lambda: restore_stable(
             kube, plan.namespace, plan.service, plan.stable, plan.canary, plan.total, spec.deadlines))
-        phase = "canary"
         try:
-            run.record(0, "progressing")
-            phase = "steps"                                                                       # 2-3
-            run.run_steps(lock)
-            phase = "cleanup"
-            lock.check()
-            with timeline.step("cleanup") as s:                                                   # 4
-                s["detail"] = remove_old_stable(kube, plan.namespace, plan.stable, spec.cleanup.value)
-                say(s["detail"])
-            run.record(len(plan.steps), "promoted")
-        except BadInput:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure after the first change aborts
-            say(f"canary failed during {phase}: {exc}; aborting (stable {plan.stable} back to {plan.total})")
-            with timeline.step("abort"):
-                outcomes = undo.unwind()
-            failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes)
             try:
-                run.current = StepCounts(0, 0, plan.total)
-                run.record(0, "aborted" if failure.rolled_back else "abort-incomplete")
-            except Exception as note_exc:  # noqa: BLE001 - the record is a report; the failure is what counts
-                say(f"could not record the abort on the Service: {note_exc}")
-            outcome = ("rejected" if isinstance(exc, Rejected) else "aborted") if failure.rolled_back \
-                else "rollback-incomplete"
-            journal.finish(outcome, from_deployment=plan.stable, to_deployment=plan.canary,
-                           images=plan.canary_images, after=endpoint_counts(kube, plan.namespace, plan.service),
-                           reason=f"{phase}: {exc}", details=f"### Steps\n\n{run.split_lines()}\n\n"
-                                                            f"### Abort\n\n{failure}")
-            raise failure from exc
+                run.steps_and_cleanup(lock)                                                       # 2-4
+            except BadInput:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure after the first change aborts
+                await_cancel()  # the failure may be a cancel arriving early: then it raises TerminationSignal
+                raise _abort(run, undo, run.phase, exc) from exc
+        except BaseException as exc:  # Prefect's TerminationSignal: a cancel aborts, then ends Cancelled
+            cancel = cancel_requested(exc)
+            if cancel is not None:
+                with sigterm_deferred():
+                    say(str(_abort(run, undo, run.phase, cancel)))
+            raise
     journal.finish("released", from_deployment=plan.stable, to_deployment=plan.canary, images=plan.canary_images,
                    after=endpoint_counts(kube, plan.namespace, plan.service),
                    details=f"### Steps\n\n{run.split_lines()}")

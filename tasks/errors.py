@@ -50,6 +50,10 @@ class Rejected(PermanentError):
     """A human rejected the promotion, or the approval timed out."""
 
 
+class CancelRequested(PermanentError):
+    """The flow run was cancelled from Prefect (the UI's Cancel, `prefect flow-run cancel`): undo, end Cancelled."""
+
+
 @dataclass(frozen=True)
 class UndoOutcome:
     step: str
@@ -67,6 +71,7 @@ class ReleaseFailed(GreenlightError):
     reason: str
     phase: str
     undo: list[UndoOutcome] = field(default_factory=list)
+    cancelled: bool = False  # cancelled from Prefect (UI / `prefect flow-run cancel`), not failed
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
@@ -76,7 +81,7 @@ class ReleaseFailed(GreenlightError):
         return all(u.ok for u in self.undo)
 
     def __str__(self) -> str:
-        head = f"release failed during {self.phase}: {self.reason}"
+        head = f"release {'cancelled' if self.cancelled else 'failed'} during {self.phase}: {self.reason}"
         if not self.undo:
             return head + " (nothing to undo)"
         return head + "\nrollback:\n" + "\n".join(f"  - {u}" for u in self.undo)

@@ -68,6 +68,14 @@ class PrefectOps:
         assert resp.status_code in (200, 201), f"{resp.status_code}: {resp.text[:2000]}"
         return resp.json()["id"]
 
+    def cancel(self, run_id: str) -> None:
+        """What the UI's Cancel button and `prefect flow-run cancel` do: set the run CANCELLING; the worker that
+        runs it then delivers the cancel to the run's process."""
+        resp = requests.post(f"{self.api}/flow_runs/{run_id}/set_state",
+                             json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True}, timeout=30)
+        resp.raise_for_status()
+        assert resp.json()["status"] == "ACCEPT", resp.text
+
     def flow_run(self, run_id: str) -> dict:
         resp = requests.get(f"{self.api}/flow_runs/{run_id}", timeout=30)
         resp.raise_for_status()
