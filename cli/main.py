@@ -216,9 +216,12 @@ def cmd_blue_green(args: argparse.Namespace) -> int:
 
 
 def _run_flow(flow: Any, params: dict[str, Any]) -> dict:
-    """Run a release flow in this process; a Prefect server refusing its parameters is bad input (exit 2)."""
+    """Run a release flow in this process, started again while a busy Prefect server keeps it from starting
+    (tasks/record/starting.py); a Prefect server refusing its parameters is bad input (exit 2)."""
+    from prefect_greenlight.tasks.record.starting import start_release
+
     try:
-        return flow(**params)
+        return start_release(flow, params)
     except Exception as exc:
         refused = refused_parameters(exc)
         if refused is None:
@@ -365,6 +368,9 @@ def entry() -> None:
     a process that ends here; the atexit handlers (Prefect draining its log and event workers) still run."""
     import atexit
 
+    from prefect_greenlight.tasks.record.starting import client_retry_defaults
+
+    client_retry_defaults()  # before Prefect is imported: it reads its settings once
     code = main()
     try:
         atexit._run_exitfuncs()

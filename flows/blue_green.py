@@ -52,6 +52,7 @@ from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_re
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
+from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.record.report import Timeline, say
 from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec
 
@@ -216,4 +217,5 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
 def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: str | None = None,
                        context: str | None = None) -> dict:
     """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster."""
+    release_begun()
     return run_release(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), dry_run)

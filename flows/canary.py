@@ -46,6 +46,7 @@ from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_re
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
+from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 
@@ -281,5 +282,6 @@ def canary_release(spec: CanarySpec, kubeconfig: str | None = None, context: str
                    dry_run: bool = False) -> dict:
     """Release `spec` as a canary (`dry_run`: only its plan). Kubernetes credentials: kubeconfig/context,
     $KUBECONFIG, or in-cluster."""
+    release_begun()
     return run_canary(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), _flow_run_id(),
                       dry_run)
