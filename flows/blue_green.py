@@ -41,6 +41,7 @@ from prefect_greenlight.tasks.bluegreen.switch import (
     switch_traffic,
     verify_endpoints,
 )
+from prefect_greenlight.tasks.decisions.allow import check_allowed, parse_allow_list
 from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, CancelRequested, Rejected, ReleaseFailed
@@ -49,11 +50,11 @@ from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.approval import ApprovalDecision, request_approval, summary_markdown
 from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
-from prefect_greenlight.tasks.record.events import ReleaseEvent
+from prefect_greenlight.tasks.record.events import ReleaseEvent, emit
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
-from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.record.report import Timeline, say
+from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec
 
 
@@ -213,9 +214,23 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
     return _result(plan, progress.timeline, "released", c.green)
 
 
+def _refuse_unless_allowed(spec: BlueGreenSpec, allowed_services: str | None) -> None:
+    """An event-driven release outside its deployment's allow-list is refused (exit 2 / run Failed), visibly:
+    a `greenlight.release.refused` event about the Service."""
+    verdict = check_allowed(spec.namespace, spec.service, parse_allow_list(allowed_services))
+    if verdict.allowed:
+        return
+    emit(ReleaseEvent.REFUSED, spec.namespace, spec.service, reason=verdict.reason, allowed=allowed_services,
+         image=spec.image, strategy="blue-green")
+    raise BadInput(f"refused: {verdict.reason}")
+
+
 @flow(name="blue-green-release", log_prints=True)
 def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: str | None = None,
-                       context: str | None = None) -> dict:
-    """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster."""
+                       context: str | None = None, allowed_services: str | None = None) -> dict:
+    """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster.
+    `allowed_services`: set by the image-pushed trigger, comma-separated `namespace/Service` pairs (wildcards
+    allowed) that this run may release; another Service is refused before anything is read."""
     release_begun()
+    _refuse_unless_allowed(spec, allowed_services)
     return run_release(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), dry_run)
