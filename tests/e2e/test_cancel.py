@@ -57,8 +57,8 @@ def test_cancelled_blue_green_rolls_back_and_ends_cancelled(where, prefect_ops, 
     with EndpointSampler(kube, namespace, SERVICE) as sampler:
         run = prefect_ops.run("blue-green", {"spec": spec})
         if where == "post-switch":  # cancelled while green serves: the undo must switch back first
-            wait_until("the switch to green", lambda: selector(kube, namespace, SERVICE) == {"target": "green-dep"},
-                       120, 0.2)
+            wait_until("the post-switch window", lambda: "post-switch round 1:" in prefect_ops.logs(run), 120, 0.5)
+            assert selector(kube, namespace, SERVICE) == {"target": "green-dep"}
         else:
             prefect_ops.wait_state(run, {"PAUSED"}, 120)
         prefect_ops.cancel(run)
