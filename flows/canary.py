@@ -46,8 +46,8 @@ from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_re
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
-from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
+from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 
 RUN_ID_ANNOTATION = "greenlight.io/flow-run-id"

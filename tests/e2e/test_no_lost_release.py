@@ -33,7 +33,7 @@ def test_fifty_releases_at_once_on_sqlite_all_start_and_finish(cluster, prefect_
            "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "DO_NOT_TRACK": "1"}
     run = subprocess.run([sys.executable, "-m", "bench.driver", str(jobs), str(out)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=540)
+                         capture_output=True, text=True, timeout=540, check=False)
     restarts = run.stderr.count("the release did not start")
     print(f"{N} dry runs at once: exit {run.returncode}, {restarts} start(s) retried by greenlight")
     results = json.loads(out.read_text())["results"]
