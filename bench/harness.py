@@ -28,9 +28,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
-KUBECTL = str(ROOT / ".cache" / "bin" / "kubernetes-v1.34.4" / "kubectl")
-KUBECONFIG = str(ROOT / ".cache" / "cluster" / "kubeconfig")
-AUDIT_DIR = ROOT / ".cache" / "cluster" / "logs"
+# The cluster the launcher runs: GREENLIGHT_CACHE / GREENLIGHT_CLUSTER_DIR as in tests/cluster/procs.py.
+CACHE = Path(os.environ.get("GREENLIGHT_CACHE", ROOT / ".cache"))
+STATE = Path(os.environ.get("GREENLIGHT_CLUSTER_DIR", CACHE / "cluster"))
+KUBECTL = str(CACHE / "bin" / "kubernetes-v1.34.4" / "kubectl")
+KUBECONFIG = str(STATE / "kubeconfig")
+AUDIT_DIR = STATE / "logs"
 TUTORIAL1 = ROOT / "examples" / "tutorial1"
 TUTORIAL2 = ROOT / "examples" / "tutorial2"
 BENCH_SA = "bench"

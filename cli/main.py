@@ -62,6 +62,10 @@ def _quiet_expected_tracebacks() -> None:
     for handler in logging.getLogger().handlers:
         if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, _QuietFormatter):
             handler.setFormatter(_QuietFormatter(handler.formatter))
+    if not os.environ.get("PREFECT_API_URL"):
+        from prefect_greenlight.cli.no_server import hide_server_lines
+
+        hide_server_lines()
 
 
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
@@ -232,9 +236,12 @@ def cmd_blue_green(args: argparse.Namespace) -> int:
 
 
 def _run_flow(flow: Any, params: dict[str, Any]) -> dict:
-    """Run a release flow in this process; a Prefect server refusing its parameters is bad input (exit 2)."""
+    """Run a release flow in this process, started again while a busy Prefect server keeps it from starting
+    (tasks/record/starting.py); a Prefect server refusing its parameters is bad input (exit 2)."""
+    from prefect_greenlight.tasks.record.starting import start_release
+
     try:
-        return flow(**params)
+        return start_release(flow, params)
     except Exception as exc:
         refused = refused_parameters(exc)
         if refused is None:
@@ -387,8 +394,15 @@ def entry() -> None:
     a process that ends here; the atexit handlers (Prefect draining its log and event workers) still run."""
     import atexit
 
+    from prefect_greenlight.cli import no_server
+    from prefect_greenlight.tasks.record.starting import client_retry_defaults
+
+    client_retry_defaults()  # before Prefect is imported: it reads its settings once
+    temporary = no_server.prepare(sys.argv[1:])
     code = main()
     try:
+        if temporary:
+            no_server.flush_logs_before_exit()
         atexit._run_exitfuncs()
     finally:
         sys.stdout.flush()

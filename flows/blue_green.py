@@ -20,9 +20,10 @@
 
 Any failure after the first change unwinds the compensation stack (switch back, verified; green removed), then
 runs the on-rollback hooks (a failure of theirs is reported, never stops the rollback), and the run ends Failed
-with the original reason and each undo step's outcome. Hooks run at most once per release (tasks/hooks/). One
-release per Service at a time (a renewed Lease, held across the approval pause). Progress, events, the report and
-the Service's history entry go through the Journal (tasks/record/journal.py).
+with the original reason and each undo step's outcome. A cancel from Prefect (the UI's Cancel, `prefect flow-run
+cancel`) unwinds the same stack and the run ends Cancelled (tasks/record/cancellation.py). Hooks run at most once
+per release (tasks/hooks/). One release per Service at a time (a renewed Lease, held across the approval pause).
+Progress, events, the report and the Service's history entry go through the Journal (tasks/record/journal.py).
 """
 
 from __future__ import annotations
@@ -44,19 +45,22 @@ from prefect_greenlight.tasks.bluegreen.switch import (
     switch_traffic,
     verify_endpoints,
 )
+from prefect_greenlight.tasks.decisions.allow import check_allowed, parse_allow_list
 from prefect_greenlight.tasks.decisions.hooks import release_fingerprint, release_source
 from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.decisions.undo import UndoStack
-from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.errors import BadInput, CancelRequested, CleanupFailed, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.approval import ApprovalDecision, request_approval, summary_markdown
-from prefect_greenlight.tasks.record.events import ReleaseEvent
+from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
+from prefect_greenlight.tasks.record.events import ReleaseEvent, emit
 from prefect_greenlight.tasks.record.journal import CLEANUP_FAILED, Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline, say
+from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, HookPoint
 
 
@@ -79,6 +83,8 @@ def _hook_rows(hooks: HookRunner) -> dict:
 def _outcome(exc: Exception, failure: ReleaseFailed) -> str:
     if not failure.rolled_back:
         return "rollback-incomplete"
+    if failure.cancelled:
+        return "cancelled"
     return "rejected" if isinstance(exc, Rejected) else "rolled-back"
 
 
@@ -146,14 +152,31 @@ def _resume_after_switch(kube: Kube, plan: ReleasePlan, progress: _Progress, und
         wait_green_ready(kube, plan)
 
 
+def _switch_and_verify(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progress, undo: UndoStack,
+                       lock: ServiceLock) -> None:
+    """Steps 2-8 (or, resumed after the switch, 7-8); every change pushes its undo."""
+    progress.hooks.begin()
+    if plan.colors.already_live:
+        _resume_after_switch(kube, plan, progress, undo)
+    else:
+        _up_to_switch(kube, plan, journal, progress, undo, lock)                                  # 2-6
+    with progress.step("verify", "verify-endpoints") as s:                                        # 7
+        s["detail"] = verify_endpoints(kube, plan)
+    progress.hooks_at(HookPoint.POST_SWITCH, lock)                                                # (hooks)
+    with progress.step("post-switch") as s:                                                       # 8
+        s["detail"] = post_switch_verify(kube, plan)
+
+
 def _roll_back(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progress, undo: UndoStack,
                exc: Exception) -> ReleaseFailed:
     """Unwind every change, newest first; record the outcome. Returns the failure to raise."""
-    c, phase = plan.colors, progress.phase
-    say(f"release failed during {phase}: {exc}; rolling back {len(undo)} change(s)")
-    with progress.timeline.step("rollback"):
+    c, phase, cancelled = plan.colors, progress.phase, isinstance(exc, CancelRequested)
+    say(f"release {'cancelled' if cancelled else 'failed'} during {phase}: {exc}; rolling back {len(undo)} "
+        "change(s)")
+    with sigterm_deferred(), progress.timeline.step("rollback"):
         outcomes = undo.unwind()
-    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, notes=progress.hooks.on_rollback())
+    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, notes=progress.hooks.on_rollback(),
+                            cancelled=cancelled)
     progress.hooks.finish(_outcome(exc, failure))
     journal.finish(_outcome(exc, failure), from_deployment=c.blue, to_deployment=c.green,
                    images=plan.green_images, after=endpoint_counts(kube, plan.namespace, c.service),
@@ -204,20 +227,19 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
                         images=plan.green_images)
         undo = UndoStack()
         try:
-            progress.hooks.begin()
-            if c.already_live:
-                _resume_after_switch(kube, plan, progress, undo)
-            else:
-                _up_to_switch(kube, plan, journal, progress, undo, lock)                         # 2-6
-            with progress.step("verify", "verify-endpoints") as s:                               # 7
-                s["detail"] = verify_endpoints(kube, plan)
-            progress.hooks_at(HookPoint.POST_SWITCH, lock)                                       # (hooks)
-            with progress.step("post-switch") as s:                                              # 8
-                s["detail"] = post_switch_verify(kube, plan)
-        except BadInput:
+            try:
+                _switch_and_verify(kube, plan, journal, progress, undo, lock)                    # 2-8
+            except BadInput:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure after the first change rolls back
+                await_cancel()  # the failure may be a cancel arriving early: then it raises TerminationSignal
+                raise _roll_back(kube, plan, journal, progress, undo, exc) from exc
+        except BaseException as exc:  # Prefect's TerminationSignal: a cancel rolls back, then ends Cancelled
+            cancel = cancel_requested(exc)
+            if cancel is not None:
+                with sigterm_deferred():
+                    say(str(_roll_back(kube, plan, journal, progress, undo, cancel)))
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure after the first change rolls back
-            raise _roll_back(kube, plan, journal, progress, undo, exc) from exc
         try:
             lock.check()
             with progress.timeline.step("cleanup") as s:                                         # 9
@@ -231,8 +253,23 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
     return _result(plan, progress.timeline, "released", c.green, **_hook_rows(progress.hooks))
 
 
+def _refuse_unless_allowed(spec: BlueGreenSpec, allowed_services: str | None) -> None:
+    """An event-driven release outside its deployment's allow-list is refused (exit 2 / run Failed), visibly:
+    a `greenlight.release.refused` event about the Service."""
+    verdict = check_allowed(spec.namespace, spec.service, parse_allow_list(allowed_services))
+    if verdict.allowed:
+        return
+    emit(ReleaseEvent.REFUSED, spec.namespace, spec.service, reason=verdict.reason, allowed=allowed_services,
+         image=spec.image, strategy="blue-green")
+    raise BadInput(f"refused: {verdict.reason}")
+
+
 @flow(name="blue-green-release", log_prints=True)
 def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: str | None = None,
-                       context: str | None = None) -> dict:
-    """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster."""
+                       context: str | None = None, allowed_services: str | None = None) -> dict:
+    """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster.
+    `allowed_services`: set by the image-pushed trigger, comma-separated `namespace/Service` pairs (wildcards
+    allowed) that this run may release; another Service is refused before anything is read."""
+    release_begun()
+    _refuse_unless_allowed(spec, allowed_services)
     return run_release(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), dry_run)

@@ -16,10 +16,11 @@
 
 Any failure after the first change aborts: stable back to its full count and READY first, then the canary to
 0, verified by EndpointSlices; then the on-rollback hooks (their failure is reported, never stops the abort); the
-run ends Failed. A failed hook aborts like any failed step; hooks run at most once per release (tasks/hooks/).
-Progress is recorded on the Service as `greenlight.io/canary-*` annotations (`greenlight status`), one release
-per Service at a time (Lease, whose annotation names the flow run so `greenlight abort --service S` can reject a
-paused run).
+run ends Failed. A failed hook aborts like any failed step; hooks run at most once per release (tasks/hooks/). A
+cancel from Prefect (the UI's Cancel, `prefect flow-run cancel`) aborts the same way and the run ends Cancelled
+(tasks/record/cancellation.py). Progress is recorded on the Service as `greenlight.io/canary-*` annotations
+(`greenlight status`), one release per Service at a time (Lease, whose annotation names the flow run so
+`greenlight abort --service S` can reject a paused run).
 """
 
 from __future__ import annotations
@@ -45,15 +46,17 @@ from prefect_greenlight.tasks.decisions.canary_progress import PASSED, move_orde
 from prefect_greenlight.tasks.decisions.hooks import release_fingerprint, release_source
 from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION
 from prefect_greenlight.tasks.decisions.undo import UndoStack
-from prefect_greenlight.tasks.errors import BadInput, PermanentError, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.errors import BadInput, CancelRequested, PermanentError, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
+from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 from prefect_greenlight.tasks.spec.hooks import HookPoint
 
@@ -78,6 +81,7 @@ class CanaryRun:
         self.current = StepCounts(passed, found_canary, found_stable)
         self.hooks = HookRunner(kube, plan.spec.hooks, plan.hook_context(), self.timeline, plan.spec.deadlines,
                                 release_fingerprint("canary", plan.service, release_source(plan.spec)))
+        self.phase = "canary"  # the phase a failure is reported in
 
     def record(self, index: int, state: str) -> None:
         p, c = self.plan, self.current
@@ -185,6 +189,21 @@ class CanaryRun:
                 promoted_full, i = False, i + 1
         self.hooks.run(HookPoint.AFTER_LAST_STEP, lock)
 
+    def steps_and_cleanup(self, lock: ServiceLock) -> None:
+        """Steps 2-4: every step in order, then the old stable removed; `phase` follows along."""
+        p = self.plan
+        at = p.resume_index  # 0, or a resumed run: the steps before it passed
+        self.record(at, PASSED if at else "progressing")
+        self.hooks.begin()
+        self.phase = "steps"
+        self.run_steps(lock)
+        self.phase = "cleanup"
+        lock.check()
+        with self.timeline.step("cleanup") as s:
+            s["detail"] = remove_old_stable(self.kube, p.namespace, p.stable, self.spec.cleanup.value)
+            say(s["detail"])
+        self.record(len(p.steps), "promoted")
+
     def result(self, outcome: str) -> dict:
         p = self.plan
         return {"outcome": outcome, "service": p.service, "namespace": p.namespace, "release_id": p.release_id,
@@ -215,19 +234,24 @@ def _dry_run(kube: Kube, run: CanaryRun) -> dict:
 
 
 def _abort(run: CanaryRun, undo: UndoStack, phase: str, exc: Exception) -> ReleaseFailed:
-    """Undo (stable back first), then the on-rollback hooks; record the outcome. Returns the failure to raise."""
-    plan, kube = run.plan, run.kube
-    say(f"canary failed during {phase}: {exc}; aborting (stable {plan.stable} back to {plan.total})")
-    with run.timeline.step("abort"):
+    """Undo (stable back first, then the canary to 0, verified), then the on-rollback hooks; the outcome recorded
+    on the Service and in the report. Returns the failure to raise."""
+    plan, kube, cancelled = run.plan, run.kube, isinstance(exc, CancelRequested)
+    say(f"canary {'cancelled' if cancelled else 'failed'} during {phase}: {exc}; aborting (stable {plan.stable} "
+        f"back to {plan.total})")
+    with sigterm_deferred(), run.timeline.step("abort"):
         outcomes = undo.unwind()
-    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, notes=run.hooks.on_rollback())
+    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, notes=run.hooks.on_rollback(),
+                            cancelled=cancelled)
     try:
         run.current = StepCounts(0, 0, plan.total)
         run.record(0, "aborted" if failure.rolled_back else "abort-incomplete")
     except Exception as note_exc:  # noqa: BLE001 - the record is a report; the failure is what counts
         say(f"could not record the abort on the Service: {note_exc}")
-    outcome = ("rejected" if isinstance(exc, Rejected) else "aborted") if failure.rolled_back \
-        else "rollback-incomplete"
+    if not failure.rolled_back:
+        outcome = "rollback-incomplete"
+    else:
+        outcome = "cancelled" if cancelled else "rejected" if isinstance(exc, Rejected) else "aborted"
     run.hooks.finish(outcome)
     run.journal.finish(outcome, from_deployment=plan.stable, to_deployment=plan.canary, images=plan.canary_images,
                        after=endpoint_counts(kube, plan.namespace, plan.service), reason=f"{phase}: {exc}",
@@ -256,23 +280,20 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
         undo = UndoStack()
         undo.push(f"abort: {plan.stable} back to {plan.total}, then {plan.canary} to 0", lambda: restore_stable(
             kube, plan.namespace, plan.service, plan.stable, plan.canary, plan.total, spec.deadlines))
-        phase = "canary"
         try:
-            at = plan.resume_index  # 0, or a resumed run: the steps before it passed
-            run.record(at, PASSED if at else "progressing")
-            run.hooks.begin()
-            phase = "steps"                                                                       # 2-3
-            run.run_steps(lock)
-            phase = "cleanup"
-            lock.check()
-            with timeline.step("cleanup") as s:                                                   # 4
-                s["detail"] = remove_old_stable(kube, plan.namespace, plan.stable, spec.cleanup.value)
-                say(s["detail"])
-            run.record(len(plan.steps), "promoted")
-        except BadInput:
+            try:
+                run.steps_and_cleanup(lock)                                                       # 2-4
+            except BadInput:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure after the first change aborts
+                await_cancel()  # the failure may be a cancel arriving early: then it raises TerminationSignal
+                raise _abort(run, undo, run.phase, exc) from exc
+        except BaseException as exc:  # Prefect's TerminationSignal: a cancel aborts, then ends Cancelled
+            cancel = cancel_requested(exc)
+            if cancel is not None:
+                with sigterm_deferred():
+                    say(str(_abort(run, undo, run.phase, cancel)))
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure after the first change aborts
-            raise _abort(run, undo, phase, exc) from exc
         run.hooks.finish("released")
     journal.finish("released", from_deployment=plan.stable, to_deployment=plan.canary, images=plan.canary_images,
                    after=endpoint_counts(kube, plan.namespace, plan.service),
@@ -293,5 +314,6 @@ def canary_release(spec: CanarySpec, kubeconfig: str | None = None, context: str
                    dry_run: bool = False) -> dict:
     """Release `spec` as a canary (`dry_run`: only its plan). Kubernetes credentials: kubeconfig/context,
     $KUBECONFIG, or in-cluster."""
+    release_begun()
     return run_canary(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), _flow_run_id(),
                       dry_run)

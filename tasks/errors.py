@@ -50,6 +50,10 @@ class Rejected(PermanentError):
     """A human rejected the promotion, or the approval timed out."""
 
 
+class CancelRequested(PermanentError):
+    """The flow run was cancelled from Prefect (the UI's Cancel, `prefect flow-run cancel`): undo, end Cancelled."""
+
+
 @dataclass(frozen=True)
 class UndoOutcome:
     step: str
@@ -68,6 +72,7 @@ class ReleaseFailed(GreenlightError):
     phase: str
     undo: list[UndoOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # reported after the undo, never part of it (on-rollback hooks)
+    cancelled: bool = False  # cancelled from Prefect (UI / `prefect flow-run cancel`), not failed
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
@@ -77,7 +82,7 @@ class ReleaseFailed(GreenlightError):
         return all(u.ok for u in self.undo)
 
     def __str__(self) -> str:
-        head = f"release failed during {self.phase}: {self.reason}"
+        head = f"release {'cancelled' if self.cancelled else 'failed'} during {self.phase}: {self.reason}"
         notes = "".join(f"\n  - {n}" for n in self.notes)
         notes = f"\nafter the rollback:{notes}" if notes else ""
         if not self.undo:

@@ -66,3 +66,19 @@ def may_switch_back(blue: dict | None, blue_name: str) -> tuple[bool, str]:
     if ready == 0:
         return False, f"Deployment {blue_name} has 0 of {desired} ready replicas; switching back would drop traffic"
     return True, f"{ready} of {desired} {blue_name} replicas ready"
+
+
+CANCEL_STATES = frozenset({"CANCELLING", "CANCELLED"})
+
+
+def cancel_means_undo(terminated: bool, intent: str | None, run_state: str | None) -> bool:
+    """Whether an interruption of a release is a cancel, so the release must undo its changes before it ends.
+
+    `terminated`: the release was interrupted by Prefect's TerminationSignal (the worker's SIGTERM). `intent`: what
+    the worker's runner said over its control channel before the SIGTERM ("cancel", "reschedule", "relinquish", or
+    None when it said nothing). `run_state`: the flow run's state type as the API shows it now (None: unknown).
+    A reschedule or relinquish (the worker handing the run over) is never a cancel: the next attempt converges.
+    Without an intent (the control channel could not deliver it) the API's CANCELLING state decides."""
+    if not terminated or intent in ("reschedule", "relinquish"):
+        return False
+    return intent == "cancel" or run_state in CANCEL_STATES

@@ -1,7 +1,9 @@
 """Prefect events a release emits, so automations can react (post to a webhook on `rolled-back`, page someone on
 `failed`, start the next stage on `completed`):
 
-    greenlight.release.started | paused | switched | rolled-back | completed | failed
+    greenlight.release.started | paused | switched | rolled-back | completed | failed | refused
+
+(`refused`: an event-driven release named a Service outside its deployment's allow-list; nothing was changed.)
 
 The primary resource is the Service (`greenlight.service.<namespace>.<name>`, labelled with namespace and name);
 Prefect attaches the flow run, flow, deployment and tags as related resources. The payload carries what a
@@ -26,6 +28,7 @@ class ReleaseEvent(str, Enum):
     ROLLED_BACK = "rolled-back"
     COMPLETED = "completed"
     FAILED = "failed"
+    REFUSED = "refused"
 
 
 def service_resource(namespace: str, service: str) -> dict[str, str]:

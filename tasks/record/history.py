@@ -26,7 +26,8 @@ MAX_BYTES = 64 * 1024  # well inside the 256 KiB every annotation of an object m
 class HistoryEntry:
     release_id: str
     strategy: str  # blue-green | canary | rollback | abort
-    outcome: str  # released | rolled-back | rejected | aborted | failed | rollback-incomplete | cleanup-failed
+    outcome: str  # released | rolled-back | rejected | aborted | cancelled | failed | rollback-incomplete |
+    #                cleanup-failed
     from_deployment: str
     to_deployment: str
     images: list[str] = field(default_factory=list)

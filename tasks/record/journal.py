@@ -42,9 +42,12 @@ CLEANUP_FAILED = "cleanup-failed"  # released (the new version serves), but the 
 
 def final_events(strategy: str, outcome: str) -> list[ReleaseEvent]:
     """The events that end a run. A release: completed, or rolled-back (when the undo was verified) and failed.
-    A rollback or abort run that worked: rolled-back (the Service is back on the old version), nothing else."""
+    A rollback or abort run that worked: rolled-back (the Service is back on the old version), nothing else.
+    A release cancelled from Prefect whose undo was verified: rolled-back only (a cancel is not a failure)."""
     if outcome == "released":
         return [ReleaseEvent.COMPLETED]
+    if outcome == "cancelled":  # cancelled from Prefect and undone, verified: not a failure
+        return [ReleaseEvent.ROLLED_BACK]
     if strategy in ("rollback", "abort"):
         return [ReleaseEvent.ROLLED_BACK] if outcome in UNDONE else [ReleaseEvent.FAILED]
     return [ReleaseEvent.ROLLED_BACK, ReleaseEvent.FAILED] if outcome in UNDONE else [ReleaseEvent.FAILED]

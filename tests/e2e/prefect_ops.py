@@ -20,6 +20,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+TRIGGER_ALLOW = "t-test-image-pushed-*/production-svc,t-never-*/*"
 
 
 def prefect_env(api: str, kubeconfig: str | None = None) -> dict[str, str]:
@@ -31,8 +32,9 @@ def prefect_env(api: str, kubeconfig: str | None = None) -> dict[str, str]:
 
 
 def deploy_all(api: str) -> None:
-    """What the README tells users to do: a process work pool and `prefect deploy --all`."""
-    env = prefect_env(api)
+    """What the README tells users to do: a process work pool and `prefect deploy --all`. The image-pushed
+    trigger may release only the Services of test_image_pushed_event_starts_a_release_with_its_image."""
+    env = {**prefect_env(api), "GREENLIGHT_TRIGGER_ALLOW": TRIGGER_ALLOW}
     pool = subprocess.run([*PREFECT, "work-pool", "create", "greenlight", "--type", "process", "--overwrite"],
                           capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert pool.returncode == 0, pool.stdout + pool.stderr
@@ -67,6 +69,14 @@ class PrefectOps:
         resp = self.create_run(deployment, parameters)
         assert resp.status_code in (200, 201), f"{resp.status_code}: {resp.text[:2000]}"
         return resp.json()["id"]
+
+    def cancel(self, run_id: str) -> None:
+        """What the UI's Cancel button and `prefect flow-run cancel` do: set the run CANCELLING; the worker that
+        runs it then delivers the cancel to the run's process."""
+        resp = requests.post(f"{self.api}/flow_runs/{run_id}/set_state",
+                             json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True}, timeout=30)
+        resp.raise_for_status()
+        assert resp.json()["status"] == "ACCEPT", resp.text
 
     def flow_run(self, run_id: str) -> dict:
         resp = requests.get(f"{self.api}/flow_runs/{run_id}", timeout=30)

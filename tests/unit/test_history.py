@@ -88,7 +88,8 @@ def test_final_events(strategy, outcome, events):
 def test_event_names_and_resource_are_a_stable_contract():
     assert [event_name(k) for k in ReleaseEvent] == [
         "greenlight.release.started", "greenlight.release.paused", "greenlight.release.switched",
-        "greenlight.release.rolled-back", "greenlight.release.completed", "greenlight.release.failed"]
+        "greenlight.release.rolled-back", "greenlight.release.completed", "greenlight.release.failed",
+        "greenlight.release.refused"]
     assert service_resource("prod", "web") == {
         "prefect.resource.id": "greenlight.service.prod.web", "prefect.resource.name": "web",
         "greenlight.namespace": "prod", "greenlight.service": "web"}

@@ -1,0 +1,130 @@
+"""Cancel means abort: a release cancelled from the Prefect UI or `prefect flow-run cancel` (its flow run set to
+CANCELLING) undoes its changes, verified, exactly as a failure does, and then ends Cancelled.
+
+How Prefect 3 delivers a cancellation to a flow run that a process worker started (prefect.runner's
+CancellationManager): the worker sees the run CANCELLING, sends the intent "cancel" over its control channel to the
+run's process (prefect._internal.control_listener records it), then SIGTERM. The engine's SIGTERM handler
+(prefect.utilities.engine.capture_sigterm) raises `prefect.exceptions.TerminationSignal`, a BaseException, in the
+main thread, wherever the release is: polling for readiness, paused for an approval, in the post-switch window.
+The worker then waits **30 s** (fixed in prefect.runner._cancellation_manager) for the process to exit before it
+SIGKILLs it, and sets the run Cancelled itself. `on_cancellation` hooks run in the worker's process after the
+kill: too late, and without the release's undo stack, to roll anything back.
+
+So the flows catch the TerminationSignal, ask `cancel_requested` whether it is a cancel, unwind their undo stack
+with further SIGTERMs deferred (`sigterm_deferred`), record the outcome `cancelled` and re-raise: the engine and
+the worker then end the run Cancelled. A SIGTERM that is not a cancel (the worker shutting down, a reschedule) is
+left as before: the run ends Crashed and its Lease lets a re-run converge.
+
+A cancel can also surface first as an ordinary error: a pause asked for just after the run went CANCELLING is
+refused ("Received non-paused state from API: Cancelling"). `await_cancel` then waits for the worker's SIGTERM
+(PREFECT_WORKER_CANCELLATION_POLL_SECONDS, 10 s by default, bounds its arrival), so that the cancel takes the one
+path above; without a worker (a CLI run cancelled in the UI) it raises the TerminationSignal itself after
+CANCEL_WAIT_S, with the intent "cancel", and the engine ends the run Cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect_greenlight.tasks.decisions.undo import CANCEL_STATES, cancel_means_undo
+from prefect_greenlight.tasks.errors import CancelRequested
+
+log = logging.getLogger(__name__)
+CANCEL_WAIT_S = 20.0
+CANCEL_REASON = "the flow run was cancelled in Prefect (UI Cancel or `prefect flow-run cancel`)"
+
+
+def _is_termination(exc: BaseException) -> bool:
+    try:
+        from prefect.exceptions import TerminationSignal
+    except ImportError:  # pragma: no cover - Prefect is a dependency
+        return False
+    return isinstance(exc, TerminationSignal)
+
+
+def _intent() -> str | None:
+    """The intent the worker's runner delivered before its SIGTERM (Prefect-internal; None where it is missing)."""
+    try:
+        from prefect._internal.control_listener import get_intent
+
+        return get_intent()
+    except Exception:  # noqa: BLE001 - an older or newer Prefect without it: the API state decides
+        return None
+
+
+def _run_state() -> str | None:
+    """The current flow run's state type as the API shows it now (None outside a run or when unreadable)."""
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+        if ctx is None or ctx.flow_run is None:
+            return None
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(ctx.flow_run.id).state
+        return state.type.value if state else None
+    except Exception as exc:  # noqa: BLE001 - unknown: only an explicit intent then counts
+        log.warning("could not read the flow run's state: %s", exc)
+        return None
+
+
+def cancel_requested(exc: BaseException) -> CancelRequested | None:
+    """A CancelRequested when `exc` is Prefect cancelling this run (then the caller undoes and re-raises `exc`)."""
+    if not _is_termination(exc):
+        return None
+    intent = _intent()
+    if cancel_means_undo(True, intent, None if intent else _run_state()):
+        return CancelRequested(CANCEL_REASON)
+    return None
+
+
+def await_cancel(wait_s: float = CANCEL_WAIT_S) -> None:
+    """Called when a release step failed: if the run is being cancelled, that failure is the cancel arriving early.
+    Wait for the worker's SIGTERM (raised here as TerminationSignal); without one, raise it here. Returns at once
+    when the run is not cancelling (an ordinary failure)."""
+    if _intent() is None and _run_state() not in CANCEL_STATES:
+        return
+    deadline = time.monotonic() + wait_s
+    while _intent() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # the worker's SIGTERM raises TerminationSignal here
+    from prefect.exceptions import TerminationSignal
+
+    if _intent() is None:
+        _set_cancel_intent()
+    raise TerminationSignal(signal.SIGTERM)
+
+
+def _set_cancel_intent() -> None:
+    """No worker delivered the cancel (a run without one): record it as the worker's runner would, so the engine
+    ends the run Cancelled rather than Crashed."""
+    try:
+        from prefect._internal import control_listener
+
+        control_listener._set_intent("cancel")
+    except Exception as exc:  # noqa: BLE001 - then the run ends Crashed; the rollback has happened either way
+        log.warning("could not record the cancel intent: %s", exc)
+
+
+@contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """While a rollback runs, a further SIGTERM is logged and ignored instead of interrupting it half-way (the
+    worker's SIGKILL after its grace period still ends the process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _defer(signum, frame) -> None:
+        log.warning("SIGTERM while rolling back: finishing the rollback first")
+
+    signal.signal(signal.SIGTERM, _defer)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
