@@ -9,6 +9,7 @@
   greenlight approve RUN_ID [--reason R] | greenlight reject RUN_ID [--reason R]
   greenlight canary --service S --stable D (--manifest F | --image I) [--steps 10,30,50,100] [--json] ...
   greenlight promote RUN_ID [--full] | greenlight abort --service S        (see cli/canary.py)
+  greenlight pipeline run --spec FILE [--dry-run] | greenlight pipeline status ID [--json]  (cli/pipeline.py)
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     from prefect_greenlight.cli.canary import add_parsers
 
     add_parsers(sub, _cluster_flags)
+    from prefect_greenlight.cli import pipeline
+
+    pipeline.add_parsers(sub, _Parser)
     return parser
 
 
@@ -337,10 +341,19 @@ def cmd_abort(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from prefect_greenlight.cli import pipeline
+
+    if args.pipeline_command == "run":
+        return pipeline.cmd_run(args, _quiet_expected_tracebacks)
+    return pipeline.cmd_status(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     commands = {"blue-green": cmd_blue_green, "rollback": cmd_rollback, "status": cmd_status,
                 "history": cmd_history, "webhook": cmd_webhook, "approve": cmd_answer, "reject": cmd_answer,
-                "canary": cmd_canary, "promote": cmd_promote, "abort": cmd_abort}
+                "canary": cmd_canary, "promote": cmd_promote, "abort": cmd_abort,
+                "pipeline": cmd_pipeline}
     try:
         args = build_parser().parse_args(argv)
         if args.command in ("rollback", "abort"):  # blue-green and canary: once their input is read

@@ -80,3 +80,12 @@ class ReleaseFailed(GreenlightError):
         if not self.undo:
             return head + " (nothing to undo)"
         return head + "\nrollback:\n" + "\n".join(f"  - {u}" for u in self.undo)
+
+
+class PipelineFailed(GreenlightError):
+    """A pipeline stopped: a target failed (and the failure policy's rollbacks ran) or a gate said no. `result`
+    is the pipeline's result (stages × targets) for the CLI to print. Exit code 1."""
+
+    def __init__(self, message: str, result: dict):
+        self.result = result
+        super().__init__(message)

@@ -41,8 +41,8 @@ def cluster_names(count: int) -> list[str]:
 
 def _launcher(name: str, command: str, base: Path = BASE) -> subprocess.CompletedProcess:
     env = {**os.environ, "GREENLIGHT_CLUSTER_DIR": str(base / name), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "tests.cluster.launcher", command], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "tests.cluster.launcher", command], check=False, env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def rss_mib(pid_dir: Path) -> float:
