@@ -109,8 +109,10 @@ class PipelineRun:
 
         with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(targets))),
                                 thread_name_prefix="greenlight-target") as pool:
-            # each child flow needs the pipeline's flow-run context: one copy of it per thread
-            list(pool.map(lambda t: contextvars.copy_context().run(one, t), targets))
+            # each child flow needs the pipeline's flow-run context: one copy of it per target, taken here in the
+            # pipeline's thread (a copy taken in the worker thread would be the worker's empty context)
+            for future in [pool.submit(contextvars.copy_context().run, one, t) for t in targets]:
+                future.result()
         return [t for t in targets if self.row(t)["outcome"] == TargetOutcome.FAILED.value]
 
     def roll_back(self, policy: str, failed_stage: int) -> list[str]:
