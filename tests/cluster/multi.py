@@ -13,7 +13,7 @@ lives in its own namespace and no 10.0.0.0/8 address is routed or reached from t
 
 The base directory is GREENLIGHT_CLUSTERS_DIR, default <cache>/clusters. The merged kubeconfig is
 <base>/kubeconfig (contexts named after the clusters, current context the first); `clusters.json` beside it
-records each cluster's kubeconfig, network namespace, start time and resident memory.
+records each cluster's kubeconfig, network namespace, start time and memory (RSS and PSS).
 """
 
 from __future__ import annotations
@@ -45,16 +45,21 @@ def _launcher(name: str, command: str, base: Path = BASE) -> subprocess.Complete
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def rss_mib(pid_dir: Path) -> float:
-    """Resident memory of one cluster's processes (every PID file in its state directory), in MiB."""
-    total_kib = 0
+def memory_mib(pid_dir: Path) -> dict[str, float]:
+    """Memory of one cluster's processes (every PID file in its state directory), in MiB: `rss` (resident, each
+    process counted whole) and `pss` (shared pages split between the processes sharing them: what one more
+    cluster really costs, since the clusters run the same binaries)."""
+    totals = {"rss": 0, "pss": 0}
     for pid_file in pid_dir.glob("*.pid"):
         try:
-            status = Path(f"/proc/{int(pid_file.read_text())}/status").read_text()
+            rollup = Path(f"/proc/{int(pid_file.read_text())}/smaps_rollup").read_text()
         except (OSError, ValueError):
             continue
-        total_kib += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-    return round(total_kib / 1024, 1)
+        for line in rollup.splitlines():
+            key = line.split(":")[0].lower()
+            if key in totals:
+                totals[key] += int(line.split()[1])
+    return {k: round(v / 1024, 1) for k, v in totals.items()}
 
 
 def merged_kubeconfig(configs: dict[str, dict]) -> dict:
@@ -81,8 +86,8 @@ def up(count: int, base: Path = BASE) -> dict:
         configs[name] = json.loads(Path(state["kubeconfig"]).read_text())
         info["clusters"][name] = {"kubeconfig": state["kubeconfig"], "netns": state["netns"],
                                   "server": state["server"], "up_in_s": round(time.monotonic() - t0, 1),
-                                  "rss_mib": rss_mib(base / name / "pids")}
-        log(f"{name}: up ({info['clusters'][name]['rss_mib']} MiB resident)")
+                                  "memory_mib": memory_mib(base / name / "pids")}
+        log(f"{name}: up ({info['clusters'][name]['memory_mib']})")
     kubeconfig = base / "kubeconfig"
     kubeconfig.write_text(json.dumps(merged_kubeconfig(configs), indent=2))
     kubeconfig.chmod(0o600)
@@ -104,7 +109,7 @@ def status(base: Path = BASE) -> dict:
     for state in sorted(p for p in base.glob("*") if p.is_dir()):
         proc = _launcher(state.name, "status", base)
         current = json.loads(proc.stdout) if proc.returncode == 0 else {"up": False}
-        out[state.name] = {"up": current["up"], "rss_mib": rss_mib(state / "pids")}
+        out[state.name] = {"up": current["up"], "memory_mib": memory_mib(state / "pids")}
     return out
 
 
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         info = up(args.clusters)
         for name, c in info["clusters"].items():
-            print(f"# {name}: {c['server']}, network namespace {c['netns']}, {c['rss_mib']} MiB resident")
+            print(f"# {name}: {c['server']}, network namespace {c['netns']}, memory {c['memory_mib']['pss']} MiB "
+                  f"(PSS; RSS {c['memory_mib']['rss']} MiB)")
         print(f"export PATH={Path(info['kubectl']).parent}:$PATH")
         print(f"export KUBECONFIG={info['kubeconfig']}")
     elif args.command == "down":
