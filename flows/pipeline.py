@@ -78,13 +78,13 @@ class PipelineRun:
     """The rows of the report (one per target) and the stage loop's state."""
 
     def __init__(self, spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None,
-                 stages: list[list[PipelineTarget]]):
+                 stages: list[list[PipelineTarget]], t0: float):
         self.spec, self.pipeline_id, self.kubeconfig, self.stages = spec, pipeline_id, kubeconfig, stages
         self.rows = {(t.stage_index, t.name): {
             "stage": t.stage.name, "target": t.name, "context": t.target.context,
             "namespace": t.target.namespace, "service": t.target.service, "strategy": t.target.strategy.value,
             "outcome": TargetOutcome.NOT_STARTED.value, "seconds": 0.0, "reason": ""} for row in stages for t in row}
-        self.t0 = time.monotonic()
+        self.t0 = t0  # the run's start, before resolve and pre-flight
 
     def row(self, t: PipelineTarget) -> dict:
         return self.rows[(t.stage_index, t.name)]
@@ -177,10 +177,11 @@ def _dry_run(run: PipelineRun) -> dict:
 
 def run_pipeline(spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None = None,
                  dry_run: bool = False) -> dict:
+    t0 = time.monotonic()
     stages = resolve(spec, pipeline_id, kubeconfig)                                                # 1
     for warning in preflight_all(stages):                                                          # 2
         say(f"warning: {warning}")
-    run = PipelineRun(spec, pipeline_id, kubeconfig, stages)
+    run = PipelineRun(spec, pipeline_id, kubeconfig, stages, t0)
     if dry_run:
         return _dry_run(run)
     done = [[target_done(history_of(t), pipeline_id, t.stage.name, t.name) for t in row] for row in stages]  # 3

@@ -8,10 +8,10 @@ was rolled back since (by this pipeline's atomic rollback, or by hand) is releas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-
-from prefect_greenlight.tasks.record.history import HistoryEntry
+from typing import Any
 
 
 class TargetOutcome(str, Enum):
@@ -27,8 +27,9 @@ class TargetOutcome(str, Enum):
 RELEASED = (TargetOutcome.RELEASED, TargetOutcome.DONE_BEFORE)
 
 
-def target_done(entries: list[HistoryEntry], pipeline_id: str, stage: str, target: str) -> bool:
-    """True when the Service's newest history entry is this pipeline's release of this target."""
+def target_done(entries: Sequence[Any], pipeline_id: str, stage: str, target: str) -> bool:
+    """True when the Service's newest history entry (tasks/record/history.py HistoryEntry, newest last) is this
+    pipeline's release of this target."""
     if not entries:
         return False
     newest = entries[-1]
