@@ -286,6 +286,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         for label, key in (("approval", "approval"), ("reason", "reason")):
             if e[key]:
                 print(f"{'':<21} {label}: {e[key]}")
+        if e.get("pipeline_id"):
+            print(f"{'':<21} pipeline: {e['pipeline_id']} stage {e['pipeline_stage']} target {e['pipeline_target']}")
     return EXIT_OK
 
 

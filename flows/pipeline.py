@@ -36,6 +36,7 @@ from prefect_greenlight.tasks.decisions.pipeline import (
 from prefect_greenlight.tasks.errors import PipelineFailed
 from prefect_greenlight.tasks.pipeline.targets import (
     PipelineTarget,
+    SoakFailed,
     history_of,
     preflight_all,
     resolve,
@@ -115,12 +116,17 @@ class PipelineRun:
                 future.result()
         return [t for t in targets if self.row(t)["outcome"] == TargetOutcome.FAILED.value]
 
-    def roll_back(self, policy: str, failed_stage: int) -> list[str]:
+    def roll_back(self, policy: str, failed_stage: int, only: list[str] | None = None) -> list[str]:
+        """Roll back what `policy` says, newest first; `only`: under policy `target`, these released targets
+        (they failed the soak gate after their release passed)."""
         released = [[t.name for t in row if self.row(t)["outcome"] in (o.value for o in RELEASED)]
                     for row in self.stages]
         by_name = {(t.stage_index, t.name): t for row in self.stages for t in row}
+        keys = to_roll_back(policy, released, failed_stage)
+        if policy == "target" and only:
+            keys = [(failed_stage, name) for name in reversed(only)]
         done = []
-        for key in to_roll_back(policy, released, failed_stage):
+        for key in keys:
             t = by_name[key]
             say(f"pipeline {self.pipeline_id}: rolling back {t.name} ({t.where}), policy {policy}")
             try:
@@ -130,6 +136,17 @@ class PipelineRun:
             except Exception as exc:  # noqa: BLE001 - the next rollback still runs; the report names this one
                 self.row(t).update(outcome=TargetOutcome.ROLLBACK_FAILED.value, reason=str(exc)[:500])
         return done
+
+    def fail(self, i: int, failed: list[str], why: str, resumed: str, soaked: bool = False) -> PipelineFailed:
+        """Stage `i` failed: apply its failure policy, report, emit `failed`; the error to raise."""
+        stage = self.spec.stages[i]
+        rolled = self.roll_back(stage.on_failure.value, i, failed if soaked else None)
+        message = (f"stage {stage.name} failed ({why}); policy {stage.on_failure.value} rolled back "
+                   f"{', '.join(rolled) or 'nothing else'}")
+        result = self.result("failed", message, resumed)
+        emit_pipeline(PipelineEvent.FAILED, self.pipeline_id, stage=stage.name, failed=failed, rolled_back=rolled,
+                      reason=message)
+        return PipelineFailed(message, result)
 
     # -- the gate after a stage
     def gate(self, i: int) -> bool:
@@ -193,21 +210,21 @@ def run_pipeline(spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None = 
     emit_pipeline(PipelineEvent.STARTED, pipeline_id, stages=[s.name for s in spec.stages], resumed=resumed)
     for i in range(start.stage_index, len(stages)):                                                # 4
         stage = spec.stages[i]
-        if i > 0 and (i > start.stage_index or start.ask_gate) and not run.gate(i - 1):
-            result = run.result("rejected", f"promotion to stage {stage.name} rejected", resumed)
-            emit_pipeline(PipelineEvent.FAILED, pipeline_id, stage=stage.name, reason="rejected at the gate")
-            raise PipelineFailed(result["message"], result)
+        if i > 0 and (i > start.stage_index or start.ask_gate):
+            try:
+                approved = run.gate(i - 1)
+            except SoakFailed as exc:
+                for name in exc.targets:
+                    run.rows[(i - 1, name)]["reason"] = str(exc)[:500]
+                raise run.fail(i - 1, exc.targets, f"soak: {exc}", resumed, soaked=True) from None
+            if not approved:
+                result = run.result("rejected", f"promotion to stage {stage.name} rejected", resumed)
+                emit_pipeline(PipelineEvent.FAILED, pipeline_id, stage=stage.name, reason="rejected at the gate")
+                raise PipelineFailed(result["message"], result)
         todo = [t for t in stages[i] if run.row(t)["outcome"] == TargetOutcome.NOT_STARTED.value]
-        failed = run.release_stage(todo, stage.max_parallel)
-        if failed:
-            names = ", ".join(t.name for t in failed)
-            rolled = run.roll_back(stage.on_failure.value, i)
-            message = (f"stage {stage.name} failed ({names}; each failed release rolled itself back); policy "
-                       f"{stage.on_failure.value} rolled back {', '.join(rolled) or 'nothing else'}")
-            result = run.result("failed", message, resumed)
-            emit_pipeline(PipelineEvent.FAILED, pipeline_id, stage=stage.name, failed=[t.name for t in failed],
-                          rolled_back=rolled, reason=message)
-            raise PipelineFailed(message, result)
+        if failed := run.release_stage(todo, stage.max_parallel):
+            names = [t.name for t in failed]
+            raise run.fail(i, names, f"{', '.join(names)}; each failed release rolled itself back", resumed)
         emit_pipeline(PipelineEvent.STAGE_PASSED, pipeline_id, stage=stage.name,
                       targets=[t.name for t in stages[i]])
         say(f"pipeline {pipeline_id}: stage {stage.name} passed ({len(stages[i])} target(s))")

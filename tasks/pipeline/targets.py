@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, connect, read
-from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.history import HistoryEntry, read_history
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec, Stage, Strategy, Target, release_spec, target_name
 
@@ -109,25 +108,45 @@ def serving_now(t: PipelineTarget) -> str:
     return f"{live['name']} ({live['image']})"
 
 
-def soak_problems(targets: list[PipelineTarget]) -> list[str]:
-    """One round of the soak gate's checks: each Service has ready endpoints and none not ready."""
-    problems = []
+def soak_problems(targets: list[PipelineTarget]) -> dict[str, str]:
+    """One round of the soak gate's checks, the post-switch window's model: the pods each Service really routes to
+    (its EndpointSlices' ready endpoints) must exist and pass the target's smoke checks through port-forward.
+    Returns target name -> what failed."""
+    from prefect_greenlight.tasks.bluegreen.smoke import check_pod
+    from prefect_greenlight.tasks.decisions.smoke import summarize
+    from prefect_greenlight.tasks.kube.observe import serving_pods
+    from prefect_greenlight.tasks.spec import SmokeCheck
+
+    problems = {}
     for t in targets:
-        counts = endpoint_counts(t.kube, t.target.namespace, t.target.service)
-        ready = sum(counts.ready.values()) if counts else 0
-        not_ready = sum(counts.not_ready.values()) if counts else 0
-        if ready == 0 or not_ready:
-            problems.append(f"{t.name} ({t.where}): {ready} ready and {not_ready} not-ready endpoints")
+        pods, _ = serving_pods(t.kube, t.target.namespace, t.target.service)
+        if not pods:
+            problems[t.name] = f"Service {t.where} has no ready endpoints"
+            continue
+        svc = read(t.kube, "Service", t.target.namespace, t.target.service) or {}
+        ports = tuple((svc.get("spec") or {}).get("ports") or ())
+        checks = getattr(t.spec, "smoke", None) or [SmokeCheck()]
+        results = [check_pod(t.kube, pod, check, ports) for check in checks for pod in pods[:check.pods or None]]
+        if not all(r.ok for r in results):
+            problems[t.name] = f"{t.where}: {summarize(results)}"
     return problems
 
 
+class SoakFailed(RuntimeError):
+    """A soak round failed; `targets` names the targets whose checks failed."""
+
+    def __init__(self, rounds: int, problems: dict[str, str]):
+        self.targets = sorted(problems)
+        super().__init__(f"soak round {rounds} failed: {'; '.join(problems.values())}")
+
+
 def soak(targets: list[PipelineTarget], soak_s: float, interval_s: float, say) -> str:
-    """Repeat the checks for `soak_s`; a RuntimeError naming the first round that failed."""
+    """Repeat the checks for `soak_s`; SoakFailed at the first round that fails."""
     deadline, rounds = time.monotonic() + soak_s, 0
     while True:
         rounds += 1
         if problems := soak_problems(targets):
-            raise RuntimeError(f"soak round {rounds} failed: {'; '.join(problems)}")
+            raise SoakFailed(rounds, problems)
         if time.monotonic() + interval_s > deadline:
             break
         time.sleep(interval_s)

@@ -270,3 +270,31 @@ def test_a_pipeline_killed_at_its_gate_resumes_without_releasing_staging_twice(c
     # staging was released once: one child run, and its Service untouched by the re-run
     assert len(flow_runs(prefect_api, f"greenlight.pipeline:{pid}", "greenlight.target:staging")) == 1
     assert read(clusters.kubes["staging"], "Service", ns, "production-svc")["metadata"]["resourceVersion"] == staged
+
+
+def test_a_soak_gate_that_fails_rolls_back_the_soaked_target_and_stops(clusters, ns, prefect_api, tmp_path,
+                                                                      cluster):
+    """staging's new pods answer 500 from 25 s after they start (`fault-failafter-25`): the release's own smoke
+    test passes, the soak after staging catches it, staging is rolled back and prod is never touched."""
+    pid = f"soak-{uuid.uuid4().hex[:6]}"
+    spec = yaml.safe_load(pipeline_file(tmp_path, ns, pid).read_text())
+    spec["stages"][0]["targets"][0]["image"] = "scubakiz/servicedemo:fault-failafter-25"
+    spec["stages"][0]["gate"] = {"mode": "soak", "soak_s": 90, "interval_s": 2}
+    path = tmp_path / "soak.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    before = {n: resource_versions(clusters.kubes[n], ns) for n in ("prod-a", "prod-b")}
+    with EndpointSampler(clusters.kubes["staging"], ns, "production-svc", expect_failures=True,
+                         traffic_context=(clusters.own["staging"][1], clusters.own["staging"][0])) as sampler:
+        run = greenlight(cluster, prefect_api, "pipeline", "run", "--spec", str(path), "--kubeconfig",
+                         clusters.kubeconfig, "--json", timeout=300)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = {r["target"]: r for r in json.loads(run.stdout[:run.stdout.rindex("}") + 1])["targets"]}
+    assert rows["staging"]["outcome"] == "rolled-back" and "soak round" in rows["staging"]["reason"]
+    assert rows["prod-a"]["outcome"] == rows["prod-b"]["outcome"] == "not-started"
+    assert serving(clusters, ns)["staging"] == ("blue-dep", OLD)
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
+    assert {n: resource_versions(clusters.kubes[n], ns) for n in ("prod-a", "prod-b")} == before
+    entry = read_history(read(clusters.kubes["staging"], "Service", ns, "production-svc"))[-1]
+    assert (entry.strategy, entry.outcome, entry.pipeline_id) == ("rollback", "rolled-back", pid)
+    print(f"soak staging: {sampler.requests.sent()} ClusterIP requests, {len(sampler.requests.failed())} failed "
+          "(the fault image answers 500 once 25 s old)")
