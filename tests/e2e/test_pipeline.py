@@ -298,3 +298,26 @@ def test_a_soak_gate_that_fails_rolls_back_the_soaked_target_and_stops(clusters,
     assert (entry.strategy, entry.outcome, entry.pipeline_id) == ("rollback", "rolled-back", pid)
     print(f"soak staging: {sampler.requests.sent()} ClusterIP requests, {len(sampler.requests.failed())} failed "
           "(the fault image answers 500 once 25 s old)")
+
+
+def test_a_pipeline_started_from_its_deployment_pauses_with_a_form_and_completes(clusters, ns, prefect_api,
+                                                                                prefect_ops, tmp_path, cluster):
+    """As the UI does it: a run of the `pipeline` deployment (picked up by the process worker), paused at the
+    gate with the approval form whose description is the stage's table, answered through the API; the report
+    artifact is the table of stages × targets."""
+    from prefect_greenlight.cli.pipeline import load_pipeline_spec
+
+    pid = f"ui-{uuid.uuid4().hex[:6]}"
+    spec = load_pipeline_spec(str(pipeline_file(tmp_path, ns, pid, gate="manual")))
+    run_id = prefect_ops.run("pipeline", {"spec": spec.model_dump(mode="json"), "kubeconfig": clusters.kubeconfig})
+    prefect_ops.wait_state(run_id, {"PAUSED"}, timeout=240)
+    form = requests.get(f"{prefect_api}/flow_runs/{run_id}", timeout=30).json()["state"]["state_details"]
+    assert form.get("run_input_keyset"), form  # the pause waits for the approval form's input
+    assert serving(clusters, ns)["prod-a"] == ("blue-dep", OLD)
+    assert greenlight(cluster, prefect_api, "approve", run_id, "--reason", "from the API").returncode == 0
+    prefect_ops.wait_state(run_id, {"COMPLETED"}, timeout=240)
+    assert serving(clusters, ns) == {n: ("green-dep", NEW) for n in NAMES}
+    report = [a for a in prefect_ops.artifacts(run_id) if a.get("key") == f"pipeline-{pid}"]
+    assert report and "| prod | prod-b | prod-b |" in report[0]["data"] and "green-dep" in report[0]["data"]
+    tags = requests.get(f"{prefect_api}/flow_runs/{run_id}", timeout=30).json()["tags"]
+    assert f"greenlight.pipeline:{pid}" in tags
