@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CLUSTER ?= local
+CLUSTERS ?= 1
 export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
 
 .PHONY: help venv build browser netplane cluster cluster-down cluster-status test unit e2e demo down clean
@@ -13,6 +14,7 @@ help:
 	@echo "make test          set everything up and run every test (unit + e2e on a real cluster)"
 	@echo "make cluster       start the local cluster (CLUSTER=kind for a kind cluster where Docker exists)"
 	@echo "make cluster-down  stop it"
+	@echo "make cluster CLUSTERS=3   staging, prod-a, prod-b side by side (one kubeconfig, a context each)"
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,15 +43,19 @@ endif
 cluster: venv build netplane
 ifeq ($(CLUSTER),kind)
 	bash hack/cluster/kind.sh up
-else
+else ifeq ($(CLUSTERS),1)
 	$(BIN)/python -m tests.cluster.launcher up
+else
+	$(BIN)/python -m tests.cluster.multi up --clusters $(CLUSTERS)
 endif
 
 cluster-down: venv
 ifeq ($(CLUSTER),kind)
 	bash hack/cluster/kind.sh down
-else
+else ifeq ($(CLUSTERS),1)
 	$(BIN)/python -m tests.cluster.launcher down
+else
+	$(BIN)/python -m tests.cluster.multi down
 endif
 
 cluster-status: venv

@@ -9,6 +9,7 @@ printed) or released with a failed clean-up ("released; clean-up failed: …"), 
   greenlight approve RUN_ID [--reason R] | greenlight reject RUN_ID [--reason R]
   greenlight canary --service S --stable D (--manifest F | --image I) [--steps 10,30,50,100] [--json] ...
   greenlight promote RUN_ID [--full] | greenlight abort --service S        (see cli/canary.py)
+  greenlight pipeline run --spec FILE [--dry-run] | greenlight pipeline status ID [--json]  (cli/pipeline.py)
 """
 
 from __future__ import annotations
@@ -168,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     from prefect_greenlight.cli.canary import add_parsers
 
     add_parsers(sub, _cluster_flags)
+    from prefect_greenlight.cli import pipeline
+
+    pipeline.add_parsers(sub, _Parser)
     return parser
 
 
@@ -305,6 +309,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         for label, key in (("approval", "approval"), ("reason", "reason")):
             if e[key]:
                 print(f"{'':<21} {label}: {e[key]}")
+        if e.get("pipeline_id"):
+            print(f"{'':<21} pipeline: {e['pipeline_id']} stage {e['pipeline_stage']} target {e['pipeline_target']}")
     return EXIT_OK
 
 
@@ -362,10 +368,19 @@ def cmd_abort(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from prefect_greenlight.cli import pipeline
+
+    if args.pipeline_command == "run":
+        return pipeline.cmd_run(args, _quiet_expected_tracebacks)
+    return pipeline.cmd_status(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     commands = {"blue-green": cmd_blue_green, "rollback": cmd_rollback, "status": cmd_status,
                 "history": cmd_history, "webhook": cmd_webhook, "approve": cmd_answer, "reject": cmd_answer,
-                "canary": cmd_canary, "promote": cmd_promote, "abort": cmd_abort}
+                "canary": cmd_canary, "promote": cmd_promote, "abort": cmd_abort,
+                "pipeline": cmd_pipeline}
     try:
         args = build_parser().parse_args(argv)
         if args.command in ("rollback", "abort"):  # blue-green and canary: once their input is read

@@ -97,3 +97,12 @@ class CleanupFailed(GreenlightError):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(f"released; clean-up failed: {reason}")
+
+
+class PipelineFailed(GreenlightError):
+    """A pipeline stopped: a target failed (and the failure policy's rollbacks ran) or a gate said no. `result`
+    is the pipeline's result (stages × targets) for the CLI to print. Exit code 1."""
+
+    def __init__(self, message: str, result: dict):
+        self.result = result
+        super().__init__(message)

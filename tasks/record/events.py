@@ -49,3 +49,30 @@ def emit(kind: ReleaseEvent, namespace: str, service: str, **payload: Any) -> No
                    payload={k: v for k, v in payload.items() if v is not None})
     except Exception as exc:  # noqa: BLE001 - an event is a notification, not a release step
         log.warning("could not emit %s for %s/%s: %s", event_name(kind), namespace, service, exc)
+
+
+PIPELINE_PREFIX = "greenlight.pipeline."
+
+
+class PipelineEvent(str, Enum):
+    STARTED = "started"
+    STAGE_PASSED = "stage-passed"
+    PAUSED = "paused"
+    FAILED = "failed"
+    COMPLETED = "completed"
+
+
+def pipeline_resource(pipeline_id: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"greenlight.pipeline.{pipeline_id}", "prefect.resource.name": pipeline_id,
+            "greenlight.pipeline": pipeline_id}
+
+
+def emit_pipeline(kind: PipelineEvent, pipeline_id: str, **payload: Any) -> None:
+    """Emit one pipeline event (`greenlight.pipeline.<kind>` about `greenlight.pipeline.<id>`); never fails."""
+    try:
+        from prefect.events import emit_event
+
+        emit_event(event=PIPELINE_PREFIX + kind.value, resource=pipeline_resource(pipeline_id),
+                   payload={"pipeline_id": pipeline_id, **{k: v for k, v in payload.items() if v is not None}})
+    except Exception as exc:  # noqa: BLE001 - an event is a notification, not a release step
+        log.warning("could not emit %s for pipeline %s: %s", PIPELINE_PREFIX + kind.value, pipeline_id, exc)

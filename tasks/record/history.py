@@ -38,6 +38,9 @@ class HistoryEntry:
     reason: str = ""
     flow_run_id: str = ""
     flow_run_name: str = ""
+    pipeline_id: str = ""  # set when a pipeline (flows/pipeline.py) ran this release: its id, stage and target
+    pipeline_stage: str = ""
+    pipeline_target: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "HistoryEntry":
@@ -91,6 +94,35 @@ def current_run() -> tuple[str, str]:
     except Exception:  # noqa: BLE001
         pass
     return "", ""
+
+
+PIPELINE_TAGS = ("greenlight.pipeline:", "greenlight.stage:", "greenlight.target:")
+
+
+def pipeline_tags(pipeline_id: str, stage: str, target: str) -> list[str]:
+    """The tags a pipeline gives each target's child flow run (filterable in the UI); the release reads them back
+    into its history entry (`current_pipeline`)."""
+    return [f"{prefix}{value}" for prefix, value in zip(PIPELINE_TAGS, (pipeline_id, stage, target))]
+
+
+def pipeline_of(tags: list[str]) -> dict[str, str]:
+    """{pipeline_id, pipeline_stage, pipeline_target} from a flow run's tags ("" for each one missing)."""
+    out = {}
+    for key, prefix in zip(("pipeline_id", "pipeline_stage", "pipeline_target"), PIPELINE_TAGS):
+        out[key] = next((t[len(prefix):] for t in tags if t.startswith(prefix)), "")
+    return out
+
+
+def current_pipeline() -> dict[str, str]:
+    """The running flow's pipeline tags (see pipeline_of); all "" outside a pipeline."""
+    try:
+        from prefect.context import FlowRunContext, TagsContext
+
+        ctx = FlowRunContext.get()
+        tags = list(ctx.flow_run.tags) if ctx and ctx.flow_run else []
+        return pipeline_of(tags + sorted(TagsContext.get().current_tags))
+    except Exception:  # noqa: BLE001
+        return pipeline_of([])
 
 
 def record_release(kube, namespace: str, service: str, entry: HistoryEntry, attempts: int = 5) -> bool:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from prefect_greenlight.tasks.decisions.endpoints import EndpointCounts
 from prefect_greenlight.tasks.record.events import ReleaseEvent, emit
-from prefect_greenlight.tasks.record.history import HistoryEntry, current_run, record_release
+from prefect_greenlight.tasks.record.history import HistoryEntry, current_pipeline, current_run, record_release
 from prefect_greenlight.tasks.record.report import Timeline, artifact_key, in_run, markdown_artifact
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,8 @@ class Journal:
                              from_deployment=from_deployment, to_deployment=to_deployment, images=list(images),
                              started_at=self.started_at, finished_at=utc_now(),
                              seconds=round(time.monotonic() - self._t0, 2), approval=self.approval_note,
-                             reason=reason[:500], flow_run_id=run_id, flow_run_name=run_name)
+                             reason=reason[:500], flow_run_id=run_id, flow_run_name=run_name,
+                             **current_pipeline())
         record_release(self.kube, self.namespace, self.service, entry)
         moved = outcome in ("released", CLEANUP_FAILED) or (self.strategy in ("rollback", "abort")
                                                              and outcome in UNDONE)

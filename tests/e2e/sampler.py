@@ -50,8 +50,12 @@ TRAFFIC_CONTEXT: Callable[[], tuple[str, str]] | None = None
 
 class EndpointSampler:
     def __init__(self, kube: Kube, namespace: str, service: str, *, traffic: bool = True,
-                 expect_failures: bool = False, port: int | None = None):
+                 expect_failures: bool = False, port: int | None = None,
+                 traffic_context: tuple[str, str] | None = None):
+        """`traffic_context`: (network namespace, kubeconfig) of the Service's cluster when it is not the session's
+        cluster (tests/e2e/test_pipeline.py samples three clusters at once)."""
         self.kube, self.namespace, self.service = kube, namespace, service
+        self.traffic_context = traffic_context
         self.with_traffic, self.expect_failures, self.port = traffic, expect_failures, port
         self.traffic: TrafficCheck | None = None
         self.wall_offset = time.time() - time.monotonic()  # instants are monotonic; requests are wall clock
@@ -125,9 +129,9 @@ class EndpointSampler:
         if not self._synced.wait(15):
             raise RuntimeError(f"sampler could not list EndpointSlices of {self.service}")
         if self.with_traffic:
-            if TRAFFIC_CONTEXT is None:
+            if self.traffic_context is None and TRAFFIC_CONTEXT is None:
                 raise RuntimeError("no traffic context: tests/e2e/conftest.py sets it for the session")
-            netns, kubeconfig = TRAFFIC_CONTEXT()
+            netns, kubeconfig = self.traffic_context or TRAFFIC_CONTEXT()
             self.traffic = TrafficCheck(netns, kubeconfig, self.namespace, self.service, self.port, rate=60.0,
                                         duration_s=600.0, expect_failures=self.expect_failures).__enter__()
         return self

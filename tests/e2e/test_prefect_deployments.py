@@ -18,3 +18,16 @@ def test_prefect_yaml_deploys_every_flow(prefect_ops):
     assert [s["active"] for s in blue_green["schedules"]] == [False], "the example schedule stays off"
     # the spec model is the parameter schema: the UI renders a form from it and the server validates runs
     assert "BlueGreenSpec" in str(blue_green["parameter_openapi_schema"])
+
+
+def test_the_pipeline_deployment_takes_the_pipeline_spec_and_refuses_a_bad_one(prefect_ops):
+    """The `pipeline` deployment's form is the pipeline spec; a stage without targets or a negative parallelism
+    is refused by the server before any flow run exists (409, as for the release specs)."""
+    deployed = {d["name"]: d for d in prefect_ops.deployments.values()}
+    assert deployed["pipeline"]["entrypoint"] == "flows/pipeline.py:pipeline_release"
+    assert "PipelineSpec" in str(deployed["pipeline"]["parameter_openapi_schema"])
+    assert deployed["pipeline-plan"]["parameters"] == {"dry_run": True}
+    for stage in ({"name": "s", "targets": []},
+                  {"name": "s", "max_parallel": 0, "targets": [{"context": "c", "service": "web"}]}):
+        resp = prefect_ops.create_run("pipeline", {"spec": {"image": "app:2", "stages": [stage]}})
+        assert resp.status_code == 409, f"{resp.status_code}: {resp.text[:1000]}"

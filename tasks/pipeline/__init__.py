@@ -1,0 +1,1 @@
+"""A promotion pipeline's reads of its targets' clusters (flows/pipeline.py)."""
