@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import logging
 import os
 import sys
 from typing import Any
 
 from prefect_greenlight.cli.parameters import check_parameter_size, refused_parameters
+from prefect_greenlight.cli.quiet import quiet_expected_tracebacks
 from prefect_greenlight.cli.spec_input import add_hook_flags, base_spec, port_flag, set_path
 from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, GreenlightError, ReleaseFailed
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
@@ -34,39 +34,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own exit code is 2 as well; keep its message format
         self.print_usage(sys.stderr)
         raise BadInput(f"{self.prog}: {message}")
-
-
-class _QuietFormatter(logging.Formatter):
-    """Terminal output only: a greenlight failure (the reason and each undo step are printed last) is logged by
-    Prefect with a full traceback; on the terminal keep the message and drop the traceback. The Prefect API
-    handler has already received the full record by then."""
-
-    def __init__(self, inner: logging.Formatter | None):
-        super().__init__()
-        self.inner = inner or logging.Formatter()
-
-    def format(self, record: logging.LogRecord) -> str:
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, GreenlightError):
-            return self.inner.format(record)
-        saved = record.exc_info, record.exc_text
-        record.exc_info, record.exc_text = None, None
-        try:
-            return self.inner.format(record)
-        finally:
-            record.exc_info, record.exc_text = saved
-
-
-def _quiet_expected_tracebacks() -> None:
-    import prefect.main  # noqa: F401 - sets up Prefect's logging (its console handler on the root logger)
-
-    for handler in logging.getLogger().handlers:
-        if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, _QuietFormatter):
-            handler.setFormatter(_QuietFormatter(handler.formatter))
-    if not os.environ.get("PREFECT_API_URL"):
-        from prefect_greenlight.cli.no_server import hide_server_lines
-
-        hide_server_lines()
 
 
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
@@ -230,7 +197,7 @@ def _print(result: dict, as_json: bool) -> None:
 
 def cmd_blue_green(args: argparse.Namespace) -> int:
     params = dict(spec=build_spec(args), dry_run=args.dry_run, kubeconfig=args.kubeconfig, context=args.context)
-    _quiet_expected_tracebacks()  # imports Prefect: bad input is refused before, in a fraction of the time
+    quiet_expected_tracebacks()  # imports Prefect: bad input is refused before, in a fraction of the time
     check_parameter_size(params)
     from prefect_greenlight.flows.blue_green import blue_green_release
 
@@ -265,7 +232,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from prefect_greenlight.cli.status import service_status
+    from prefect_greenlight.cli.status import print_status, service_status
     from prefect_greenlight.tasks.kube.client import connect
 
     status = service_status(connect(args.kubeconfig, args.context), _default_namespace(args) or "default",
@@ -273,24 +240,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
-        print(f"Service {status['service']} ({status['namespace']}): selector {status['selector']}")
-        print(f"  live: {status['live_deployment'] or '?'}  previous: {status['previous_deployment'] or '-'}  "
-              f"release: {status['release_id'] or '-'} at {status['switched_at'] or '-'}")
-        for d in status["deployments"]:
-            print(f"  {d['name']:<24} {d['ready']}/{d['replicas']} ready  {d['image']}"
-                  f"{'  <- live' if d['selected'] else ''}")
-        print(f"  endpoints: {status['endpoints']}")
-        from prefect_greenlight.cli.status import canary_line
-
-        if canary_line(status.get("canary") or {}):
-            print(canary_line(status["canary"]))
-        if status["lock"]:
-            print(f"  release in progress: {status['lock']}")
+        print_status(status)
     return EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from prefect_greenlight.cli.status import release_history
+    from prefect_greenlight.cli.status import print_history, release_history
     from prefect_greenlight.tasks.kube.client import connect
 
     if args.limit < 1:
@@ -300,17 +255,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(entries, indent=2, sort_keys=True))
         return EXIT_OK
-    if not entries:
-        print(f"Service {args.service}: no releases recorded by greenlight")
-    for e in reversed(entries):
-        print(f"{e['finished_at'] or '?':<21} {e['strategy']:<10} {e['outcome']:<19} {e['from_deployment']} -> "
-              f"{e['to_deployment']}  {', '.join(e['images'])}  {e['seconds']:.1f} s  release {e['release_id']}"
-              f"  run {e['flow_run_name'] or '-'} {e['flow_run_id'] or ''}".rstrip())
-        for label, key in (("approval", "approval"), ("reason", "reason")):
-            if e[key]:
-                print(f"{'':<21} {label}: {e[key]}")
-        if e.get("pipeline_id"):
-            print(f"{'':<21} pipeline: {e['pipeline_id']} stage {e['pipeline_stage']} target {e['pipeline_target']}")
+    print_history(entries, args.service)
     return EXIT_OK
 
 
@@ -340,7 +285,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
 
     params = dict(spec=build_canary_spec(args, _default_namespace(args)), kubeconfig=args.kubeconfig,
                   context=args.context, dry_run=args.dry_run)
-    _quiet_expected_tracebacks()
+    quiet_expected_tracebacks()
     check_parameter_size(params)
     from prefect_greenlight.flows.canary import canary_release
 
@@ -372,7 +317,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from prefect_greenlight.cli import pipeline
 
     if args.pipeline_command == "run":
-        return pipeline.cmd_run(args, _quiet_expected_tracebacks)
+        return pipeline.cmd_run(args, quiet_expected_tracebacks)
     return pipeline.cmd_status(args)
 
 
@@ -384,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command in ("rollback", "abort"):  # blue-green and canary: once their input is read
-            _quiet_expected_tracebacks()
+            quiet_expected_tracebacks()
         return commands[args.command](args)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -72,3 +72,33 @@ def release_history(kube: Kube, namespace: str, service: str) -> list[dict]:
     if svc is None:
         raise BadInput(f"Service {service!r} not found in namespace {namespace!r}")
     return [asdict(e) for e in read_history(svc)]
+
+
+def print_status(status: dict) -> None:
+    """`greenlight status` as text."""
+    print(f"Service {status['service']} ({status['namespace']}): selector {status['selector']}")
+    print(f"  live: {status['live_deployment'] or '?'}  previous: {status['previous_deployment'] or '-'}  "
+          f"release: {status['release_id'] or '-'} at {status['switched_at'] or '-'}")
+    for d in status["deployments"]:
+        print(f"  {d['name']:<24} {d['ready']}/{d['replicas']} ready  {d['image']}"
+              f"{'  <- live' if d['selected'] else ''}")
+    print(f"  endpoints: {status['endpoints']}")
+    if canary_line(status.get("canary") or {}):
+        print(canary_line(status["canary"]))
+    if status["lock"]:
+        print(f"  release in progress: {status['lock']}")
+
+
+def print_history(entries: list[dict], service: str) -> None:
+    """`greenlight history` as text, newest first."""
+    if not entries:
+        print(f"Service {service}: no releases recorded by greenlight")
+    for e in reversed(entries):
+        print(f"{e['finished_at'] or '?':<21} {e['strategy']:<10} {e['outcome']:<19} {e['from_deployment']} -> "
+              f"{e['to_deployment']}  {', '.join(e['images'])}  {e['seconds']:.1f} s  release {e['release_id']}"
+              f"  run {e['flow_run_name'] or '-'} {e['flow_run_id'] or ''}".rstrip())
+        for label, key in (("approval", "approval"), ("reason", "reason")):
+            if e[key]:
+                print(f"{'':<21} {label}: {e[key]}")
+        if e.get("pipeline_id"):
+            print(f"{'':<21} pipeline: {e['pipeline_id']} stage {e['pipeline_stage']} target {e['pipeline_target']}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from prefect_greenlight.cli.main import _QuietFormatter
+from prefect_greenlight.cli.quiet import _QuietFormatter
 from prefect_greenlight.tasks.errors import PermanentError
 
 
