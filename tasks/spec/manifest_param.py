@@ -23,10 +23,11 @@ import base64
 import binascii
 import gzip
 import json
+import math
 import zlib
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 from prefect_greenlight.tasks.spec.yaml_bounded import MAX_DEPTH
 
@@ -89,5 +90,21 @@ def unpack(value: Any) -> Any:
     return manifest
 
 
+def finite(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Refuse infinities and NaN anywhere in the manifest (ValueError naming the path): JSON has neither, so
+    Kubernetes could not take them, and on its way to Prefect such a value would silently become null."""
+    stack: list[tuple[Any, str]] = [(manifest, "")]
+    while stack:
+        v, path = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{path.lstrip('.') or 'the manifest'} is {v!r}: not a finite number (JSON has none)")
+        if isinstance(v, dict):
+            stack.extend((c, f"{path}.{k}") for k, c in v.items())
+        elif isinstance(v, list):
+            stack.extend((c, f"{path}[{i}]") for i, c in enumerate(v))
+    return manifest
+
+
 # The field type of `manifest` in both specs: a plain object in the schema (the UI form), packed when large.
-Manifest = Annotated[dict[str, Any], BeforeValidator(unpack), PlainSerializer(pack, when_used="json")]
+Manifest = Annotated[dict[str, Any], BeforeValidator(unpack), AfterValidator(finite),
+                     PlainSerializer(pack, when_used="json")]

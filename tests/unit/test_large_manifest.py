@@ -178,3 +178,15 @@ def test_a_servers_422_on_parameters_is_bad_input_without_the_echoed_body():
 ])
 def test_other_errors_are_not_taken_for_bad_parameters(exc):
     assert refused_parameters(exc) is None
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_manifest_with_a_non_finite_number_is_bad_input_naming_the_path(value):
+    """JSON has no infinity or NaN: Kubernetes could not take the manifest, and Prefect would send it as null."""
+    from prefect_greenlight.tasks.errors import BadInput
+    from prefect_greenlight.tasks.spec import BlueGreenSpec, parse_spec
+
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"x": [1, value]}}}
+    with pytest.raises(BadInput) as err:
+        parse_spec(BlueGreenSpec, {"service": "web", "manifest": manifest})
+    assert "spec.template.x[1]" in str(err.value) and "finite" in str(err.value)
