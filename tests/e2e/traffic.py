@@ -120,6 +120,7 @@ class TrafficResult:
     skipped: int = 0  # new-connection slots skipped because every worker was busy (hanging requests)
     agent_errors: str = ""
     stopped_early: bool = False  # the agent reached its bound (duration_s / max_requests) before the block ended
+    warmup: int = 0  # requests sent before the first answer, left out (see TrafficCheck.snapshot)
 
     def _in(self, start: float | None, end: float | None) -> list[Request]:
         lo, hi = start if start is not None else -math.inf, end if end is not None else math.inf
@@ -188,6 +189,7 @@ class TrafficResult:
         return (f"{self.target}: {self.sent()} requests in {self.ended - self.started:.1f} s ({self.rate():.0f}/s; "
                 f"{new} on new connections, {self.sent() - new} keep-alive; {self.skipped} slots skipped): "
                 f"{len(failed)} failed{' ' + str(errors) if errors else ''}; answers by {key}: {by}"
+                + (f"; {self.warmup} sent before the first answer left out" if self.warmup else "")
                 + ("; STOPPED EARLY (its duration/count bound)" if self.stopped_early else "")
                 + (f"; agent stderr: {self.agent_errors[-300:]}" if self.agent_errors else ""))
 
@@ -259,6 +261,18 @@ def cluster_ip(kubeconfig: str, namespace: str, service: str, port: int | None) 
     elif port not in ports:
         raise RuntimeError(f"Service {namespace}/{service} has no port {port} (ports: {ports})")
     return ip, port
+
+
+def warm(requests: tuple[Request, ...]) -> tuple[tuple[Request, ...], int]:
+    """The requests from the first answered one on, and how many were sent before it. __enter__ returns only once
+    an answer came, so what went before is the new Service's warm-up (kube-proxy had not programmed its ClusterIP
+    yet: such a request hangs until its timeout), never the work of the release the block then runs."""
+    answered = [r.t for r in requests if r.status]
+    if not answered:
+        return requests, 0
+    first = min(answered)
+    counted = tuple(r for r in requests if r.t >= first)
+    return counted, len(requests) - len(counted)
 
 
 class TrafficCheck:
@@ -353,8 +367,9 @@ class TrafficCheck:
             requests = tuple(self._requests)
         ended = self._end.get("t")
         early = ended is not None and ended < self._stop_requested
-        return TrafficResult(requests, self.describe_target(), self._started, time.time(),
-                             int(self._end.get("skipped", 0)), agent_errors, early)
+        counted, warmup = warm(requests) if self.first_answer_within_s else (requests, 0)
+        return TrafficResult(counted, self.describe_target(), self._started, time.time(),
+                             int(self._end.get("skipped", 0)), agent_errors, early, warmup)
 
     # -- the tally
     def forbid(self, version: str, after: float = 0.0, before: float = float("inf"), key: str = "deployment"

@@ -212,3 +212,15 @@ def test_stale_answers_count_only_after_a_deployments_endpoints_left():
     result = TrafficResult(tuple(requests), "ns/svc", 0.0, 30.0)
     assert [(d, t) for d, t, _ in stale_answers(result, spans)] == [("blue", 10 + PROXY_LAG_S + 1),
                                                                     ("green", 20 + PROXY_LAG_S + 1)]
+
+
+def test_requests_before_the_first_answer_are_the_services_warm_up_and_left_out():
+    from tests.e2e.traffic import warm
+
+    def req(t: float, status: int) -> Request:
+        return Request(t, 0.01, "new", 1, status, "web-5d9c7b-x1y2z" if status else "", "img", "",
+                       "" if status else "TimeoutError: timed out")
+
+    counted, warmup = warm((req(1.0, 0), req(1.1, 0), req(1.5, 200), req(1.6, 0), req(2.0, 200)))
+    assert warmup == 2 and [r.t for r in counted] == [1.5, 1.6, 2.0], "a failure after the first answer counts"
+    assert warm((req(1.0, 0),)) == ((req(1.0, 0),), 0), "no answer at all: nothing is left out"
