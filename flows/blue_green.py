@@ -43,7 +43,7 @@ from prefect_greenlight.tasks.bluegreen.switch import (
     switch_traffic,
     verify_endpoints,
 )
-from prefect_greenlight.tasks.decisions.hooks import release_fingerprint, release_source
+from prefect_greenlight.tasks.decisions.hooks import spec_fingerprint
 from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, Rejected, ReleaseFailed
@@ -178,7 +178,7 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
         plan = preflight(kube, spec, release_id)
         s["detail"] = f"{plan.colors.blue} -> {plan.colors.green}"
     progress = _Progress(timeline, HookRunner(kube, spec.hooks, plan.hook_context(), timeline, spec.deadlines,
-                                              release_fingerprint("blue-green", spec.service, release_source(spec))))
+                                              spec_fingerprint("blue-green", spec)))
     for warning in plan.warnings:
         say(f"warning: {warning}")
     if plan.repeat is not None and plan.repeat.action is RepeatAction.ALREADY_LIVE:  # no Lease, no record

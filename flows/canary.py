@@ -41,7 +41,7 @@ from prefect_greenlight.tasks.canary.steps import (
     verify_split,
 )
 from prefect_greenlight.tasks.decisions.canary import StepCounts
-from prefect_greenlight.tasks.decisions.hooks import release_fingerprint, release_source
+from prefect_greenlight.tasks.decisions.hooks import spec_fingerprint
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, PermanentError, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.hooks.runner import HookRunner
@@ -75,7 +75,7 @@ class CanaryRun:
         self.failures = 0
         self.current = StepCounts(0, 0, plan.total)
         self.hooks = HookRunner(kube, plan.spec.hooks, plan.hook_context(), self.timeline, plan.spec.deadlines,
-                                release_fingerprint("canary", plan.service, release_source(plan.spec)))
+                                spec_fingerprint("canary", plan.spec))
 
     def record(self, index: int, state: str) -> None:
         p, c = self.plan, self.current
