@@ -46,7 +46,7 @@ from prefect_greenlight.tasks.bluegreen.switch import (
     verify_endpoints,
 )
 from prefect_greenlight.tasks.decisions.allow import check_allowed, parse_allow_list
-from prefect_greenlight.tasks.decisions.hooks import release_fingerprint, release_source
+from prefect_greenlight.tasks.decisions.hooks import spec_fingerprint
 from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, CancelRequested, CleanupFailed, Rejected, ReleaseFailed
@@ -213,7 +213,7 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
         plan = preflight(kube, spec, release_id)
         s["detail"] = f"{plan.colors.blue} -> {plan.colors.green}"
     progress = _Progress(timeline, HookRunner(kube, spec.hooks, plan.hook_context(), timeline, spec.deadlines,
-                                              release_fingerprint("blue-green", spec.service, release_source(spec))))
+                                              spec_fingerprint("blue-green", spec)))
     for warning in plan.warnings:
         say(f"warning: {warning}")
     if plan.repeat is not None and plan.repeat.action is RepeatAction.ALREADY_LIVE:  # no Lease, no record

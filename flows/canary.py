@@ -43,7 +43,7 @@ from prefect_greenlight.tasks.canary.steps import (
 )
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.canary_progress import PASSED, move_order
-from prefect_greenlight.tasks.decisions.hooks import release_fingerprint, release_source
+from prefect_greenlight.tasks.decisions.hooks import spec_fingerprint
 from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION
 from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, CancelRequested, PermanentError, Rejected, ReleaseFailed
@@ -80,7 +80,7 @@ class CanaryRun:
         passed = plan.steps[plan.resume_index - 1].percent if plan.resume_index else 0
         self.current = StepCounts(passed, found_canary, found_stable)
         self.hooks = HookRunner(kube, plan.spec.hooks, plan.hook_context(), self.timeline, plan.spec.deadlines,
-                                release_fingerprint("canary", plan.service, release_source(plan.spec)))
+                                spec_fingerprint("canary", plan.spec))
         self.phase = "canary"  # the phase a failure is reported in
 
     def record(self, index: int, state: str) -> None:

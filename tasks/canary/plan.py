@@ -1,5 +1,5 @@
-"""The canary's dry run: the plan (tasks/decisions/plan_canary.py) from what preflight read plus the Lease as
-read now; nothing taken, nothing changed."""
+"""The canary's dry run: the plan (tasks/decisions/plan_canary.py) from what preflight read plus the Lease and
+the Service (its hooks record) as read now; nothing taken, nothing changed."""
 
 from __future__ import annotations
 

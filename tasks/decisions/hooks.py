@@ -79,6 +79,11 @@ def release_source(spec: Any) -> dict[str, Any]:
     return {f: getattr(spec, f) for f in SOURCE_FIELDS if getattr(spec, f, None) is not None}
 
 
+def spec_fingerprint(strategy: str, spec: Any) -> str:
+    """The fingerprint of the release a spec describes."""
+    return release_fingerprint(strategy, spec.service, release_source(spec))
+
+
 def released_image(spec: Any, images: list[str] | tuple[str, ...]) -> str:
     """The image a Job hook gets with green_image: the one being released (image mode), else the new
     Deployment's first container's."""
@@ -233,10 +238,6 @@ def job_status(job: dict | None, pods: list[dict], now: float, deadlines: Deadli
             return JobStatus(JobVerdict.FAILED, f"Job {name}: {doom[1]}", doom[0].value, pod["metadata"]["name"])
         note = note or pod_note(pod)
     return JobStatus(JobVerdict.WAITING, f"Job {name}: {_counts(job)}" + (f"; {note}" if note else ""))
-
-
-def last_lines(text: str, n: int) -> list[str]:
-    return text.splitlines()[-n:] if n > 0 else []
 
 
 # -- the webhook --------------------------------------------------------------------------------------------

@@ -19,10 +19,9 @@ from prefect_greenlight.tasks.decisions.hooks import (
     job_name,
     read_hook_record,
     record_for,
-    release_fingerprint,
-    release_source,
     released_image,
     safe_url,
+    spec_fingerprint,
     step_name,
 )
 from prefect_greenlight.tasks.decisions.plan import PlanStep, StepKind
@@ -105,8 +104,7 @@ class HookPlan:
 def planned_hooks(spec: Any, strategy: str, service: dict, release_id: str, images: list[str]) -> HookPlan:
     """The HookPlan of a release as a run would start it now: with the Service's record of this release when it
     is unfinished (a re-run after a kill), else a new one under `release_id`."""
-    record = record_for(read_hook_record(service), release_fingerprint(strategy, spec.service, release_source(spec)),
-                        release_id)
+    record = record_for(read_hook_record(service), spec_fingerprint(strategy, spec), release_id)
     return HookPlan(tuple(spec.hooks), record, released_image(spec, images))
 
 
