@@ -273,20 +273,25 @@ def scale(kube: Kube, namespace: str, name: str, replicas: int) -> None:
         name, namespace, body, field_manager=FIELD_MANAGER, _preload_content=False, _request_timeout=TIMEOUT))
 
 
-def delete_deployment(kube: Kube, namespace: str, name: str, wait_s: float = 60) -> bool:
-    """Delete (foreground: its ReplicaSets and pods go first) and wait until it is gone. False when it was
-    already gone."""
+def delete_if_present(what: str, delete: Callable[[], object]) -> bool:
+    """Run one delete call, retried like every idempotent call; False when the object was already gone (404)."""
     def call() -> bool:
         try:
-            kube.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground",
-                                                   _preload_content=False, _request_timeout=TIMEOUT)
+            delete()
             return True
         except ApiException as exc:
             if exc.status == 404:
                 return False
             raise
 
-    deleted = retrying(f"delete Deployment {namespace}/{name}", call)
+    return retrying(what, call)
+
+
+def delete_deployment(kube: Kube, namespace: str, name: str, wait_s: float = 60) -> bool:
+    """Delete (foreground: its ReplicaSets and pods go first) and wait until it is gone. False when it was
+    already gone."""
+    deleted = delete_if_present(f"delete Deployment {namespace}/{name}", lambda: kube.apps.delete_namespaced_deployment(
+        name, namespace, propagation_policy="Foreground", _preload_content=False, _request_timeout=TIMEOUT))
     deadline = time.monotonic() + wait_s
     # Waited for even when the delete said 404: a retried delete whose first attempt landed says so too.
     while read(kube, "Deployment", namespace, name) is not None:

@@ -14,7 +14,16 @@ from kubernetes.client.rest import ApiException
 from prefect_greenlight.tasks.decisions.hooks import JOB_NAME_LABEL, JobStatus, JobVerdict, job_status
 from prefect_greenlight.tasks.decisions.rollout import NOTHING_SEEN, remember_pull_errors
 from prefect_greenlight.tasks.errors import TemporaryError
-from prefect_greenlight.tasks.kube.client import TIMEOUT, Kube, RetryPolicy, list_objects, never_sent, read, retrying
+from prefect_greenlight.tasks.kube.client import (
+    TIMEOUT,
+    Kube,
+    RetryPolicy,
+    delete_if_present,
+    list_objects,
+    never_sent,
+    read,
+    retrying,
+)
 from prefect_greenlight.tasks.kube.watching import Watcher
 from prefect_greenlight.tasks.spec import Deadlines
 
@@ -51,17 +60,8 @@ def create_job(kube: Kube, namespace: str, body: dict, dry_run: bool = False) ->
 
 def delete_job(kube: Kube, namespace: str, name: str) -> bool:
     """Delete the Job and (in the background, by the garbage collector) its pods. False when it was gone."""
-    def call() -> bool:
-        try:
-            kube.batch.delete_namespaced_job(name, namespace, propagation_policy="Background",
-                                             _preload_content=False, _request_timeout=TIMEOUT)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-
-    return retrying(f"delete Job {namespace}/{name}", call)
+    return delete_if_present(f"delete Job {namespace}/{name}", lambda: kube.batch.delete_namespaced_job(
+        name, namespace, propagation_policy="Background", _preload_content=False, _request_timeout=TIMEOUT))
 
 
 def wait_job(kube: Kube, namespace: str, name: str, deadlines: Deadlines, timeout_s: float,
