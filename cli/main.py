@@ -10,6 +10,7 @@ printed) or released with a failed clean-up ("released; clean-up failed: …"), 
   greenlight canary --service S --stable D (--manifest F | --image I) [--steps 10,30,50,100] [--json] ...
   greenlight promote RUN_ID [--full] | greenlight abort --service S        (see cli/canary.py)
   greenlight pipeline run --spec FILE [--dry-run] | greenlight pipeline status ID [--json]  (cli/pipeline.py)
+  greenlight worker --pool P [--limit N]                   (the greenlight worker type: cli/worker.py, worker/)
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     from prefect_greenlight.cli import pipeline
 
     pipeline.add_parsers(sub, _Parser)
+    from prefect_greenlight.cli import worker
+
+    worker.add_parser(sub)
     return parser
 
 
@@ -321,11 +325,17 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return pipeline.cmd_status(args)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from prefect_greenlight.cli.worker import cmd_worker as run_worker
+
+    return run_worker(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     commands = {"blue-green": cmd_blue_green, "rollback": cmd_rollback, "status": cmd_status,
                 "history": cmd_history, "webhook": cmd_webhook, "approve": cmd_answer, "reject": cmd_answer,
                 "canary": cmd_canary, "promote": cmd_promote, "abort": cmd_abort,
-                "pipeline": cmd_pipeline}
+                "pipeline": cmd_pipeline, "worker": cmd_worker}
     try:
         args = build_parser().parse_args(argv)
         if args.command in ("rollback", "abort"):  # blue-green and canary: once their input is read

@@ -55,7 +55,12 @@ from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.approval import ApprovalDecision, request_approval, summary_markdown
-from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
+from prefect_greenlight.tasks.record.cancellation import (
+    await_cancel,
+    cancel_requested,
+    ending_cancelled,
+    sigterm_deferred,
+)
 from prefect_greenlight.tasks.record.events import ReleaseEvent, emit
 from prefect_greenlight.tasks.record.journal import CLEANUP_FAILED, Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
@@ -272,4 +277,5 @@ def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: s
     allowed) that this run may release; another Service is refused before anything is read."""
     release_begun()
     _refuse_unless_allowed(spec, allowed_services)
-    return run_release(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), dry_run)
+    return ending_cancelled(lambda: run_release(connect(kubeconfig, context), spec, spec.release_id or new_release_id(),
+                                                dry_run))

@@ -51,7 +51,12 @@ from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
-from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
+from prefect_greenlight.tasks.record.cancellation import (
+    await_cancel,
+    cancel_requested,
+    ending_cancelled,
+    sigterm_deferred,
+)
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
@@ -315,5 +320,5 @@ def canary_release(spec: CanarySpec, kubeconfig: str | None = None, context: str
     """Release `spec` as a canary (`dry_run`: only its plan). Kubernetes credentials: kubeconfig/context,
     $KUBECONFIG, or in-cluster."""
     release_begun()
-    return run_canary(connect(kubeconfig, context), spec, spec.release_id or new_release_id(), _flow_run_id(),
-                      dry_run)
+    return ending_cancelled(lambda: run_canary(connect(kubeconfig, context), spec, spec.release_id or new_release_id(),
+                                               _flow_run_id(), dry_run))

@@ -20,6 +20,13 @@ refused ("Received non-paused state from API: Cancelling"). `await_cancel` then 
 (PREFECT_WORKER_CANCELLATION_POLL_SECONDS, 10 s by default, bounds its arrival), so that the cancel takes the one
 path above; without a worker (a CLI run cancelled in the UI) it raises the TerminationSignal itself after
 CANCEL_WAIT_S, with the intent "cancel", and the engine ends the run Cancelled.
+
+In a greenlight worker (worker/: releases run in threads of one process) there is no SIGTERM per run and the
+control listener's intent is one per process. The worker raises a `ThreadTerminated` in the release's thread
+instead (`ThreadCancel` for a cancel, `ThreadHandover` when it shuts down), which carries its own intent.
+`interruptible` tells the worker whether the thread may be interrupted now: never while it rolls back
+(`sigterm_deferred`), never twice. After the rollback of a cancel, `ending_cancelled` turns the re-raised
+ThreadCancel into the flow's returned Cancelled state, so the engine itself ends the run Cancelled.
 """
 
 from __future__ import annotations
@@ -28,22 +35,77 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from prefect.exceptions import TerminationSignal
 
 from prefect_greenlight.tasks.decisions.undo import CANCEL_STATES, cancel_means_undo
 from prefect_greenlight.tasks.errors import CancelRequested
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CANCEL_WAIT_S = 20.0
 CANCEL_REASON = "the flow run was cancelled in Prefect (UI Cancel or `prefect flow-run cancel`)"
 
 
+class ThreadTerminated(TerminationSignal):
+    """Raised by a greenlight worker inside one release's thread (PyThreadState_SetAsyncExc instantiates the class
+    without arguments). `intent` plays the part of the control listener's per-process intent."""
+
+    intent: str = ""
+
+    def __init__(self) -> None:
+        super().__init__(signal.SIGTERM)
+
+
+class ThreadCancel(ThreadTerminated):
+    """The run was cancelled in Prefect: roll back, then end Cancelled."""
+
+    intent = "cancel"
+
+
+class ThreadHandover(ThreadTerminated):
+    """The worker shuts down and the release did not end within its grace: stop where it is, leave the Lease so
+    that a re-run converges (like a reschedule: no rollback)."""
+
+    intent = "relinquish"
+
+
+# Threads of a greenlight worker that must not be interrupted (now or any more): ident -> why.
+_UNINTERRUPTIBLE: dict[int, str] = {}
+_GUARD = threading.Lock()
+
+
+def interruptible(ident: int, interrupt: Callable[[], None]) -> bool:
+    """For the worker: call `interrupt()` (which raises in thread `ident`) unless the thread rolls back now or was
+    interrupted already; True when it was called. At most one interruption per thread, ever."""
+    with _GUARD:
+        if ident in _UNINTERRUPTIBLE:
+            return False
+        _UNINTERRUPTIBLE[ident] = "interrupted"
+        interrupt()
+        return True
+
+
+def forget_thread(ident: int) -> None:
+    """For the worker: the thread's release has ended (thread idents are reused)."""
+    with _GUARD:
+        _UNINTERRUPTIBLE.pop(ident, None)
+
+
+def _claim(why: str) -> bool:
+    """This thread takes its own cancel or starts its rollback: no interruption after this. False when the worker
+    has already interrupted it (the exception is on its way)."""
+    with _GUARD:
+        if threading.get_ident() in _UNINTERRUPTIBLE:
+            return False
+        _UNINTERRUPTIBLE[threading.get_ident()] = why
+        return True
+
+
 def _is_termination(exc: BaseException) -> bool:
-    try:
-        from prefect.exceptions import TerminationSignal
-    except ImportError:  # pragma: no cover - Prefect is a dependency
-        return False
     return isinstance(exc, TerminationSignal)
 
 
@@ -78,7 +140,7 @@ def cancel_requested(exc: BaseException) -> CancelRequested | None:
     """A CancelRequested when `exc` is Prefect cancelling this run (then the caller undoes and re-raises `exc`)."""
     if not _is_termination(exc):
         return None
-    intent = _intent()
+    intent = exc.intent if isinstance(exc, ThreadTerminated) else _intent()
     if cancel_means_undo(True, intent, None if intent else _run_state()):
         return CancelRequested(CANCEL_REASON)
     return None
@@ -90,6 +152,11 @@ def await_cancel(wait_s: float = CANCEL_WAIT_S) -> None:
     when the run is not cancelling (an ordinary failure)."""
     if _intent() is None and _run_state() not in CANCEL_STATES:
         return
+    if threading.current_thread() is not threading.main_thread():  # a greenlight worker's thread
+        if _claim("cancel taken"):
+            raise ThreadCancel()
+        time.sleep(wait_s)  # the worker's ThreadCancel arrives within a few bytecodes
+        raise ThreadCancel()
     deadline = time.monotonic() + wait_s
     while _intent() is None and time.monotonic() < deadline:
         time.sleep(0.2)  # the worker's SIGTERM raises TerminationSignal here
@@ -115,7 +182,8 @@ def _set_cancel_intent() -> None:
 def sigterm_deferred() -> Iterator[None]:
     """While a rollback runs, a further SIGTERM is logged and ignored instead of interrupting it half-way (the
     worker's SIGKILL after its grace period still ends the process)."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():  # a greenlight worker's thread
+        _claim("rolling back")
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
@@ -128,3 +196,14 @@ def sigterm_deferred() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def ending_cancelled(release: Callable[[], T]) -> T | Any:
+    """Run a release flow's body; a ThreadCancel that the body re-raised after its rollback becomes the flow's
+    returned Cancelled state (the engine then ends the run Cancelled, not Crashed). Anything else passes."""
+    try:
+        return release()
+    except ThreadCancel:
+        from prefect.states import Cancelled
+
+        return Cancelled(message=f"{CANCEL_REASON}; rolled back (see the release report)")

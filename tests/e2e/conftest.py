@@ -1,7 +1,7 @@
 """Every test in tests/e2e runs on a real cluster: mark it so, and fail (never skip) when the cluster is absent.
 
-`prefect_ops`: prefect.yaml deployed on the session's Prefect server and one process worker on the `greenlight`
-pool (started once, shared by the tests that start releases the way the UI does).
+`prefect_ops`: prefect.yaml deployed on the session's Prefect server and one greenlight worker on the `greenlight`
+pool (type greenlight; started once, shared by the tests that start releases the way the UI does).
 
 `netns`: the local cluster's network namespace (the Service data path: kube-proxy and the pod-IP server);
 `traffic`: a factory of TrafficChecks (tests/e2e/traffic.py) bound to it. The session's traffic totals are printed

@@ -1,5 +1,6 @@
-"""Prefect as users run it: `prefect deploy --all` from prefect.yaml, a process worker on the `greenlight` pool,
-flow runs created through the server's HTTP API (what the UI's "Run" button does), their states and events.
+"""Prefect as users run it: `prefect deploy --all` from prefect.yaml, a greenlight worker on the `greenlight` pool
+(type greenlight; a process worker where a test asks for one), flow runs created through the server's HTTP API
+(what the UI's "Run" button does), their states and events.
 
 Tests talk to the session's server over HTTP: an in-process Prefect client would use the settings captured at
 import, not the session server.
@@ -31,13 +32,17 @@ def prefect_env(api: str, kubeconfig: str | None = None) -> dict[str, str]:
     return env
 
 
+def create_pool(api: str, name: str, kind: str) -> None:
+    pool = subprocess.run([*PREFECT, "work-pool", "create", name, "--type", kind, "--overwrite"],
+                          capture_output=True, text=True, env=prefect_env(api), timeout=120, cwd=ROOT)
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+
+
 def deploy_all(api: str) -> None:
-    """What the README tells users to do: a process work pool and `prefect deploy --all`. The image-pushed
+    """What the README tells users to do: a greenlight work pool and `prefect deploy --all`. The image-pushed
     trigger may release only the Services of test_image_pushed_event_starts_a_release_with_its_image."""
     env = {**prefect_env(api), "GREENLIGHT_TRIGGER_ALLOW": TRIGGER_ALLOW}
-    pool = subprocess.run([*PREFECT, "work-pool", "create", "greenlight", "--type", "process", "--overwrite"],
-                          capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
-    assert pool.returncode == 0, pool.stdout + pool.stderr
+    create_pool(api, "greenlight", "greenlight")
     out = subprocess.run([*PREFECT, "--no-prompt", "deploy", "--all"], capture_output=True, text=True, env=env,
                          timeout=300, cwd=ROOT)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
@@ -64,6 +69,19 @@ class PrefectOps:
                 break
             time.sleep(0.5 * 2 ** attempt)
         return resp
+
+    def copy_to_pool(self, deployment: str, pool: str) -> str:
+        """The prefect.yaml deployment `deployment` once more, as `<deployment>-<pool>` on work pool `pool` (what
+        `prefect deploy` would create from the same entry with another work_pool); returns its name."""
+        dep = self.deployments[deployment]
+        name = f"{deployment}-{pool}"
+        body = {"name": name, "flow_id": dep["flow_id"], "work_pool_name": pool, "entrypoint": dep["entrypoint"],
+                "pull_steps": dep["pull_steps"], "parameter_openapi_schema": dep["parameter_openapi_schema"],
+                "enforce_parameter_schema": dep["enforce_parameter_schema"], "path": dep.get("path")}
+        resp = requests.post(f"{self.api}/deployments/", json=body, timeout=30)
+        assert resp.status_code in (200, 201), f"{resp.status_code}: {resp.text[:2000]}"
+        self.refresh()
+        return name
 
     def run(self, deployment: str, parameters: dict) -> str:
         resp = self.create_run(deployment, parameters)
@@ -132,16 +150,32 @@ class PrefectOps:
             time.sleep(0.5)
 
 
-class Worker:
-    """`prefect worker start --pool greenlight`, with the cluster's kubeconfig in its environment."""
+def worker_command(kind: str, pool: str, limit: int = 60) -> list[str]:
+    """`greenlight worker` (the greenlight worker type, releases in threads of one process) or Prefect's own
+    `prefect worker start --type process` (a process per flow run)."""
+    if kind == "greenlight":
+        return [sys.executable, "-m", "prefect_greenlight.cli", "worker", "--pool", pool, "--limit", str(limit)]
+    return [*PREFECT, "worker", "start", "--pool", pool, "--type", kind, "--limit", str(limit)]
 
-    def __init__(self, api: str, kubeconfig: str, log_path: Path):
+
+class Worker:
+    """A worker on `pool`, with the cluster's kubeconfig in its environment."""
+
+    def __init__(self, api: str, kubeconfig: str, log_path: Path, kind: str = "greenlight", pool: str = "greenlight",
+                 env: dict[str, str] | None = None):
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen([*PREFECT, "worker", "start", "--pool", "greenlight", "--type", "process",
-                                      "--limit", "60"],
-                                     env=prefect_env(api, kubeconfig), cwd=ROOT, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(worker_command(kind, pool), env={**prefect_env(api, kubeconfig), **(env or {})},
+                                     cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a node failure would: nothing of the worker runs after this."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self._log.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -1,5 +1,5 @@
 """The house rules of the package layout (README "Layout"), checked against the code itself:
-- what setuptools installs is exactly the folders of flows/, tasks/ and cli/, under prefect_greenlight;
+- what setuptools installs is exactly the folders of flows/, tasks/, cli/ and worker/, under prefect_greenlight;
 - pure decisions import neither Prefect nor the Kubernetes client, not even indirectly;
 - no module over 400 lines, no function over 60 lines.
 """
@@ -15,8 +15,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = {"flows": "prefect_greenlight.flows", "tasks": "prefect_greenlight.tasks", "cli": "prefect_greenlight.cli"}
+FOLDERS = {"flows": "prefect_greenlight.flows", "tasks": "prefect_greenlight.tasks", "cli": "prefect_greenlight.cli",
+           "worker": "prefect_greenlight.worker"}
 DECISIONS = sorted(p.stem for p in (ROOT / "tasks" / "decisions").glob("*.py") if p.stem != "__init__")
+# Pure decision modules: tasks/decisions/*, and the worker's own (worker/decisions.py).
+PURE = {f"tasks/decisions/{m}.py": f"prefect_greenlight.tasks.decisions.{m}" for m in DECISIONS}
+PURE["worker/decisions.py"] = "prefect_greenlight.worker.decisions"
 FORBIDDEN = ("prefect", "kubernetes")
 
 
@@ -39,18 +43,18 @@ def test_the_decisions_wing_is_not_empty():
     assert {"rollout", "colors", "endpoints", "traffic", "canary", "undo", "lease", "smoke"} <= set(DECISIONS)
 
 
-@pytest.mark.parametrize("module", DECISIONS)
-def test_pure_decision_modules_import_no_prefect_and_no_kubernetes_directly(module):
-    tree = ast.parse((ROOT / "tasks" / "decisions" / f"{module}.py").read_text())
+@pytest.mark.parametrize("path", sorted(PURE))
+def test_pure_decision_modules_import_no_prefect_and_no_kubernetes_directly(path):
+    tree = ast.parse((ROOT / path).read_text())
     imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     bad = [m for m in imported if m.split(".")[0] in FORBIDDEN]
-    assert not bad, f"tasks/decisions/{module}.py imports {bad}"
+    assert not bad, f"{path} imports {bad}"
 
 
 def test_pure_decision_modules_pull_in_no_prefect_and_no_kubernetes_at_all():
     """Imported in a fresh interpreter, all of them together: not even a helper they import may bring them."""
-    code = ("import sys\n" + "".join(f"import prefect_greenlight.tasks.decisions.{m}\n" for m in DECISIONS)
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in PURE.values())
             + f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(FORBIDDEN)!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
     assert out.returncode == 0, out.stderr

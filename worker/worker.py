@@ -1,0 +1,228 @@
+"""The greenlight worker: a Prefect worker type (`prefect worker start --pool P --type greenlight`, or
+`greenlight worker --pool P`) that runs greenlight's release flows in threads of its own process.
+
+Prefect's process worker spawns `python -m prefect.engine` per flow run: about 2.4 s of process start and imports
+before a release begins, and ~200 MB per run. Here greenlight's flows are imported once; each run is a thread that
+calls Prefect's flow engine (`run_flow`), which records states, logs, artifacts and heartbeats as it does in a
+process of its own. BaseWorker does the rest as for any worker: polling the pool, heartbeats to the UI, the
+concurrency limit (`--limit`), Pending/Submitting states.
+
+- **Cancel** (UI, `prefect flow-run cancel`): every CANCEL_POLL_S the worker reads which of its runs are
+  CANCELLING and raises a ThreadCancel inside that run's thread; the release rolls back, verified, and ends
+  Cancelled (tasks/record/cancellation.py).
+- **A crashed thread** (an exception outside the flow engine, or a run left non-final) is marked Crashed.
+- **Shutdown** (SIGTERM/SIGINT): no new runs; running releases get SHUTDOWN_GRACE_S to end; what still runs then
+  is handed over: a ThreadHandover stops it where it is (no rollback, the Service's Lease stays) and the run is
+  marked Crashed, so that a re-run converges.
+- **A killed worker** (SIGKILL, OOM): a greenlight worker starting on the same host marks the runs of a dead
+  greenlight worker Crashed (`orphaned`); the Lease lets their re-run converge.
+
+Job variables other than `name` are not applied: a thread shares the worker's environment (its KUBECONFIG, its
+PREFECT_* settings). Give a deployment that needs its own environment a process work pool.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+from dataclasses import replace
+from typing import Any
+from uuid import UUID, uuid4
+
+import anyio
+import anyio.abc
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.states import Crashed
+from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
+
+from prefect_greenlight.tasks.record.cancellation import ThreadCancel, ThreadHandover
+from prefect_greenlight.worker.decisions import LIVE_STATES, AfterThread, InfraId, after_thread, flow_import, orphaned
+from prefect_greenlight.worker.threads import ReleaseThread
+
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+CANCEL_POLL_S = _seconds("GREENLIGHT_WORKER_CANCEL_POLL_S", 2.0)
+# Prefect's worker polls its pool every PREFECT_WORKER_QUERY_SECONDS (10 s by default: 7.2 s median Scheduled ->
+# Pending measured through the process worker). Polling is one cheap read; unless that setting is given, 2 s.
+POLL_S = _seconds("GREENLIGHT_WORKER_POLL_S", 2.0)
+LIMIT = int(_seconds("GREENLIGHT_WORKER_LIMIT", 20))
+SHUTDOWN_GRACE_S = _seconds("GREENLIGHT_WORKER_SHUTDOWN_GRACE_S", 60.0)
+HANDOVER_WAIT_S = 20.0
+_FLOWS: dict[tuple[str, str], Any] = {}
+
+
+def load_flow(module: str, fn: str) -> Any:
+    """greenlight's flow object, imported once per worker process."""
+    if (module, fn) not in _FLOWS:
+        _FLOWS[(module, fn)] = getattr(importlib.import_module(module), fn)
+    return _FLOWS[(module, fn)]
+
+
+def execute(flow: Any, flow_run_id: UUID) -> None:
+    """A release's thread: Prefect's flow engine on the run as the API holds it now."""
+    from prefect.flow_engine import load_flow_run, run_flow
+
+    run_flow(flow, flow_run=load_flow_run(flow_run_id), return_type="state")
+
+
+class GreenlightJobConfiguration(BaseJobConfiguration):
+    pass
+
+
+class GreenlightVariables(BaseVariables):
+    pass
+
+
+class GreenlightWorkerResult(BaseWorkerResult):
+    """The end of one release's thread."""
+
+
+class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariables, GreenlightWorkerResult]):
+    type = "greenlight"
+    job_configuration = GreenlightJobConfiguration
+    job_configuration_variables = GreenlightVariables
+    _description = ("Runs greenlight's blue-green, canary and rollback flows in threads of one long-lived process: "
+                    "imported once, no process per release; cancel rolls the release back.")
+    _display_name = "greenlight"
+    _documentation_url = "https://pypi.org/project/prefect-greenlight/"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["limit"] = kwargs.get("limit") or LIMIT  # bounded, always
+        super().__init__(*args, **kwargs)
+        self._me = InfraId(socket.gethostname(), os.getpid(), uuid4().hex[:12])
+        self._threads: dict[UUID, ReleaseThread] = {}
+
+    async def start(self, *args: Any, **kwargs: Any) -> None:
+        from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
+        given = "PREFECT_WORKER_QUERY_SECONDS" in os.environ
+        with temporary_settings(updates={} if given else {PREFECT_WORKER_QUERY_SECONDS: POLL_S}):
+            await super().start(*args, **kwargs)
+
+    async def setup(self) -> None:
+        await super().setup()
+        if self._work_pool is not None:
+            try:
+                await self._crash_orphans()
+            except Exception as exc:  # noqa: BLE001 - the worker still serves; a re-run's Lease takeover also ends them
+                self._logger.warning("could not look for runs of a dead greenlight worker: %s", exc)
+        self._runs_task_group.start_soon(self._watch_cancels)
+
+    # ------------------------------------------------------------------------------------------- one release
+    async def run(self, flow_run: FlowRun, configuration: GreenlightJobConfiguration,
+                  task_status: anyio.abc.TaskStatus | None = None) -> GreenlightWorkerResult:
+        deployment = await self.client.read_deployment(flow_run.deployment_id) if flow_run.deployment_id else None
+        module, fn = flow_import(deployment.entrypoint if deployment else None)
+        flow = load_flow(module, fn) if (module, fn) in _FLOWS else await anyio.to_thread.run_sync(load_flow, module, fn)
+        thread = ReleaseThread(f"greenlight {flow_run.name}", lambda: execute(flow, flow_run.id))
+        thread.start()
+        self._threads[flow_run.id] = thread
+        infra = replace(self._me, thread=thread.ident).format()
+        (task_status or anyio.TASK_STATUS_IGNORED).started(infra)
+        try:
+            await thread.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._hand_over(flow_run, thread)
+            raise
+        finally:
+            self._threads.pop(flow_run.id, None)
+        await self._record_end(flow_run.id, thread)
+        return GreenlightWorkerResult(status_code=0, identifier=infra)
+
+    async def _record_end(self, flow_run_id: UUID, thread: ReleaseThread) -> None:
+        flow_run = await self.client.read_flow_run(flow_run_id)
+        state = flow_run.state.type.value if flow_run.state else None
+        action = after_thread(state, thread.interrupted_by)
+        if action is AfterThread.CANCELLED:
+            await self._mark_flow_run_as_cancelled(flow_run, {"message": "Cancelled in Prefect; the greenlight "
+                                                              "worker stopped the release (see its report)"})
+        elif action is AfterThread.CRASHED:
+            why = f"{type(thread.error).__name__}: {thread.error}" if thread.error else "no final state"
+            await self._propose_crashed_state(flow_run, f"the release's thread ended while the run was {state}: "
+                                                        f"{why}"[:2000])
+
+    async def _hand_over(self, flow_run: FlowRun, thread: ReleaseThread) -> None:
+        """The worker is shutting down: let the release end within the grace, else stop it where it is and mark
+        it Crashed, saying so (no rollback: the Service's Lease and the recorded state let a re-run converge)."""
+        if await thread.wait(SHUTDOWN_GRACE_S):
+            await self._record_end(flow_run.id, thread)
+            return
+        thread.interrupt(ThreadHandover)
+        await thread.wait(HANDOVER_WAIT_S)
+        current = await self.client.read_flow_run(flow_run.id)
+        if current.state is None or current.state.type.value not in ("COMPLETED", "FAILED", "CANCELLED"):
+            message = (f"handed over: the greenlight worker shut down and the release did not end within "
+                       f"{SHUTDOWN_GRACE_S:.0f} s; stopped where it was, without a rollback. Run it again: it "
+                       "converges (the Service's Lease and annotations record the release)")
+            await self.client.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
+            self.get_flow_run_logger(flow_run).warning("%s", message)
+
+    # ------------------------------------------------------------------------------------------- cancels
+    async def _watch_cancels(self) -> None:
+        """Deliver cancels: one read per CANCEL_POLL_S for all runs of this worker, whatever their number."""
+        while self.is_setup:
+            waiting = [run_id for run_id, t in self._threads.items() if t.interrupted_by is None]
+            if waiting:
+                try:
+                    cancelling = await self.client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                        id=FlowRunFilterId(any_=waiting),
+                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING]))))
+                except Exception as exc:  # noqa: BLE001 - the next poll tries again
+                    self._logger.warning("could not read cancelling runs: %s", exc)
+                    cancelling = []
+                for flow_run in cancelling:
+                    self._deliver_cancel(flow_run)
+            await anyio.sleep(CANCEL_POLL_S)
+
+    def _deliver_cancel(self, flow_run: FlowRun) -> None:
+        thread = self._threads.get(flow_run.id)
+        if thread is not None and thread.interrupted_by is None and thread.interrupt(ThreadCancel):
+            self.get_flow_run_logger(flow_run).info("cancel delivered to the release's thread: rolling back")
+
+    async def _cancel_run(self, flow_run_id: UUID) -> None:
+        if flow_run_id in self._threads:
+            self._deliver_cancel(await self.client.read_flow_run(flow_run_id))
+            return
+        await super()._cancel_run(flow_run_id)
+
+    # ------------------------------------------------------------------------------------------- a dead worker
+    async def _crash_orphans(self) -> None:
+        """Runs a dead greenlight worker on this host left Running or Paused: mark them Crashed."""
+        runs = await self.client.read_flow_runs(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self._work_pool.name])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+                any_=[StateType(s) for s in sorted(LIVE_STATES)]))))
+        for flow_run in runs:
+            owner = InfraId.parse(flow_run.infrastructure_pid)
+            state = flow_run.state.type.value if flow_run.state else ""
+            if owner is not None and orphaned(flow_run.infrastructure_pid, state, self._me, _pid_alive(owner.pid)):
+                message = (f"its greenlight worker (process {owner.pid} on {owner.host}) is gone; the run's thread "
+                           "died with it. A re-run converges (the Service's Lease records the release)")
+                await self.client.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
+                self.get_flow_run_logger(flow_run).warning("marked Crashed: %s", message)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
