@@ -1,15 +1,12 @@
 """`greenlight worker --pool P [--limit N] [--name NAME] [-q QUEUE]`: the greenlight worker type (worker/) on pool P,
-the same as `prefect worker start --pool P --type greenlight`, with greenlight's shutdown: the first SIGTERM or
-Ctrl-C stops polling and gives running releases SHUTDOWN_GRACE_S to end (then hands them over, worker/worker.py);
-a second one exits at once."""
+the same as `prefect worker start --pool P --type greenlight`. Either way the first SIGTERM or Ctrl-C stops polling
+and gives running releases SHUTDOWN_GRACE_S to end (then hands them over, worker/worker.py); a second one exits at
+once."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import sys
 
 from prefect_greenlight.tasks.errors import BadInput
 
@@ -33,28 +30,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from prefect_greenlight.worker.worker import SHUTDOWN_GRACE_S, GreenlightWorker
+    from prefect_greenlight.worker.worker import GreenlightWorker
 
     worker = GreenlightWorker(work_pool_name=args.pool, name=args.name, limit=args.limit,
                               work_queues=args.work_queues)
-    main = asyncio.current_task()
-    signals = []
-
-    def stop() -> None:
-        signals.append(True)
-        if len(signals) > 1:
-            print("greenlight worker: second signal, exiting now", file=sys.stderr, flush=True)
-            os._exit(130)
-        print(f"greenlight worker: stopping; running releases get {SHUTDOWN_GRACE_S:.0f} s to end, then are "
-              "handed over", file=sys.stderr, flush=True)
-        main.cancel()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
-    try:
-        await worker.start(printer=lambda *a, **_: print(*a, flush=True))
-    except asyncio.CancelledError:
-        if not signals:
-            raise
+    await worker.start(printer=lambda *a, **_: print(*a, flush=True))  # the worker handles SIGTERM/SIGINT
     return 0

@@ -23,9 +23,12 @@ PREFECT_* settings). Give a deployment that needs its own environment a process 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
+import signal
 import socket
+import sys
 from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid4
@@ -108,11 +111,40 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
         self._threads: dict[UUID, ReleaseThread] = {}
 
     async def start(self, *args: Any, **kwargs: Any) -> None:
+        """BaseWorker's loops, polling every POLL_S unless PREFECT_WORKER_QUERY_SECONDS is given, with greenlight's
+        shutdown on the first SIGTERM or SIGINT (whichever command started the worker: Prefect's own handler turns a
+        SIGTERM into a SIGINT, which a process started in the background ignores); a second one exits at once."""
         from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 
         given = "PREFECT_WORKER_QUERY_SECONDS" in os.environ
-        with temporary_settings(updates={} if given else {PREFECT_WORKER_QUERY_SECONDS: POLL_S}):
-            await super().start(*args, **kwargs)
+        stopping = self._on_signals(asyncio.current_task())
+        try:
+            with temporary_settings(updates={} if given else {PREFECT_WORKER_QUERY_SECONDS: POLL_S}):
+                await super().start(*args, **kwargs)
+        except asyncio.CancelledError:
+            if not stopping:
+                raise
+
+    def _on_signals(self, main: asyncio.Task | None) -> list[int]:
+        signals: list[int] = []
+
+        def stop(signum: int) -> None:
+            signals.append(signum)
+            if len(signals) > 1:
+                print("greenlight worker: second signal, exiting now", file=sys.stderr, flush=True)
+                os._exit(130)
+            print(f"greenlight worker: stopping; running releases ({len(self._threads)}) get {SHUTDOWN_GRACE_S:.0f} "
+                  "s to end, then are handed over", file=sys.stderr, flush=True)
+            if main is not None:
+                main.cancel()
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, stop, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread: the caller's handlers
+                pass
+        return signals
 
     async def setup(self) -> None:
         await super().setup()
