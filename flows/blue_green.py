@@ -41,6 +41,7 @@ from prefect_greenlight.tasks.bluegreen.preview import point_preview
 from prefect_greenlight.tasks.bluegreen.smoke import post_switch_verify, smoke_test
 from prefect_greenlight.tasks.bluegreen.switch import (
     approval_annotation,
+    green_endpoints,
     switch_back,
     switch_traffic,
     verify_endpoints,
@@ -54,6 +55,7 @@ from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.kube.waiting import EndpointWatch
 from prefect_greenlight.tasks.record.approval import ApprovalDecision, request_approval, summary_markdown
 from prefect_greenlight.tasks.record.cancellation import (
     await_cancel,
@@ -119,7 +121,7 @@ def _approve(spec: BlueGreenSpec, plan: ReleasePlan, journal: Journal, smoke_row
 
 
 def _up_to_switch(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progress, undo: UndoStack,
-                  lock: ServiceLock) -> None:
+                  lock: ServiceLock, endpoints: EndpointWatch) -> None:
     """Steps 2-6: apply green, wait until it is ready, (preview), smoke test, approval, switch."""
     spec, c = plan.spec, plan.colors
     progress.hooks_at(HookPoint.PRE_RELEASE, lock)                                                # (hooks)
@@ -144,7 +146,8 @@ def _up_to_switch(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Pr
             s["detail"] = carry_autoscaler(kube, plan, undo)
     lock.check()
     with progress.step("switch") as s:                                                            # 6
-        s["detail"] = switch_traffic(kube, plan, undo, approval_annotation(decision.approver, decision.note()))
+        s["detail"] = switch_traffic(kube, plan, undo, approval_annotation(decision.approver, decision.note()),
+                                     endpoints)
     journal.event(ReleaseEvent.SWITCHED, blue=c.blue, green=c.green, selector=c.green_selector)
 
 
@@ -161,12 +164,13 @@ def _switch_and_verify(kube: Kube, plan: ReleasePlan, journal: Journal, progress
                        lock: ServiceLock) -> None:
     """Steps 2-8 (or, resumed after the switch, 7-8); every change pushes its undo."""
     progress.hooks.begin()
-    if plan.colors.already_live:
-        _resume_after_switch(kube, plan, progress, undo)
-    else:
-        _up_to_switch(kube, plan, journal, progress, undo, lock)                                  # 2-6
-    with progress.step("verify", "verify-endpoints") as s:                                        # 7
-        s["detail"] = verify_endpoints(kube, plan)
+    with green_endpoints(kube, plan) as endpoints:  # one informer: watching green's endpoints before the switch
+        if plan.colors.already_live:
+            _resume_after_switch(kube, plan, progress, undo)
+        else:
+            _up_to_switch(kube, plan, journal, progress, undo, lock, endpoints)                   # 2-6
+        with progress.step("verify", "verify-endpoints") as s:                                    # 7
+            s["detail"] = verify_endpoints(kube, plan, endpoints)
     progress.hooks_at(HookPoint.POST_SWITCH, lock)                                                # (hooks)
     with progress.step("post-switch") as s:                                                       # 8
         s["detail"] = post_switch_verify(kube, plan)

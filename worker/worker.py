@@ -80,6 +80,9 @@ def execute(flow: Any, flow_run_id: UUID) -> None:
     """A release's thread: Prefect's flow engine on the run as the API holds it now."""
     from prefect.flow_engine import load_flow_run, run_flow
 
+    from prefect_greenlight.tasks.record.engine import heartbeats_not_joined
+
+    heartbeats_not_joined()
     run_flow(flow, flow_run=load_flow_run(flow_run_id), return_type="state")
 
 

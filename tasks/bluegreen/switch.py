@@ -15,7 +15,7 @@ from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.decisions.undo import UndoStack, may_switch_back
 from prefect_greenlight.tasks.errors import GuardFailed, PermanentError
 from prefect_greenlight.tasks.kube.client import Kube, json_patch, read
-from prefect_greenlight.tasks.kube.waiting import wait_endpoints
+from prefect_greenlight.tasks.kube.waiting import EndpointWatch, wait_endpoints
 from prefect_greenlight.tasks.record.annotations import PREFIX, switch_annotations
 from prefect_greenlight.tasks.record.report import say
 
@@ -49,8 +49,13 @@ def move_selector(kube: Kube, namespace: str, service: str, from_selector: dict,
     return f"Service {service} selector {from_selector} -> {to_selector}"
 
 
-def verify_only(kube: Kube, namespace: str, service: str, deployment: str, desired: int, timeout_s: float) -> str:
-    verdict = wait_endpoints(kube, namespace, service, deployment, desired, timeout_s, progress=say)
+def verify_only(kube: Kube, namespace: str, service: str, deployment: str, desired: int, timeout_s: float,
+                watch: EndpointWatch | None = None) -> str:
+    """`watch`: an informer started before the switch (then nothing is listed after the PATCH)."""
+    if watch is not None:
+        verdict = watch.wait(deployment, desired, timeout_s, progress=say)
+    else:
+        verdict = wait_endpoints(kube, namespace, service, deployment, desired, timeout_s, progress=say)
     if not verdict.ok:
         raise PermanentError(f"EndpointSlices of Service {service}: {verdict.message}")
     say(verdict.message)
@@ -67,15 +72,18 @@ def switch_back(kube: Kube, plan: ReleasePlan) -> str:
     annotations = switch_annotations(
         live_deployment=c.blue, live_color=c.blue_color, previous_deployment=c.green, previous_color=c.green_color,
         previous_selector=c.green_selector, release_id=plan.release_id, switched_at=now_utc(), kind="rollback")
-    moved = move_selector(kube, plan.namespace, c.service, c.green_selector, c.blue_selector, annotations)
     ready = int((blue.get("status") or {}).get("readyReplicas") or 0)
-    verified = verify_only(kube, plan.namespace, c.service, c.blue, ready, plan.spec.deadlines.endpoints_s)
+    with EndpointWatch(kube, plan.namespace, c.service, c.blue_selector).start() as watch:  # watching before the PATCH
+        moved = move_selector(kube, plan.namespace, c.service, c.green_selector, c.blue_selector, annotations)
+        verified = verify_only(kube, plan.namespace, c.service, c.blue, ready, plan.spec.deadlines.endpoints_s, watch)
     return f"{moved}; {verified}"
 
 
 @task(name="switch-traffic", cache_policy=NO_CACHE)
-def switch_traffic(kube: Kube, plan: ReleasePlan, undo: UndoStack, approval_note: str = "") -> str:
-    """Patch the selector blue -> green (test ops guard on blue), release record in the same patch."""
+def switch_traffic(kube: Kube, plan: ReleasePlan, undo: UndoStack, approval_note: str = "",
+                   watch: EndpointWatch | None = None) -> str:
+    """Patch the selector blue -> green (test ops guard on blue), release record in the same patch. `watch`
+    (green's endpoints, for verify_endpoints) is started first, so it is watching when the PATCH goes out."""
     c = plan.colors
     annotations = switch_annotations(
         live_deployment=c.green, live_color=c.green_color, previous_deployment=c.blue, previous_color=c.blue_color,
@@ -84,16 +92,23 @@ def switch_traffic(kube: Kube, plan: ReleasePlan, undo: UndoStack, approval_note
     if approval_note:
         annotations[APPROVAL] = approval_note
     undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan))
+    if watch is not None:
+        watch.start()
     msg = move_selector(kube, plan.namespace, c.service, c.blue_selector, c.green_selector, annotations)
     say(msg)
     return msg
 
 
 @task(name="verify-endpoints", cache_policy=NO_CACHE)
-def verify_endpoints(kube: Kube, plan: ReleasePlan) -> str:
+def verify_endpoints(kube: Kube, plan: ReleasePlan, watch: EndpointWatch | None = None) -> str:
     """EndpointSlices hold only green's pods, all `replicas` of them ready, within the endpoints deadline."""
     return verify_only(kube, plan.namespace, plan.colors.service, plan.colors.green, plan.green_replicas,
-                       plan.spec.deadlines.endpoints_s)
+                       plan.spec.deadlines.endpoints_s, watch)
+
+
+def green_endpoints(kube: Kube, plan: ReleasePlan) -> EndpointWatch:
+    """The release's informer on green's endpoints (a context manager; switch_traffic starts it)."""
+    return EndpointWatch(kube, plan.namespace, plan.colors.service, plan.colors.green_selector)
 
 
 def approval_annotation(approved_by: str, reason: str) -> str:

@@ -87,11 +87,12 @@ def _scope(query: str | None) -> dict[str, str]:
     return {"label_selector": query} if query else {}
 
 
-def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str):
+def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str, selector: dict | None = None):
     """Start the four watches an endpoint verdict needs; returns a function computing EndpointCounts. Pods and
-    ReplicaSets are scoped by the Service's selector as it is now (a pod the slices still list but the selector
-    no longer covers counts as "other" until the slices catch up, which is the truth)."""
-    selector = ((read(kube, "Service", namespace, service) or {}).get("spec") or {}).get("selector")
+    ReplicaSets are scoped by `selector` (default: the Service's selector as it is now); a pod the slices list but
+    the scope does not cover counts as "other" until the slices catch up, which is the truth."""
+    if selector is None:
+        selector = ((read(kube, "Service", namespace, service) or {}).get("spec") or {}).get("selector")
     scope = _scope(selector_query({"matchLabels": selector} if selector else None))
     slices = w.watch(kube.discovery.list_namespaced_endpoint_slice, namespace=namespace,
                      label_selector=f"kubernetes.io/service-name={service}")
@@ -105,25 +106,60 @@ def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str):
     return counts
 
 
-def wait_endpoints(kube: Kube, namespace: str, service: str, target: str, desired: int, timeout_s: float,
-                   progress: Progress = lambda _: None) -> EndpointVerdict:
-    """Block until the Service's ready endpoints are only `target`'s pods, at least `desired` of them."""
-    last: list[EndpointVerdict] = []
-    with Watcher() as w:
-        counts = endpoints_now(kube, w, namespace, service)
+class EndpointWatch:
+    """One informer on a Service's endpoints for a release: started before the selector PATCH (`start()`), so
+    that the verification after it is already watching — no list, no new watch, between the PATCH and the
+    verdict. Scoped by the selector the Service is being moved to; `wait` may be called more than once."""
+
+    def __init__(self, kube: Kube, namespace: str, service: str, selector: dict):
+        self.kube, self.namespace, self.service, self.selector = kube, namespace, service, selector
+        self._watcher: Watcher | None = None
+        self._counts: Callable | None = None
+
+    def start(self, sync_s: float = 10.0) -> "EndpointWatch":
+        """Start the watches and wait (at most `sync_s`) for their first lists."""
+        if self._watcher is None:
+            self._watcher = Watcher()
+            self._counts = endpoints_now(self.kube, self._watcher, self.namespace, self.service, self.selector)
+            deadline = time.monotonic() + sync_s
+            for cache in self._watcher.caches:
+                cache.synced.wait(max(0.0, deadline - time.monotonic()))
+        return self
+
+    def __enter__(self) -> "EndpointWatch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._watcher is not None:
+            self._watcher.__exit__(*exc)
+            self._watcher = None
+
+    def wait(self, target: str, desired: int, timeout_s: float, progress: Progress = lambda _: None) -> EndpointVerdict:
+        """Block until the Service's ready endpoints are only `target`'s pods, at least `desired` of them."""
+        self.start()
+        last: list[EndpointVerdict] = []
 
         def decide() -> EndpointVerdict | None:
-            verdict = only(counts(), target, desired)
+            verdict = only(self._counts(), target, desired)
             if not last or last[-1].message != verdict.message:
-                progress(f"Service {service}: {verdict.counts.describe()}")
+                progress(f"Service {self.service}: {verdict.counts.describe()}")
             last[:] = [verdict]
             return verdict if verdict.ok else None
 
-        result = w.wait_for(decide, timeout_s)
-        health = w.health()
-    if result is not None:
-        return result
-    final = last[0] if last else None
-    msg = (final.message if final else "no EndpointSlices observed") + (f"; {health}" if health else "")
-    return EndpointVerdict(False, f"not verified within {timeout_s:.0f} s: {msg}",
-                           final.counts if final else None)  # type: ignore[arg-type]
+        result = self._watcher.wait_for(decide, timeout_s)
+        if result is not None:
+            return result
+        health = self._watcher.health()
+        final = last[0] if last else None
+        msg = (final.message if final else "no EndpointSlices observed") + (f"; {health}" if health else "")
+        return EndpointVerdict(False, f"not verified within {timeout_s:.0f} s: {msg}",
+                               final.counts if final else None)  # type: ignore[arg-type]
+
+
+def wait_endpoints(kube: Kube, namespace: str, service: str, target: str, desired: int, timeout_s: float,
+                   progress: Progress = lambda _: None) -> EndpointVerdict:
+    """Block until the Service's ready endpoints are only `target`'s pods, at least `desired` of them (watches
+    scoped by the Service's selector as it is now)."""
+    selector = ((read(kube, "Service", namespace, service) or {}).get("spec") or {}).get("selector")
+    with EndpointWatch(kube, namespace, service, selector) as watch:
+        return watch.wait(target, desired, timeout_s, progress)
