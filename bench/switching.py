@@ -71,7 +71,7 @@ def _plan(kube, namespace: str):
 
 def _round(kube, plan, observer: SliceWatch, as_tasks: bool) -> dict:
     """Switch to green and verify, then the rollback path back to blue; every figure from the real functions."""
-    from prefect_greenlight.tasks.bluegreen.switch import switch_traffic, verify_endpoints
+    from prefect_greenlight.tasks.bluegreen.switch import release_endpoints, switch_traffic, verify_endpoints
     from prefect_greenlight.tasks.decisions.undo import UndoStack
     from prefect_greenlight.tasks.record.report import say as gl_say
 
@@ -79,13 +79,14 @@ def _round(kube, plan, observer: SliceWatch, as_tasks: bool) -> dict:
     ver = verify_endpoints if as_tasks else verify_endpoints.fn
     _time_patches()
     undo = UndoStack()
-    t0 = pc()
-    sw(kube, plan, undo, "")
-    t1 = pc()
-    patch1 = _PATCHED_AT[-1]
-    check(t0 < patch1 < t1, "the switch issued no selector PATCH")
-    ver(kube, plan)
-    t2 = pc()
+    with release_endpoints(kube, plan) as endpoints:  # as flows/blue_green.py: one informer, watching before the PATCH
+        t0 = pc()
+        sw(kube, plan, undo, "", endpoints)
+        t1 = pc()
+        patch1 = _PATCHED_AT[-1]
+        check(t0 < patch1 < t1, "the switch issued no selector PATCH")
+        ver(kube, plan, endpoints)
+        t2 = pc()
     observer.wait("green-dep", 3, timeout_s=5)  # greenlight said green-only: the observer must agree
     green_at = observer.first_only("green-dep", 3, after=t0)
     t3 = pc()  # failure detected

@@ -41,7 +41,7 @@ from prefect_greenlight.tasks.bluegreen.preview import point_preview
 from prefect_greenlight.tasks.bluegreen.smoke import post_switch_verify, smoke_test
 from prefect_greenlight.tasks.bluegreen.switch import (
     approval_annotation,
-    green_endpoints,
+    release_endpoints,
     switch_back,
     switch_traffic,
     verify_endpoints,
@@ -151,26 +151,27 @@ def _up_to_switch(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Pr
     journal.event(ReleaseEvent.SWITCHED, blue=c.blue, green=c.green, selector=c.green_selector)
 
 
-def _resume_after_switch(kube: Kube, plan: ReleasePlan, progress: _Progress, undo: UndoStack) -> None:
+def _resume_after_switch(kube: Kube, plan: ReleasePlan, progress: _Progress, undo: UndoStack,
+                         endpoints: EndpointWatch) -> None:
     """A re-run that finds the Service already on green (with its own release record) goes on from step 7."""
     c = plan.colors
     say(f"Service {c.service} already selects {c.green}: resuming after the switch")
-    undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan))
+    undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan, endpoints))
     with progress.step("apply", "wait-ready"):
         wait_green_ready(kube, plan)
 
 
 def _switch_and_verify(kube: Kube, plan: ReleasePlan, journal: Journal, progress: _Progress, undo: UndoStack,
-                       lock: ServiceLock) -> None:
-    """Steps 2-8 (or, resumed after the switch, 7-8); every change pushes its undo."""
+                       lock: ServiceLock, endpoints: EndpointWatch) -> None:
+    """Steps 2-8 (or, resumed after the switch, 7-8); every change pushes its undo. `endpoints`: the release's
+    informer, watching before the switch (and the switch back)."""
     progress.hooks.begin()
-    with green_endpoints(kube, plan) as endpoints:  # one informer: watching green's endpoints before the switch
-        if plan.colors.already_live:
-            _resume_after_switch(kube, plan, progress, undo)
-        else:
-            _up_to_switch(kube, plan, journal, progress, undo, lock, endpoints)                   # 2-6
-        with progress.step("verify", "verify-endpoints") as s:                                    # 7
-            s["detail"] = verify_endpoints(kube, plan, endpoints)
+    if plan.colors.already_live:
+        _resume_after_switch(kube, plan, progress, undo, endpoints)
+    else:
+        _up_to_switch(kube, plan, journal, progress, undo, lock, endpoints)                       # 2-6
+    with progress.step("verify", "verify-endpoints") as s:                                        # 7
+        s["detail"] = verify_endpoints(kube, plan, endpoints)
     progress.hooks_at(HookPoint.POST_SWITCH, lock)                                                # (hooks)
     with progress.step("post-switch") as s:                                                       # 8
         s["detail"] = post_switch_verify(kube, plan)
@@ -231,13 +232,14 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
     if dry_run:
         return _dry_run(kube, plan, progress.timeline)
     c = plan.colors
-    with ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s) as lock:
+    with (ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s) as lock,
+          release_endpoints(kube, plan) as endpoints):  # one informer for the switch, verification, switch back
         journal.started(endpoint_counts(kube, plan.namespace, c.service), blue=c.blue, green=c.green,
                         images=plan.green_images)
         undo = UndoStack()
         try:
             try:
-                _switch_and_verify(kube, plan, journal, progress, undo, lock)                    # 2-8
+                _switch_and_verify(kube, plan, journal, progress, undo, lock, endpoints)         # 2-8
             except BadInput:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure after the first change rolls back

@@ -5,12 +5,14 @@ record, verify with EndpointSlices that only green's ready pods are behind it, a
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from datetime import datetime, timezone
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.decisions.endpoints import covering_selector
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.decisions.undo import UndoStack, may_switch_back
 from prefect_greenlight.tasks.errors import GuardFailed, PermanentError
@@ -62,8 +64,10 @@ def verify_only(kube: Kube, namespace: str, service: str, deployment: str, desir
     return verdict.message
 
 
-def switch_back(kube: Kube, plan: ReleasePlan) -> str:
-    """Undo of the switch: selector back to blue (only if blue can take the traffic), verified by EndpointSlices."""
+def switch_back(kube: Kube, plan: ReleasePlan, watch: EndpointWatch | None = None) -> str:
+    """Undo of the switch: selector back to blue (only if blue can take the traffic), verified by EndpointSlices.
+    `watch`: the release's informer (release_endpoints), already watching; else one of its own, started before
+    the PATCH."""
     blue = read(kube, "Deployment", plan.namespace, plan.colors.blue)
     ok, why = may_switch_back(blue, plan.colors.blue)
     if not ok:
@@ -73,9 +77,11 @@ def switch_back(kube: Kube, plan: ReleasePlan) -> str:
         live_deployment=c.blue, live_color=c.blue_color, previous_deployment=c.green, previous_color=c.green_color,
         previous_selector=c.green_selector, release_id=plan.release_id, switched_at=now_utc(), kind="rollback")
     ready = int((blue.get("status") or {}).get("readyReplicas") or 0)
-    with EndpointWatch(kube, plan.namespace, c.service, c.blue_selector).start() as watch:  # watching before the PATCH
+    with nullcontext(watch.start()) if watch is not None and not watch.closed else release_endpoints(
+            kube, plan).start() as informer:  # watching before the PATCH
         moved = move_selector(kube, plan.namespace, c.service, c.green_selector, c.blue_selector, annotations)
-        verified = verify_only(kube, plan.namespace, c.service, c.blue, ready, plan.spec.deadlines.endpoints_s, watch)
+        verified = verify_only(kube, plan.namespace, c.service, c.blue, ready, plan.spec.deadlines.endpoints_s,
+                               informer)
     return f"{moved}; {verified}"
 
 
@@ -91,7 +97,7 @@ def switch_traffic(kube: Kube, plan: ReleasePlan, undo: UndoStack, approval_note
     annotations[PREVIOUS_REPLICAS] = str(plan.blue_replicas)
     if approval_note:
         annotations[APPROVAL] = approval_note
-    undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan))
+    undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan, watch))
     if watch is not None:
         watch.start()
     msg = move_selector(kube, plan.namespace, c.service, c.blue_selector, c.green_selector, annotations)
@@ -106,9 +112,11 @@ def verify_endpoints(kube: Kube, plan: ReleasePlan, watch: EndpointWatch | None 
                        plan.spec.deadlines.endpoints_s, watch)
 
 
-def green_endpoints(kube: Kube, plan: ReleasePlan) -> EndpointWatch:
-    """The release's informer on green's endpoints (a context manager; switch_traffic starts it)."""
-    return EndpointWatch(kube, plan.namespace, plan.colors.service, plan.colors.green_selector)
+def release_endpoints(kube: Kube, plan: ReleasePlan) -> EndpointWatch:
+    """The release's informer on its Service's endpoints, blue's and green's pods in one scope (a context
+    manager; switch_traffic starts it): the verification and the switch back are watching before their PATCH."""
+    c = plan.colors
+    return EndpointWatch(kube, plan.namespace, c.service, covering_selector(c.blue_selector, c.green_selector))
 
 
 def approval_annotation(approved_by: str, reason: str) -> str:

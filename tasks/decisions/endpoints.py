@@ -103,3 +103,12 @@ def only(counts: EndpointCounts, target: str, desired: int) -> EndpointVerdict:
     if have < desired:
         return EndpointVerdict(False, f"{have} of {desired} ready endpoints are {target} pods", counts)
     return EndpointVerdict(True, f"Service targets only {target}: {have} ready endpoints", counts)
+
+
+def covering_selector(a: dict[str, str], b: dict[str, str]) -> dict:
+    """One LabelSelector covering the pods of two Service selectors (blue's and green's): the labels they share,
+    and `key in (a, b)` where their values differ; a key only one of them has is left out (a wider scope is
+    safe: ownership, not labels, decides whose a pod is)."""
+    same = {k: v for k, v in a.items() if b.get(k) == v}
+    differ = [{"key": k, "operator": "In", "values": sorted({a[k], b[k]})} for k in sorted(a) if k in b and a[k] != b[k]]
+    return {"matchLabels": same, **({"matchExpressions": differ} if differ else {})}

@@ -104,8 +104,9 @@ class ServiceLock:
         deadline = started = time.monotonic()
         deadline += wait_s
         conflicts = failures = 0
+        optimistic = True  # most releases find no Lease: create it first, read only when that conflicts
         while True:
-            self._lease = read(self.kube, "Lease", self.namespace, self.name)
+            self._lease = None if optimistic else read(self.kube, "Lease", self.namespace, self.name)
             d = decide(self._lease, self.me, time.time())
             if d.action is LockAction.HELD:
                 if time.monotonic() >= deadline:
@@ -118,6 +119,10 @@ class ServiceLock:
                 break
             except Exception as exc:  # noqa: BLE001 - classified below
                 err = classify(exc, f"acquire Lease {self.namespace}/{self.name}")
+                if isinstance(exc, ApiException) and exc.status == 409 and optimistic:
+                    optimistic = False  # it exists: read it and decide
+                    continue
+                optimistic = False
                 if isinstance(exc, ApiException) and exc.status == 409:
                     conflicts += 1  # someone else wrote it between our read and write: read and decide again
                     if conflicts >= 3:

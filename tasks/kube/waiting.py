@@ -87,13 +87,14 @@ def _scope(query: str | None) -> dict[str, str]:
     return {"label_selector": query} if query else {}
 
 
-def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str, selector: dict | None = None):
+def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str, label_scope: dict | None = None):
     """Start the four watches an endpoint verdict needs; returns a function computing EndpointCounts. Pods and
-    ReplicaSets are scoped by `selector` (default: the Service's selector as it is now); a pod the slices list but
-    the scope does not cover counts as "other" until the slices catch up, which is the truth."""
-    if selector is None:
+    ReplicaSets are scoped by the LabelSelector `label_scope` (default: the Service's selector as it is now); a
+    pod the slices list but the scope does not cover counts as "other" until the slices catch up, the truth."""
+    if label_scope is None:
         selector = ((read(kube, "Service", namespace, service) or {}).get("spec") or {}).get("selector")
-    scope = _scope(selector_query({"matchLabels": selector} if selector else None))
+        label_scope = {"matchLabels": selector} if selector else None
+    scope = _scope(selector_query(label_scope))
     slices = w.watch(kube.discovery.list_namespaced_endpoint_slice, namespace=namespace,
                      label_selector=f"kubernetes.io/service-name={service}")
     deps = w.watch(kube.apps.list_namespaced_deployment, namespace=namespace)
@@ -109,18 +110,22 @@ def endpoints_now(kube: Kube, w: Watcher, namespace: str, service: str, selector
 class EndpointWatch:
     """One informer on a Service's endpoints for a release: started before the selector PATCH (`start()`), so
     that the verification after it is already watching — no list, no new watch, between the PATCH and the
-    verdict. Scoped by the selector the Service is being moved to; `wait` may be called more than once."""
+    verdict. `label_scope`: a LabelSelector covering the pods to tell apart (blue's and green's: one informer
+    serves the switch and the switch back); `wait` may be called more than once while the watch is open."""
 
-    def __init__(self, kube: Kube, namespace: str, service: str, selector: dict):
-        self.kube, self.namespace, self.service, self.selector = kube, namespace, service, selector
+    def __init__(self, kube: Kube, namespace: str, service: str, label_scope: dict | None):
+        self.kube, self.namespace, self.service, self.label_scope = kube, namespace, service, label_scope
         self._watcher: Watcher | None = None
         self._counts: Callable | None = None
+        self.closed = False
 
     def start(self, sync_s: float = 10.0) -> "EndpointWatch":
         """Start the watches and wait (at most `sync_s`) for their first lists."""
+        if self.closed:
+            raise RuntimeError(f"the endpoint watch of Service {self.service} is closed")
         if self._watcher is None:
             self._watcher = Watcher()
-            self._counts = endpoints_now(self.kube, self._watcher, self.namespace, self.service, self.selector)
+            self._counts = endpoints_now(self.kube, self._watcher, self.namespace, self.service, self.label_scope)
             deadline = time.monotonic() + sync_s
             for cache in self._watcher.caches:
                 cache.synced.wait(max(0.0, deadline - time.monotonic()))
@@ -130,6 +135,7 @@ class EndpointWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closed = True
         if self._watcher is not None:
             self._watcher.__exit__(*exc)
             self._watcher = None
@@ -161,5 +167,5 @@ def wait_endpoints(kube: Kube, namespace: str, service: str, target: str, desire
     """Block until the Service's ready endpoints are only `target`'s pods, at least `desired` of them (watches
     scoped by the Service's selector as it is now)."""
     selector = ((read(kube, "Service", namespace, service) or {}).get("spec") or {}).get("selector")
-    with EndpointWatch(kube, namespace, service, selector) as watch:
+    with EndpointWatch(kube, namespace, service, {"matchLabels": selector} if selector else None) as watch:
         return watch.wait(target, desired, timeout_s, progress)

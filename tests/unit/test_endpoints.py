@@ -178,3 +178,15 @@ def test_deployment_by_rs_name_strips_the_pod_template_hash():
     pods = [pod("a", "green-dep-758bbff5cb", "758bbff5cb"), pod("b", "my-app-v2-6d9f", "6d9f"),
             pod("c", "bare-rs", ""), pod("d", "other-rs-123", "999")]
     assert deployment_by_rs_name(pods) == {"a": "green-dep", "b": "my-app-v2"}
+
+
+def test_covering_selector_spans_both_colors_and_nothing_narrower():
+    from prefect_greenlight.tasks.decisions.endpoints import covering_selector
+    from prefect_greenlight.tasks.decisions.workload import selector_query
+
+    both = covering_selector({"app": "web", "color": "blue"}, {"app": "web", "color": "green"})
+    assert selector_query(both) == "app=web,color in (blue,green)"
+    tutorial = covering_selector({"target": "blue-dep"}, {"target": "green-dep"})
+    assert selector_query(tutorial) == "target in (blue-dep,green-dep)"
+    # a key only one of them has is left out: the scope must cover the other's pods too
+    assert selector_query(covering_selector({"app": "web", "track": "a"}, {"app": "web"})) == "app=web"
