@@ -10,6 +10,8 @@ printed) or released with a failed clean-up ("released; clean-up failed: …"), 
   greenlight canary --service S --stable D (--manifest F | --image I) [--steps 10,30,50,100] [--json] ...
   greenlight promote RUN_ID [--full] | greenlight abort --service S        (see cli/canary.py)
   greenlight pipeline run --spec FILE [--dry-run] | greenlight pipeline status ID [--json]  (cli/pipeline.py)
+Cluster flags (cli/cluster_args.py): --kubeconfig F | --cluster-block NAME (a Prefect KubernetesClusterConfig
+block), --context C, -n NAMESPACE.
 """
 
 from __future__ import annotations
