@@ -11,6 +11,8 @@ printed) or released with a failed clean-up ("released; clean-up failed: …"), 
   greenlight promote RUN_ID [--full] | greenlight abort --service S        (see cli/canary.py)
   greenlight pipeline run --spec FILE [--dry-run] | greenlight pipeline status ID [--json]  (cli/pipeline.py)
   greenlight worker --pool P [--limit N]                   (the greenlight worker type: cli/worker.py, worker/)
+Cluster flags (cli/cluster_args.py): --kubeconfig F | --cluster-block NAME (a Prefect KubernetesClusterConfig
+block), --context C, -n NAMESPACE.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ import os
 import sys
 from typing import Any
 
+from prefect_greenlight.cli.cluster_args import (
+    cluster_flags,
+    connect_from,
+    credential_flags,
+    credentials,
+    default_namespace,
+)
 from prefect_greenlight.cli.parameters import check_parameter_size, refused_parameters
 from prefect_greenlight.cli.quiet import quiet_expected_tracebacks
 from prefect_greenlight.cli.spec_input import add_hook_flags, base_spec, port_flag, set_path
@@ -37,16 +46,9 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message}")
 
 
-def _cluster_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kubeconfig", help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
-    p.add_argument("--context", help="kubeconfig context to use")
-    p.add_argument("-n", "--namespace", help="namespace (default: the context's, else 'default')")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
 def _blue_green_parser(sub) -> None:
     bg = sub.add_parser("blue-green", help="release a new version blue -> green")
-    _cluster_flags(bg)
+    cluster_flags(bg)
     bg.add_argument("--service", help="the Service whose selector decides the live color")
     src = bg.add_mutually_exclusive_group()
     src.add_argument("--manifest", help="green Deployment manifest (YAML file)")
@@ -79,7 +81,7 @@ def _blue_green_parser(sub) -> None:
 def _service_parsers(sub) -> None:
     """rollback, status and history: commands about one Service."""
     rb = sub.add_parser("rollback", help="switch back to the previously live Deployment")
-    _cluster_flags(rb)
+    cluster_flags(rb)
     rb.add_argument("--service", required=True)
     rb.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], default="scale-to-zero")
     rb.add_argument("--scale-down-delay", type=float, default=30.0)
@@ -88,26 +90,26 @@ def _service_parsers(sub) -> None:
     rb.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
 
     st = sub.add_parser("status", help="live color, both Deployments' readiness, release record")
-    _cluster_flags(st)
+    cluster_flags(st)
     st.add_argument("--service", required=True)
 
     hi = sub.add_parser("history", help="the Service's release history, read from the cluster (not from Prefect)")
-    _cluster_flags(hi)
+    cluster_flags(hi)
     hi.add_argument("--service", required=True)
     hi.add_argument("--limit", type=int, default=20, help="newest N entries (default 20)")
 
 
 def answer_flags(p: argparse.ArgumentParser) -> None:
     """approve, reject, promote: the cluster where the paused run's Lease proves its process lives."""
-    p.add_argument("--kubeconfig", help="kubeconfig to read the run's Lease with (default: the run's, $KUBECONFIG)")
-    p.add_argument("--context", help="kubeconfig context (default: the run's)")
+    credential_flags(p, "kubeconfig to read the run's Lease with (default: the run's, $KUBECONFIG)",
+                     "kubeconfig context (default: the run's)")
 
 
 def check_answerable(args: argparse.Namespace) -> None:
     """Refuse (exit 1) to answer a run that is not paused or whose release process is gone."""
     from prefect_greenlight.tasks.record.dead_runs import require_answerable
 
-    require_answerable(args.run_id, args.kubeconfig, args.context,
+    require_answerable(args.run_id, args.kubeconfig, args.context, cluster_config=args.cluster_block,
                        warn=lambda m: print(f"warning: {m}", file=sys.stderr))
 
 
@@ -136,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     _prefect_parsers(sub)
     from prefect_greenlight.cli.canary import add_parsers
 
-    add_parsers(sub, _cluster_flags)
+    add_parsers(sub, cluster_flags)
     from prefect_greenlight.cli import pipeline
 
     pipeline.add_parsers(sub, _Parser)
@@ -146,24 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_namespace(args: argparse.Namespace) -> str | None:
-    if args.namespace:
-        return args.namespace
-    try:
-        from kubernetes import config
-
-        _, active = config.list_kube_config_contexts(config_file=args.kubeconfig)
-        if args.context:
-            contexts, _ = config.list_kube_config_contexts(config_file=args.kubeconfig)
-            active = next((c for c in contexts if c["name"] == args.context), active)
-        return (active or {}).get("context", {}).get("namespace")
-    except Exception:  # noqa: BLE001 - no kubeconfig: in-cluster or default
-        return None
-
-
 def build_spec(args: argparse.Namespace) -> BlueGreenSpec:
     data = base_spec(args, "release")
-    ns = _default_namespace(args)
+    ns = default_namespace(args)
     for path, value in (("namespace", ns), ("service", args.service), ("container", args.container),
                         ("color_key", args.color_key), ("green_value", args.green_value),
                         ("preview_service", args.preview_service), ("approval.mode", args.approval),
@@ -200,7 +187,7 @@ def _print(result: dict, as_json: bool) -> None:
 
 
 def cmd_blue_green(args: argparse.Namespace) -> int:
-    params = dict(spec=build_spec(args), dry_run=args.dry_run, kubeconfig=args.kubeconfig, context=args.context)
+    params = dict(spec=build_spec(args), dry_run=args.dry_run, **credentials(args))
     quiet_expected_tracebacks()  # imports Prefect: bad input is refused before, in a fraction of the time
     check_parameter_size(params)
     from prefect_greenlight.flows.blue_green import blue_green_release
@@ -228,19 +215,17 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from prefect_greenlight.flows.rollback import rollback_release
 
     cleanup = parse_spec(Cleanup, {"mode": args.cleanup, "delay_s": args.scale_down_delay}, "arguments")
-    result = rollback_release(namespace=_default_namespace(args) or "default", service=args.service,
-                              cleanup=cleanup, deadlines=Deadlines(), kubeconfig=args.kubeconfig,
-                              context=args.context, to=args.to, dry_run=args.dry_run)
+    result = rollback_release(namespace=default_namespace(args) or "default", service=args.service,
+                              cleanup=cleanup, deadlines=Deadlines(), to=args.to, dry_run=args.dry_run,
+                              **credentials(args))
     _print(result, args.json)
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from prefect_greenlight.cli.status import print_status, service_status
-    from prefect_greenlight.tasks.kube.client import connect
 
-    status = service_status(connect(args.kubeconfig, args.context), _default_namespace(args) or "default",
-                            args.service)
+    status = service_status(connect_from(args), default_namespace(args) or "default", args.service)
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
@@ -250,12 +235,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from prefect_greenlight.cli.status import print_history, release_history
-    from prefect_greenlight.tasks.kube.client import connect
 
     if args.limit < 1:
         raise BadInput(f"--limit must be at least 1, not {args.limit}")
-    entries = release_history(connect(args.kubeconfig, args.context), _default_namespace(args) or "default",
-                              args.service)[-args.limit:]
+    entries = release_history(connect_from(args), default_namespace(args) or "default", args.service)[-args.limit:]
     if args.json:
         print(json.dumps(entries, indent=2, sort_keys=True))
         return EXIT_OK
@@ -287,8 +270,8 @@ def cmd_answer(args: argparse.Namespace) -> int:
 def cmd_canary(args: argparse.Namespace) -> int:
     from prefect_greenlight.cli.canary import build_canary_spec
 
-    params = dict(spec=build_canary_spec(args, _default_namespace(args)), kubeconfig=args.kubeconfig,
-                  context=args.context, dry_run=args.dry_run)
+    params = dict(spec=build_canary_spec(args, default_namespace(args)), dry_run=args.dry_run,
+                  **credentials(args))
     quiet_expected_tracebacks()
     check_parameter_size(params)
     from prefect_greenlight.flows.canary import canary_release
@@ -310,9 +293,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_abort(args: argparse.Namespace) -> int:
     from prefect_greenlight.flows.canary_abort import abort_canary
 
-    result = abort_canary(namespace=_default_namespace(args) or "default", service=args.service,
-                          reason=args.reason, approver=args.approver, kubeconfig=args.kubeconfig,
-                          context=args.context)
+    result = abort_canary(namespace=default_namespace(args) or "default", service=args.service,
+                          reason=args.reason, approver=args.approver, **credentials(args))
     _print(result, args.json)
     return EXIT_OK
 

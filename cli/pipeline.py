@@ -117,7 +117,7 @@ def pipeline_status(pipeline_id: str, spec: PipelineSpec | None, kubeconfig: str
             history = history_of(t)
             mine = [e for e in history if e.pipeline_id == pipeline_id and e.pipeline_target == t.name]
             flags.append(target_done(history, pipeline_id, t.stage.name, t.name))
-            rows.append({"stage": t.stage.name, "target": t.name, "context": t.target.context,
+            rows.append({"stage": t.stage.name, "target": t.name, "context": t.target.cluster,
                          "namespace": t.target.namespace, "service": t.target.service,
                          "last": f"{mine[-1].strategy} {mine[-1].outcome}" if mine else "not released",
                          "released": flags[-1], "serving": serving_now(t)})

@@ -277,11 +277,18 @@ def _refuse_unless_allowed(spec: BlueGreenSpec, allowed_services: str | None) ->
 
 @flow(name="blue-green-release", log_prints=True)
 def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: str | None = None,
-                       context: str | None = None, allowed_services: str | None = None) -> dict:
-    """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, $KUBECONFIG, or in-cluster.
+                       context: str | None = None, allowed_services: str | None = None,
+                       cluster_config: str | None = None) -> dict:
+    """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, the KubernetesClusterConfig
+    block named `cluster_config`, $KUBECONFIG, or in-cluster.
     `allowed_services`: set by the image-pushed trigger, comma-separated `namespace/Service` pairs (wildcards
-    allowed) that this run may release; another Service is refused before anything is read."""
+    allowed) that this run may release; another Service is refused before anything is read.
+
+    Args:
+        cluster_config: Name of a Prefect KubernetesClusterConfig block (prefect-kubernetes) holding the cluster's
+            kubeconfig, instead of `kubeconfig`; `context` picks another of its contexts.
+    """
     release_begun()
     _refuse_unless_allowed(spec, allowed_services)
-    return ending_cancelled(lambda: run_release(connect(kubeconfig, context), spec, spec.release_id or new_release_id(),
-                                                dry_run))
+    return ending_cancelled(lambda: run_release(connect(kubeconfig, context, cluster_config), spec,
+                                                spec.release_id or new_release_id(), dry_run))

@@ -316,9 +316,14 @@ def _flow_run_id() -> str:
 
 @flow(name="canary-release", log_prints=True)
 def canary_release(spec: CanarySpec, kubeconfig: str | None = None, context: str | None = None,
-                   dry_run: bool = False) -> dict:
-    """Release `spec` as a canary (`dry_run`: only its plan). Kubernetes credentials: kubeconfig/context,
-    $KUBECONFIG, or in-cluster."""
+                   dry_run: bool = False, cluster_config: str | None = None) -> dict:
+    """Release `spec` as a canary (`dry_run`: only its plan). Kubernetes credentials: kubeconfig/context, the
+    KubernetesClusterConfig block named `cluster_config`, $KUBECONFIG, or in-cluster.
+
+    Args:
+        cluster_config: Name of a Prefect KubernetesClusterConfig block (prefect-kubernetes) holding the cluster's
+            kubeconfig, instead of `kubeconfig`; `context` picks another of its contexts.
+    """
     release_begun()
-    return ending_cancelled(lambda: run_canary(connect(kubeconfig, context), spec, spec.release_id or new_release_id(),
-                                               _flow_run_id(), dry_run))
+    return ending_cancelled(lambda: run_canary(connect(kubeconfig, context, cluster_config), spec,
+                                               spec.release_id or new_release_id(), _flow_run_id(), dry_run))

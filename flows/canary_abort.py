@@ -93,6 +93,13 @@ def abort_canary_release(kube: Kube, namespace: str, service: str, deadlines: De
 
 @flow(name="canary-abort", log_prints=True)
 def abort_canary(namespace: str, service: str, deadlines: Deadlines | None = None, reason: str = "",
-                 approver: str = "", kubeconfig: str | None = None, context: str | None = None) -> dict:
-    return abort_canary_release(connect(kubeconfig, context), namespace, service, deadlines or Deadlines(),
-                                reason, approver)
+                 approver: str = "", kubeconfig: str | None = None, context: str | None = None,
+                 cluster_config: str | None = None) -> dict:
+    """End the canary release of `service`: stable back to 100 % (see the module docstring).
+
+    Args:
+        cluster_config: Name of a Prefect KubernetesClusterConfig block (prefect-kubernetes) holding the cluster's
+            kubeconfig, instead of `kubeconfig`; `context` picks another of its contexts.
+    """
+    return abort_canary_release(connect(kubeconfig, context, cluster_config), namespace, service,
+                                deadlines or Deadlines(), reason, approver)

@@ -1,7 +1,7 @@
 """Promotion pipeline (issue 16): the same new version through ordered stages, each stage one or more targets in
 any cluster of the kubeconfig, every target an ordinary release run as a child flow (subflow) with its own report.
 
-  1. resolve        every target's cluster (kubeconfig context) and release spec
+  1. resolve        every target's cluster (kubeconfig context or cluster block) and release spec
   2. preflight      every target's own release pre-flight, all before the first change in any cluster (exit 2)
   3. resume         targets whose Service history says this pipeline already released them are skipped
   4. per stage      its targets in parallel up to max_parallel (child flows tagged with pipeline, stage, target)
@@ -64,15 +64,17 @@ def _child(t: PipelineTarget, pipeline_id: str, kubeconfig: str | None, *, dry_r
     from prefect_greenlight.flows.blue_green import blue_green_release
     from prefect_greenlight.flows.canary import canary_release
     from prefect_greenlight.flows.rollback import rollback_release
+    from prefect_greenlight.tasks.pipeline.targets import target_credentials
 
+    kubeconfig, context, block = target_credentials(t.target, kubeconfig)
     with tags(*pipeline_tags(pipeline_id, t.stage.name, t.name)):
         if rollback:
             return rollback_release.with_options(flow_run_name=f"{pipeline_id}-{t.name}-rollback")(
                 namespace=t.target.namespace, service=t.target.service, cleanup=t.spec.cleanup,
-                deadlines=t.spec.deadlines, kubeconfig=kubeconfig, context=t.target.context)
+                deadlines=t.spec.deadlines, kubeconfig=kubeconfig, context=context, cluster_config=block)
         release = canary_release if t.target.strategy is Strategy.CANARY else blue_green_release
         return release.with_options(flow_run_name=f"{pipeline_id}-{t.name}")(
-            spec=t.spec, kubeconfig=kubeconfig, context=t.target.context, dry_run=dry_run)
+            spec=t.spec, kubeconfig=kubeconfig, context=context, cluster_config=block, dry_run=dry_run)
 
 
 class PipelineRun:
@@ -82,7 +84,7 @@ class PipelineRun:
                  stages: list[list[PipelineTarget]], t0: float):
         self.spec, self.pipeline_id, self.kubeconfig, self.stages = spec, pipeline_id, kubeconfig, stages
         self.rows = {(t.stage_index, t.name): {
-            "stage": t.stage.name, "target": t.name, "context": t.target.context,
+            "stage": t.stage.name, "target": t.name, "context": t.target.cluster,
             "namespace": t.target.namespace, "service": t.target.service, "strategy": t.target.strategy.value,
             "outcome": TargetOutcome.NOT_STARTED.value, "seconds": 0.0, "reason": ""} for row in stages for t in row}
         self.t0 = t0  # the run's start, before resolve and pre-flight
@@ -236,7 +238,8 @@ def run_pipeline(spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None = 
 @flow(name="greenlight-pipeline", log_prints=True)
 def pipeline_release(spec: PipelineSpec, dry_run: bool = False, kubeconfig: str | None = None) -> dict:
     """Promote one version through `spec`'s stages (see the module docstring). Credentials: the kubeconfig (or
-    $KUBECONFIG) with a context per target cluster."""
+    $KUBECONFIG) with a context per target cluster; a target with `cluster_block:` uses that
+    KubernetesClusterConfig block instead."""
     pipeline_id = spec.pipeline_id or new_pipeline_id()
     _tag_own_run(pipeline_id)
     return run_pipeline(spec, pipeline_id, kubeconfig, dry_run)

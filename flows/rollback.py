@@ -183,9 +183,14 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
 @flow(name="blue-green-rollback", log_prints=True)
 def rollback_release(namespace: str, service: str, cleanup: Cleanup = Cleanup(), deadlines: Deadlines = Deadlines(),
                      kubeconfig: str | None = None, context: str | None = None, to: str | None = None,
-                     dry_run: bool = False) -> dict:
+                     dry_run: bool = False, cluster_config: str | None = None) -> dict:
     """Switch `service` back to the Deployment it served before greenlight's last switch (or to `to`); a no-op
     when that Deployment already serves. `dry_run`: only the plan, as a markdown artifact and in the result;
-    nothing changes."""
-    return run_rollback(connect(kubeconfig, context), namespace, service, cleanup, deadlines, to=to,
+    nothing changes.
+
+    Args:
+        cluster_config: Name of a Prefect KubernetesClusterConfig block (prefect-kubernetes) holding the cluster's
+            kubeconfig, instead of `kubeconfig`; `context` picks another of its contexts.
+    """
+    return run_rollback(connect(kubeconfig, context, cluster_config), namespace, service, cleanup, deadlines, to=to,
                         dry_run=dry_run)

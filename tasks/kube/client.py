@@ -88,21 +88,37 @@ class Kube:
         return client.ApiClient(self.api.configuration)
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
-    """Kubeconfig (flag, then $KUBECONFIG, then ~/.kube/config), or the in-cluster service account."""
-    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser("~/.kube/config")
+def connect(kubeconfig: str | None = None, context: str | None = None, cluster_config: str | None = None) -> Kube:
+    """Credentials from a KubernetesClusterConfig block named `cluster_config`, else a kubeconfig (flag, then
+    $KUBECONFIG, then ~/.kube/config), else the in-cluster service account (tasks/kube/credentials.py)."""
+    from prefect_greenlight.tasks.kube.credentials import SourceKind, choose_source, load_cluster_block
+
+    source = choose_source(kubeconfig, context, cluster_config,
+                           env_kubeconfig=os.environ.get("KUBECONFIG", "").split(os.pathsep)[0],
+                           home_kubeconfig=os.path.expanduser("~/.kube/config"), exists=os.path.exists)
+    cfg = client.Configuration()
+    described = source.describe()
     try:
-        cfg = client.Configuration()
-        if kubeconfig or os.path.exists(path):
-            config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
-            source = f"kubeconfig {path}" + (f" context {context}" if context else "")
+        if source.kind is SourceKind.BLOCK:
+            block = load_cluster_block(source.block)
+            described = source.describe(block.context_name)
+            config.load_kube_config_from_dict(config_dict=block.config, context=source.context or block.context_name,
+                                              client_configuration=cfg, temp_file_path=None)
+        elif source.kind is SourceKind.KUBECONFIG:
+            config.load_kube_config(config_file=source.path, context=source.context, client_configuration=cfg)
         else:
             config.load_incluster_config(client_configuration=cfg)
-            source = "in-cluster service account"
-        cfg.retries = False  # our retrying() is the only retry layer
-        return Kube(client.ApiClient(cfg), source)
     except (config.ConfigException, OSError, ValueError) as exc:
-        raise BadInput(f"cannot load Kubernetes credentials from {path}: {exc}") from exc
+        raise BadInput(f"cannot load Kubernetes credentials from {described}: {_short(exc)}") from None
+    cfg.retries = False  # our retrying() is the only retry layer
+    return Kube(client.ApiClient(cfg), described)
+
+
+def _short(exc: Exception) -> str:
+    """A credentials error's text, cut short. The client's messages name files, contexts and fields, not values;
+    the cut keeps an odd one from echoing a whole blob. Chained with `from None`: Prefect logs a failed flow's
+    traceback, and the original exception's locals or arguments are no business of it."""
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def classify(exc: Exception, what: str) -> Exception:

@@ -1,4 +1,5 @@
-"""A pipeline's reads of its targets' clusters (flows/pipeline.py): one client per kubeconfig context, the
+"""A pipeline's reads of its targets' clusters (flows/pipeline.py): one client per cluster (kubeconfig context or
+cluster block), the
 pre-flight of every target before anything changes anywhere, each Service's history and what it serves now, and
 the soak gate's checks. Nothing here writes to a cluster.
 """
@@ -27,7 +28,7 @@ class PipelineTarget:
 
     @property
     def where(self) -> str:
-        return f"{self.target.context}:{self.target.namespace}/{self.target.service}"
+        return f"{self.target.cluster}:{self.target.namespace}/{self.target.service}"
 
 
 def contexts_of(kubeconfig: str | None) -> set[str]:
@@ -40,10 +41,18 @@ def contexts_of(kubeconfig: str | None) -> set[str]:
     return {c["name"] for c in contexts or []}
 
 
+def target_credentials(target: Target, kubeconfig: str | None) -> tuple[str | None, str | None, str | None]:
+    """(kubeconfig, context, cluster_config) for a target: its block, else the pipeline's kubeconfig."""
+    if target.cluster_block is not None:
+        return None, target.context, target.cluster_block
+    return kubeconfig, target.context, None
+
+
 def resolve(spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None) -> list[list[PipelineTarget]]:
     """Every target of every stage with its client and release spec; BadInput listing every unknown context and
     invalid release option at once."""
-    known = contexts_of(kubeconfig)
+    by_context = [t for stage in spec.stages for t in stage.targets if t.cluster_block is None]
+    known = contexts_of(kubeconfig) if by_context else set()  # a pipeline of blocks needs no kubeconfig
     problems: list[str] = []
     clients: dict[str, Kube] = {}
     stages: list[list[PipelineTarget]] = []
@@ -51,7 +60,7 @@ def resolve(spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None) -> lis
         row = []
         for target in stage.targets:
             name = target_name(stage, target)
-            if target.context not in known:
+            if target.cluster_block is None and target.context not in known:
                 problems.append(f"stage {stage.name}, target {name}: unknown kubeconfig context "
                                 f"{target.context!r} (known: {', '.join(sorted(known)) or 'none'})")
                 continue
@@ -60,9 +69,9 @@ def resolve(spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None) -> lis
             except ValueError as exc:
                 problems.append(str(exc))
                 continue
-            if target.context not in clients:
-                clients[target.context] = connect(kubeconfig, target.context)
-            row.append(PipelineTarget(i, stage, target, name, clients[target.context], release))
+            if target.cluster not in clients:
+                clients[target.cluster] = connect(*target_credentials(target, kubeconfig))
+            row.append(PipelineTarget(i, stage, target, name, clients[target.cluster], release))
         stages.append(row)
     if problems:
         raise BadInput(problems)

@@ -66,8 +66,18 @@ def _read_run(run_id: str):
                           f"{str(exc)[:200]})") from exc
 
 
+def answer_credentials(params: dict, kubeconfig: str | None, context: str | None,
+                       cluster_config: str | None) -> tuple[str | None, str | None, str | None]:
+    """(kubeconfig, context, cluster_config) to read a run's Lease with: the flags given, else the run's own
+    parameters. A flag naming one source replaces the run's other one (a kubeconfig flag and the run's block are
+    not both used)."""
+    if kubeconfig or cluster_config:
+        return kubeconfig, context or params.get("context"), cluster_config
+    return params.get("kubeconfig"), context or params.get("context"), params.get("cluster_config")
+
+
 def require_answerable(run_id: str, kubeconfig: str | None = None, context: str | None = None,
-                       warn=log.warning) -> str:
+                       warn=log.warning, cluster_config: str | None = None) -> str:
     """Raise ProcessGone unless `run_id` is paused and its release process still renews its Lease. Returns what
     was checked; when the cluster cannot be asked, `warn`s and lets the answer through."""
     run = _read_run(run_id)
@@ -86,7 +96,7 @@ def require_answerable(run_id: str, kubeconfig: str | None = None, context: str 
     try:
         from prefect_greenlight.tasks.kube.client import RetryPolicy, connect, read
 
-        kube = connect(kubeconfig or params.get("kubeconfig"), context or params.get("context"))
+        kube = connect(*answer_credentials(params, kubeconfig, context, cluster_config))
         lease = read(kube, "Lease", namespace, lease_name, policy=RetryPolicy(budget_s=5))
     except Exception as exc:  # noqa: BLE001 - no cluster access here: answer, with a warning
         warn(f"cannot read Lease {namespace}/{lease_name} ({type(exc).__name__}: {str(exc)[:160]}): cannot tell "

@@ -52,9 +52,13 @@ class FailurePolicy(str, Enum):
 class Target(SpecModel):
     """One Service in one cluster, released with the pipeline's new version."""
 
-    name: Name | None = Field(None, description="Unique in the pipeline; default: the context's name (one target "
-                              "per cluster) or <context>-<service>.")
-    context: str = Field(..., min_length=1, description="kubeconfig context of the target's cluster.")
+    name: Name | None = Field(None, description="Unique in the pipeline; default: the cluster's name (context or "
+                              "block; one target per cluster) or <cluster>-<service>.")
+    context: str | None = Field(None, min_length=1, description="kubeconfig context of the target's cluster (with "
+                                "cluster_block: a context of the block's kubeconfig).")
+    cluster_block: Name | None = Field(None, description="Name of a Prefect KubernetesClusterConfig block holding "
+                                       "the target cluster's kubeconfig (instead of a context of the pipeline's "
+                                       "kubeconfig; prefect-greenlight[blocks]).")
     namespace: Name = Field("default", description="Namespace of the Service.")
     service: Name = Field(..., description="The Service released.")
     strategy: Strategy = Field(Strategy.BLUE_GREEN, description="blue-green | canary")
@@ -62,6 +66,20 @@ class Target(SpecModel):
     manifest: Manifest | None = Field(None, description="This target's green/canary Deployment manifest.")
     release: dict[str, Any] = Field(default_factory=dict, description="Further fields of the release spec "
                                     "(smoke, cleanup, deadlines, stable, steps, ...).")
+
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> Target:
+        if self.context is None and self.cluster_block is None:
+            raise ValueError(f"target {self.name or self.service!r}: needs a context or a cluster_block")
+        return self
+
+    @property
+    def cluster(self) -> str:
+        """The target's cluster in names and reports: its context, or its block (and the block's context)."""
+        if self.cluster_block is None:
+            return str(self.context)
+        return self.cluster_block + (f"-{self.context}" if self.context else "")
 
 
 class Stage(SpecModel):
@@ -97,10 +115,11 @@ class PipelineSpec(SpecModel):
                 if name in seen_names:
                     problems.append(f"target {name!r} appears twice (stages {seen_names[name]} and {stage.name})")
                 seen_names[name] = stage.name
-                key = (target.context, target.namespace, target.service)
+                key = (target.cluster, target.namespace, target.service)
                 if key in seen_services:
-                    problems.append(f"duplicate target: Service {target.namespace}/{target.service} in context "
-                                    f"{target.context} is already target {seen_services[key]!r}")
+                    where = "context" if target.cluster_block is None else "cluster block"
+                    problems.append(f"duplicate target: Service {target.namespace}/{target.service} in {where} "
+                                    f"{target.cluster} is already target {seen_services[key]!r}")
                 seen_services[key] = name
                 if target.image is None and target.manifest is None and self.image is None:
                     problems.append(f"target {name!r}: no image or manifest (and the pipeline has no image)")
@@ -113,11 +132,11 @@ class PipelineSpec(SpecModel):
 
 
 def target_name(stage: Stage, target: Target) -> str:
-    """The target's name: given, or its context when the stage has one target in that context."""
+    """The target's name: given, or its cluster (context or block) when the stage has one target there."""
     if target.name:
         return target.name
-    same_context = [t for t in stage.targets if t.context == target.context]
-    return target.context if len(same_context) == 1 else f"{target.context}-{target.service}"[:63].rstrip("-")
+    same_cluster = [t for t in stage.targets if t.cluster == target.cluster]
+    return target.cluster if len(same_cluster) == 1 else f"{target.cluster}-{target.service}"[:63].rstrip("-")
 
 
 def release_id(pipeline_id: str, stage: Stage, target: Target) -> str:
