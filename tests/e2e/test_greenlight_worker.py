@@ -134,3 +134,36 @@ def test_a_worker_gone_mid_release_leaves_its_run_crashed_and_a_rerun_converges(
         for worker in (first, second):
             if worker is not None:
                 worker.stop()
+
+
+def test_a_deployment_run_takes_its_credentials_from_a_cluster_block(prefect_ops, prefect_api, cluster, kube,
+                                                                     namespace, kubectl, tmp_path):
+    """The UI's Run with `cluster_config` naming a KubernetesClusterConfig block (the ServiceAccount token
+    kubeconfig of deployments/rbac.yaml): the greenlight worker's release uses the block, and the token is in none
+    of what Prefect recorded of the run."""
+    from tests.e2e.prefect_dump import record_of
+    from tests.e2e.test_secrets import leaks, needles_of_token, save_cluster_block, token_kubeconfig
+
+    tutorial1(kubectl, kube, namespace)
+    token_cfg, token = token_kubeconfig(cluster, kubectl, tmp_path)
+    block = f"w-{namespace}"[:60].rstrip("-")
+    save_cluster_block(prefect_api, block, token_cfg)
+    with EndpointSampler(kube, namespace, SERVICE) as sampler:
+        run = prefect_ops.run("blue-green", {"spec": _spec(namespace), "cluster_config": block})
+        assert prefect_ops.wait_state(run, {"COMPLETED"}, 240) == "COMPLETED", prefect_ops.logs(run)[-3000:]
+    assert selector(kube, namespace, SERVICE) == {"target": "green-dep"}
+    assert sampler.zero_ready_instants() == 0
+    # the block, not the worker's own $KUBECONFIG: a block pointing at no apiserver fails the run, nothing changed
+    doc = yaml.safe_load(open(token_cfg))
+    doc["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # nothing listens on the discard port
+    broken = tmp_path / "broken.kubeconfig"
+    broken.write_text(yaml.safe_dump(doc))
+    save_cluster_block(prefect_api, f"{block}-broken"[:60], str(broken))
+    before = read(kube, "Service", namespace, SERVICE)["metadata"]["resourceVersion"]
+    failed = prefect_ops.run("blue-green", {"spec": _spec(namespace), "cluster_config": f"{block}-broken"[:60]})
+    assert prefect_ops.wait_state(failed, {"FAILED"}, 240) == "FAILED"
+    assert read(kube, "Service", namespace, SERVICE)["metadata"]["resourceVersion"] == before
+    wait_until("the run's logs", lambda: "released: Service" in prefect_ops.logs(run), 20, 0.5)
+    record = record_of(prefect_api, run)
+    for part in ("flow_run", "task_runs", "logs", "artifacts", "events"):
+        assert not leaks(getattr(record, part), needles_of_token(token)), part
