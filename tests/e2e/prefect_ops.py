@@ -70,12 +70,13 @@ class PrefectOps:
             time.sleep(0.5 * 2 ** attempt)
         return resp
 
-    def copy_to_pool(self, deployment: str, pool: str) -> str:
+    def copy_to_pool(self, deployment: str, pool: str, entrypoint: str | None = None, name: str | None = None) -> str:
         """The prefect.yaml deployment `deployment` once more, as `<deployment>-<pool>` on work pool `pool` (what
         `prefect deploy` would create from the same entry with another work_pool); returns its name."""
         dep = self.deployments[deployment]
-        name = f"{deployment}-{pool}"
-        body = {"name": name, "flow_id": dep["flow_id"], "work_pool_name": pool, "entrypoint": dep["entrypoint"],
+        name = name or f"{deployment}-{pool}"
+        body = {"name": name, "flow_id": dep["flow_id"], "work_pool_name": pool,
+                "entrypoint": entrypoint or dep["entrypoint"],
                 "pull_steps": dep["pull_steps"], "parameter_openapi_schema": dep["parameter_openapi_schema"],
                 "enforce_parameter_schema": dep["enforce_parameter_schema"], "path": dep.get("path")}
         resp = requests.post(f"{self.api}/deployments/", json=body, timeout=30)

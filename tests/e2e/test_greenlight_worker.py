@@ -167,3 +167,13 @@ def test_a_deployment_run_takes_its_credentials_from_a_cluster_block(prefect_ops
     record = record_of(prefect_api, run)
     for part in ("flow_run", "task_runs", "logs", "artifacts", "events"):
         assert not leaks(getattr(record, part), needles_of_token(token)), part
+
+
+def test_a_run_the_worker_cannot_run_is_crashed_naming_why(prefect_ops):
+    """A deployment on a greenlight pool whose entrypoint is not one of greenlight's flows: the worker runs no
+    foreign code; the run is Crashed with the reason, and the worker goes on serving."""
+    name = prefect_ops.copy_to_pool("blue-green", "greenlight", entrypoint="my_flows.py:etl", name="foreign-flow")
+    run = prefect_ops.run(name, {"spec": {"namespace": "default", "service": "none", "image": "app:1"}})
+    assert prefect_ops.wait_state(run, {"CRASHED"}, 60) == "CRASHED"
+    message = prefect_ops.flow_run(run)["state"]["message"]
+    assert "my_flows.py:etl" in message and "not one of greenlight's flows" in message, message
