@@ -1,5 +1,6 @@
 """`greenlight`: the command line. Exit codes: 0 released (or already live), 1 failed (and rolled back; reason
-printed) or released with a failed clean-up ("released; clean-up failed: …"), 2 bad input (nothing changed).
+printed) or released with a failed clean-up ("released; clean-up failed: …"), 2 bad input or a Prefect server that
+refused the credentials (PREFECT_API_AUTH_STRING, cli/server_auth.py): nothing changed.
 
   greenlight blue-green --service S (--manifest F | --image I) [options | --spec FILE] [--dry-run] [--json]
   greenlight rollback --service S
@@ -33,6 +34,7 @@ from prefect_greenlight.cli.cluster_args import (
 )
 from prefect_greenlight.cli.parameters import check_parameter_size, refused_parameters
 from prefect_greenlight.cli.quiet import quiet_expected_tracebacks
+from prefect_greenlight.cli.server_auth import refused_credentials
 from prefect_greenlight.cli.spec_input import add_hook_flags, base_spec, port_flag, set_path
 from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, GreenlightError, ReleaseFailed
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
@@ -333,11 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     except ReleaseFailed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except GreenlightError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        refused = refused_credentials(exc)  # a Prefect server with API auth on, and no or other credentials
+        if refused is not None:
+            print(f"error: {refused}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if not isinstance(exc, GreenlightError):
+            raise
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def entry() -> None:

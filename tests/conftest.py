@@ -106,9 +106,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def start_prefect_server(home: Path):
+def start_prefect_server(home: Path, extra_env: dict[str, str] | None = None):
     """A real `prefect server start` (API + UI, SQLite under `home`) on a free localhost port; yields the API URL
-    and stops the server on exit (the database stays in `home`)."""
+    and stops the server on exit (the database stays in `home`). `extra_env`: server settings on top (e.g.
+    PREFECT_SERVER_API_AUTH_STRING; its /health stays open, so the start check needs no credentials)."""
     import requests
 
     home.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def start_prefect_server(home: Path):
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": url,
-           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port), **(extra_env or {})}
     log = open(home / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
