@@ -25,6 +25,7 @@ import yaml
 from prefect_greenlight.tasks.kube.client import read
 from tests.conftest import start_prefect_server
 from tests.e2e.prefect_ops import FINAL, PREFECT, prefect_env
+from tests.e2e.prefect_ops import worker_command as ops_worker_command
 from tests.e2e.release_helpers import (
     ROOT,
     TUTORIAL1,
@@ -119,8 +120,8 @@ def test_the_cli_without_the_right_auth_string_is_refused_and_changes_nothing(cl
 
 
 def worker_command(pool: str) -> list[str]:
-    """The worker for the auth server's pool: the one place that says which worker type runs releases."""
-    return [*PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--limit", "4"]
+    """The worker for the auth server's pool: the greenlight worker (tests/e2e/prefect_ops.py worker_command)."""
+    return ops_worker_command("greenlight", pool, limit=4)
 
 
 def _prefect(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -148,7 +149,7 @@ def test_a_worker_with_the_auth_string_runs_a_deployment_run(cluster, kube, name
                                                             tmp_path):
     tutorial1(kubectl, kube, namespace)
     env = auth_server.env(prefect_env(auth_server.url, cluster.kubeconfig))
-    _prefect(env, "work-pool", "create", POOL, "--type", "process", "--overwrite")
+    _prefect(env, "work-pool", "create", POOL, "--type", "greenlight", "--overwrite")
     _prefect({**env, "GREENLIGHT_TRIGGER_ALLOW": "t-never-*/*"}, "--no-prompt", "deploy", "--name", "blue-green")
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:
