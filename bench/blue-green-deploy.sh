@@ -9,6 +9,8 @@
 #     pod; the local cluster's pods run no process)
 #   - step 5: its `sleep 5` removed
 #   - step 6: the interactive prompt removed; the answer is "n" (blue kept, like greenlight --cleanup keep)
+#   - $SMOKE_ATTEMPTS (default 1, the tutorial's single check): P5 sets 15, 1 s apart, the same patience greenlight
+#     gets there (bench/concurrent.py PATIENT_SMOKE: the local cluster's app plane lags when ~150 pods turn Ready)
 # Usage: KUBECTL=... KUBECONFIG=... NAMESPACE=... bench/blue-green-deploy.sh blue green
 set -u
 
@@ -35,24 +37,31 @@ until k wait --for=condition=ready pod -l "target=${NEW_COLOR}-dep" --timeout=30
   sleep 0.1
 done
 
-# 3. smoke test: /health of the first new pod, through kubectl port-forward
+# 3. smoke test: /health of the first new pod, through kubectl port-forward ($SMOKE_ATTEMPTS tries, 1 s apart)
 echo "3. Running smoke tests..."
-NEW_POD=$(k get pod -l "target=${NEW_COLOR}-dep" -o jsonpath='{.items[0].metadata.name}')
-pf_log=$(mktemp)
-"$KUBECTL" -n "$NAMESPACE" port-forward "pod/$NEW_POD" :80 >"$pf_log" 2>&1 &  # not via k(): $! must be kubectl
-pf=$!
-port=""
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$pf_log" | head -1)
-  [ -n "$port" ] && break
-  kill -0 $pf 2>/dev/null || break
-  sleep 0.05
+smoke() {
+  NEW_POD=$(k get pod -l "target=${NEW_COLOR}-dep" -o jsonpath='{.items[0].metadata.name}')
+  pf_log=$(mktemp)
+  "$KUBECTL" -n "$NAMESPACE" port-forward "pod/$NEW_POD" :80 >"$pf_log" 2>&1 &  # not via k(): $! must be kubectl
+  pf=$!
+  port=""
+  for _ in $(seq 1 200); do
+    port=$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$pf_log" | head -1)
+    [ -n "$port" ] && break
+    kill -0 $pf 2>/dev/null || break
+    sleep 0.05
+  done
+  HEALTH_STATUS=failed
+  if [ -n "$port" ]; then
+    HEALTH_STATUS=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 "http://127.0.0.1:$port/health" || echo "failed")
+  fi
+  kill $pf 2>/dev/null; wait $pf 2>/dev/null; rm -f "$pf_log"
+}
+attempt=1
+smoke
+while [ "$HEALTH_STATUS" != "200" ] && [ "$attempt" -lt "${SMOKE_ATTEMPTS:-1}" ]; do
+  attempt=$((attempt + 1)); sleep 1; smoke
 done
-HEALTH_STATUS=failed
-if [ -n "$port" ]; then
-  HEALTH_STATUS=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 "http://127.0.0.1:$port/health" || echo "failed")
-fi
-kill $pf 2>/dev/null; wait $pf 2>/dev/null; rm -f "$pf_log"
 
 if [ "$HEALTH_STATUS" != "200" ]; then
   echo "❌ Health check failed ($HEALTH_STATUS). Aborting deployment."

@@ -7,6 +7,10 @@ Modes:
   threads  one driver process (bench/driver.py) that imports greenlight once and runs every release as its own
            top-level flow run in a thread (what one long-lived worker process serving releases would do);
            `threads:10` runs at most 10 at a time
+  worker   prefect.yaml's blue-green deployment on a greenlight work pool, ONE greenlight worker (`--limit` = the
+           number of releases), every release a flow run created at once through the REST API as the UI's Run does
+           (bench/workerbench.py); wall = first create -> last Completed seen; the worker's peak RSS (VmHWM)
+  script   the tutorial script (bench/blue-green-deploy.sh blue green, kubectl) once per namespace, all at once
 
 Every release must succeed (exit 0 / outcome released, selector on green, only green's 3 ready pods behind the
 Service) and every flow run must end Completed on the server; the server log is scanned for SQLite trouble.
@@ -20,6 +24,7 @@ Memory: the lowest MemAvailable seen while a mode runs, against the value just b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -36,8 +41,10 @@ from bench import harness
 from bench.given import assert_released_blue_green, tutorial1
 from bench.harness import (
     KUBECONFIG,
+    KUBECTL,
     PYTHON,
     TUTORIAL1,
+    BenchError,
     check,
     child_env,
     create_namespace,
@@ -45,8 +52,9 @@ from bench.harness import (
     ensure_cluster,
     prefect_server,
 )
-from bench.release import greenlight_argv
+from bench.release import SCRIPT, greenlight_argv
 from bench.results import Recorder, median, ratio, say, summary
+from bench.workerbench import GREENLIGHT_POOL, WorkerProc, breakdown, create_run, deploy, parameters, wait_final
 
 # The server logs every retryable database error (PREFECT_API_LOG_RETRYABLE_ERRORS, set by the harness) and answers
 # it 503; Prefect's client then backs off (about 2, 4, 8, 16 s) and tries again, up to 5 times.
@@ -145,15 +153,14 @@ def _wait(proc: subprocess.Popen, t0: float, out: dict) -> None:
                      "maxrss_mb": ru.ru_maxrss / 1024}
 
 
-def cli_mode(namespaces: list[str], workdir: Path) -> dict:
-    """One CLI process per release, all started at once; wall = first spawn -> last exit."""
-    (workdir / "spec.yaml").write_text(json.dumps(PATIENT_SMOKE))  # JSON is YAML
+def spawn_all(namespaces: list[str], workdir: Path, command) -> dict:
+    """`command(ns) -> (argv, env)` once per namespace, all started at once; wall = first spawn -> last exit."""
     procs, done = {}, {}
     t0 = time.perf_counter()
     for ns in namespaces:
         log = open(workdir / f"{ns}.log", "w")
-        argv = greenlight_argv(ns, KUBECONFIG, str(workdir / "spec.yaml"))
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=harness.CODE)
+        argv, env = command(ns)
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=harness.CODE)
         procs[p.pid] = ns
         threading.Thread(target=_wait, args=(p, t0, done), daemon=True).start()
     while len(done) < len(procs):
@@ -164,6 +171,66 @@ def cli_mode(namespaces: list[str], workdir: Path) -> dict:
     return {"wall_s": wall, "failed": failed,
             "per_release_wall_s": summary([d["wall_s"] for d in done.values()]),
             "per_process_peak_rss_mb": summary([d["maxrss_mb"] for d in done.values()], 1)}
+
+
+def cli_mode(namespaces: list[str], workdir: Path) -> dict:
+    """One CLI process per release, all started at once."""
+    (workdir / "spec.yaml").write_text(json.dumps(PATIENT_SMOKE))  # JSON is YAML
+    return spawn_all(namespaces, workdir,
+                     lambda ns: (greenlight_argv(ns, KUBECONFIG, str(workdir / "spec.yaml")), child_env()))
+
+
+def script_mode(namespaces: list[str], workdir: Path) -> dict:
+    """The tutorial script once per namespace, all started at once (kubectl's discovery cache shared), with the
+    smoke check's patience greenlight gets here (SMOKE_ATTEMPTS=15, 1 s apart, as PATIENT_SMOKE)."""
+    def command(ns: str) -> tuple[list[str], dict]:
+        return ["bash", str(SCRIPT), "blue", "green"], {**os.environ, "KUBECTL": KUBECTL, "KUBECONFIG": KUBECONFIG,
+                                                         "NAMESPACE": ns, "SMOKE_ATTEMPTS": "15",
+                                                         "KUBECACHEDIR": str(workdir / "kubectl-cache")}
+    return spawn_all(namespaces, workdir, command)
+
+
+def _create(api: str, dep: str, ns: str) -> str | None:
+    """One run created (503s retried, bench/workerbench.py create_run), or None: the server refused it."""
+    try:
+        return create_run(api, dep, parameters(ns, PATIENT_SMOKE))
+    except (BenchError, requests.RequestException) as exc:
+        say(f"{ns}: no flow run: {exc}"[:300])
+        return None
+
+
+def worker_mode(namespaces: list[str], worker: dict) -> dict:
+    """Every release a deployment run, all created at once (one thread per POST), run by ONE greenlight worker;
+    wall = first create -> last final state seen (all polled in one request every 0.2 s). A run the server
+    would not create (503 after the retries) is a failed release."""
+    api, dep = worker["api"], worker["deployment_id"]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(namespaces)) as pool:
+        made = dict(zip(namespaces, pool.map(lambda ns: _create(api, dep, ns), namespaces)))
+    created = time.perf_counter() - t0
+    ids = [i for i in made.values() if i]
+    ends = wait_final(api, ids, timeout_s=1800, poll_s=0.2) if ids else {}
+    wall = max((at for _, at in ends.values()), default=created) - t0
+    steps = {i: breakdown(api, i) for i in ids}
+    failed = {ns: "create_flow_run refused (503 after retries)" for ns, i in made.items() if not i}
+    failed.update({ns: f"{ends[i][0]}: {steps[i]['states']}" for ns, i in made.items()
+                   if i and ends[i][0] != "COMPLETED"})
+    keys = ("created_to_pending_s", "pending_to_running_s", "running_to_final_s", "created_to_final_s")
+    return {"wall_s": wall, "failed": failed, "created": len(ids), "all_created_s": round(created, 3),
+            "per_release_wall_s": summary([at - t0 for _, at in ends.values()]),
+            **{f"per_run_{k}": summary([s[k] for s in steps.values()]) for k in keys},
+            "worker_peak_rss_mb": round(worker["proc"].peak_rss_mb(), 1)}
+
+
+def _run_mode(mode: str, namespaces: list[str], limit: int, workdir: Path, worker: dict | None) -> dict:
+    if mode == "cli":
+        return cli_mode(namespaces, workdir)
+    if mode == "script":
+        return script_mode(namespaces, workdir)
+    if mode == "worker":
+        check(worker is not None, "worker mode without a worker")
+        return worker_mode(namespaces, worker)
+    return threads_mode(namespaces, limit, workdir)
 
 
 def _last_error(log: str) -> str:
@@ -190,7 +257,7 @@ def threads_mode(namespaces: list[str], limit: int, workdir: Path) -> dict:
             "driver_peak_rss_mb": round(data["maxrss_mb"], 1)}
 
 
-def measure(mode: str, n: int, limit: int, server, workdir: Path) -> dict:
+def measure(mode: str, n: int, limit: int, server, workdir: Path, worker: dict | None = None) -> dict:
     """Run n releases in `mode`; the ones that succeeded are checked, the failed ones reported (not raised: the
     other modes still run; run() fails loudly at the end)."""
     namespaces = prepare(n, f"p5-{mode[:3]}")
@@ -198,13 +265,15 @@ def measure(mode: str, n: int, limit: int, server, workdir: Path) -> dict:
     offset, since = log.stat().st_size, time.time()
     try:
         with MemSampler() as mem:
-            figures = cli_mode(namespaces, workdir) if mode == "cli" else threads_mode(namespaces, limit, workdir)
+            figures = _run_mode(mode, namespaces, limit, workdir, worker)
         verify([ns for ns in namespaces if ns not in figures["failed"]])
     finally:
         delete_namespaces(*namespaces, wait_s=300)
     states = flow_run_states(server.url, since)
     succeeded = n - len(figures["failed"])
-    check(states.get("Completed", 0) == succeeded, f"flow run states after {mode}: {states}, {succeeded} released")
+    want = {} if mode == "script" else {"Completed": succeeded}  # the script makes no flow runs
+    check({k: v for k, v in states.items() if k == "Completed"} == {k: v for k, v in want.items() if v},
+          f"flow run states after {mode}: {states}, {succeeded} released")
     figures.update(releases=n, succeeded=succeeded, flow_run_states=states, peak_memory_used_mb=mem.peak_used_mb,
                    server_log=log_trouble(log, offset))
     figures["failure_reasons"] = sorted({v[:160] for v in figures["failed"].values()})[:3]
@@ -217,35 +286,58 @@ def run(releases: int = 50, modes: list[str] | None = None, limit: int = 0, tag:
     ensure_cluster()
     rec = Recorder("p5-concurrent", 3600, tag)
     out: dict = {}
+    modes = modes or ["threads", "cli"]
     for database in databases or ["sqlite"]:
-        with prefect_server(database) as server, tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:
+        with prefect_server(database) as server, tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp, \
+                contextlib.ExitStack() as stack:
             workdir = Path(tmp)
-            say(f"{database}: warm-up, one CLI release (discarded)")
-            measure("cli", 1, 0, server, workdir)
-            reference: dict[str, list[dict]] = {}
-            for name in modes or ["threads", "cli"]:
-                mode, _, cap = name.partition(":")  # "threads:10": at most 10 releases at a time
-                if mode not in reference:
-                    reference[mode] = [measure(mode, 1, 0, server, workdir) for _ in range(3)]
-                ones = reference[mode]
-                check(all(o["succeeded"] == 1 for o in ones), f"a single {mode} release failed: {ones}")
-                singles = [o["wall_s"] for o in ones]
-                cap_n = int(cap) if cap else limit
-                say(f"{database} {name}: one release {median(singles):.2f} s (median of 3); now {releases} at once "
-                    f"(limit {cap_n or 'none'}, load {rec.note_load()})")
-                many = measure(mode, releases, cap_n, server, workdir)
-                many.update(one_release_wall_s=summary(singles), ratio_vs_one=ratio(many["wall_s"], median(singles)),
-                            one_release_runs=ones)
-                many["target_le_3x"] = many["ratio_vs_one"] <= 3 and many["succeeded"] == releases
-                if mode == "threads":  # the release alone, in a process that has imported greenlight already
-                    many["one_release_in_warm_process_s"] = summary([o["releases_s"] for o in ones])
-                many["limit"] = cap_n
-                out[f"{database}/{name}"] = many
-                say(f"{database} {name}: {many['succeeded']} of {releases} released in {many['wall_s']:.1f} s = "
-                    f"{many['ratio_vs_one']}x one release; peak memory +{many['peak_memory_used_mb']} MB; "
-                    f"server: {many['server_log']['retryable_503']} retryable 503s")
+            worker = None
+            if any(m.startswith("worker") for m in modes):
+                ids = deploy(server.url)
+                proc = stack.enter_context(WorkerProc("greenlight", GREENLIGHT_POOL, max(releases, 1),
+                                                      workdir / "greenlight-worker.log"))
+                worker = {"api": server.url, "deployment_id": ids[GREENLIGHT_POOL], "proc": proc}
+            first = modes[0].partition(":")[0]
+            say(f"{database}: warm-up, one {first} release (discarded)")
+            measure(first, 1, 0, server, workdir, worker)
+            for name in modes:
+                out[f"{database}/{name}"] = _one_mode(name, releases, limit, server, workdir, worker, rec)
+            _versus_script(out, database, releases)
     rec.save(**out)
     failed = {k: f"{v['releases'] - v['succeeded']} failed: {v['failure_reasons']}" for k, v in out.items()
               if v["succeeded"] < v["releases"]}
     check(not failed, f"not every release succeeded (figures saved): {failed}")
     return out
+
+
+def _one_mode(name: str, releases: int, limit: int, server, workdir: Path, worker: dict | None,
+              rec: Recorder) -> dict:
+    database = server.database
+    mode, _, cap = name.partition(":")  # "threads:10": at most 10 releases at a time
+    ones = [measure(mode, 1, 0, server, workdir, worker) for _ in range(3)]
+    check(all(o["succeeded"] == 1 for o in ones), f"a single {mode} release failed: {ones}")
+    singles = [o["wall_s"] for o in ones]
+    cap_n = int(cap) if cap else limit
+    say(f"{database} {name}: one release {median(singles):.2f} s (median of 3); now {releases} at once "
+        f"(limit {cap_n or 'none'}, load {rec.note_load()})")
+    many = measure(mode, releases, cap_n, server, workdir, worker)
+    many.update(one_release_wall_s=summary(singles), ratio_vs_one=ratio(many["wall_s"], median(singles)),
+                one_release_runs=ones, load_after=harness.load())
+    many["target_le_3x"] = many["ratio_vs_one"] <= 3 and many["succeeded"] == releases
+    if mode == "threads":  # the release alone, in a process that has imported greenlight already
+        many["one_release_in_warm_process_s"] = summary([o["releases_s"] for o in ones])
+    many["limit"] = cap_n
+    say(f"{database} {name}: {many['succeeded']} of {releases} released in {many['wall_s']:.1f} s = "
+        f"{many['ratio_vs_one']}x one release; peak memory +{many['peak_memory_used_mb']} MB; "
+        f"server: {many['server_log']['retryable_503']} retryable 503s"
+        + (f"; worker peak RSS {many['worker_peak_rss_mb']} MB" if mode == "worker" else ""))
+    return many
+
+
+def _versus_script(out: dict, database: str, releases: int) -> None:
+    """P5 through the worker: its wall against the scripts' in the same run (target <= 1.0x, all released)."""
+    w, s = out.get(f"{database}/worker"), out.get(f"{database}/script")
+    if w and s:
+        w["ratio_vs_script"] = ratio(w["wall_s"], s["wall_s"])
+        w["target_p5w_le_1x_all"] = w["ratio_vs_script"] <= 1.0 and w["succeeded"] == releases
+        w["target_p6w_le_400mb"] = w["worker_peak_rss_mb"] <= 400

@@ -4,6 +4,7 @@ really happened (BenchError otherwise, exit 1) and writes bench/results/<name>-<
 
     .venv/bin/python -m bench.run switch   [--runs 7]        P1 switch + P2 rollback latency vs the floor
     .venv/bin/python -m bench.run release  [--runs 5]        P3 wall time, P4 apiserver requests, P6 peak RSS
+    .venv/bin/python -m bench.run deployrun [--runs 5]       P3w deployment run -> Completed via the greenlight worker
     .venv/bin/python -m bench.run profile  [--runs 3]        P3: where the time goes (importtime, phases, cProfile)
     .venv/bin/python -m bench.run concurrent [--releases 50] P5: many releases against one Prefect server
     .venv/bin/python -m bench.run canary   [--runs 3]        canary step time beyond the pods' own readiness
@@ -36,11 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="what", required=True)
     sub.add_parser("switch").add_argument("--runs", type=int, default=7)
     sub.add_parser("release").add_argument("--runs", type=int, default=5)
+    sub.add_parser("deployrun").add_argument("--runs", type=int, default=5)
     sub.add_parser("profile").add_argument("--runs", type=int, default=3)
     con = sub.add_parser("concurrent")
     con.add_argument("--releases", type=int, default=50)
     con.add_argument("--modes", default="threads,cli",
-                     help="comma list of: threads, threads:N (at most N at a time), cli")
+                     help="comma list of: threads, threads:N (at most N at a time), cli, worker, script")
     con.add_argument("--limit", type=int, default=0, help="threads: at most this many at once (0: all)")
     con.add_argument("--databases", default="sqlite", help="comma list of: sqlite, postgres (the server's database)")
     sub.add_parser("canary").add_argument("--runs", type=int, default=3)
@@ -71,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             out = run(args.runs, tag=args.tag)
         elif args.what == "release":
             from bench.release import run
+
+            out = run(args.runs, tag=args.tag)
+        elif args.what == "deployrun":
+            from bench.deployrun import run
 
             out = run(args.runs, tag=args.tag)
         elif args.what == "profile":
