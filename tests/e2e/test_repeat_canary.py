@@ -124,7 +124,10 @@ def test_abort_of_a_paused_canary_whose_process_is_gone_cancels_its_run(cluster,
         dead_run, _ = kill_in_pause(cluster, prefect_api, kube, namespace, tmp_path, "first")
         abort = run_cli(cluster, prefect_api, "abort", "-n", namespace, "--service", SVC, timeout=300)
         assert abort.returncode == 0, abort.stderr[-3000:]
-        assert "let its lock expire without aborting" in abort.stdout + abort.stderr, abort.stderr[-3000:]
+        # the abort waits for the dead run's Lease to expire; on a loaded host the abort's own start can take
+        # longer than the Lease's 15 s, and then it finds it expired already: the same takeover either way
+        said = abort.stdout + abort.stderr
+        assert ("let its lock expire without aborting" in said or "took over the expired lease" in said), said[-3000:]
         state, message = flow_run_final(dead_run, prefect_api)
         assert state == "CANCELLED" and "taken over by abort" in message, (state, message)
         promote = run_cli(cluster, prefect_api, "promote", dead_run, timeout=60)
