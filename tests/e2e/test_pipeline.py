@@ -73,8 +73,9 @@ def clusters() -> Clusters:
 
 
 @pytest.fixture(scope="session")
-def cluster(clusters) -> ClusterInfo:
-    """This module's stand-in for the session's single cluster (so it is not started as a fourth): staging."""
+def staging(clusters) -> ClusterInfo:
+    """The staging cluster as a ClusterInfo, for the CLI helpers. (Not named `cluster`: overriding the session's
+    fixture bound session fixtures created first in this module — kube, prefect_ops — to staging.)"""
     return ClusterInfo(clusters.own["staging"][0], clusters.kubectl, local=True)
 
 
@@ -150,19 +151,19 @@ def pipeline_events(api: str, pipeline_id: str) -> list[str]:
 
 
 def test_every_stage_passes_with_an_api_approval_between_staging_and_prod(clusters, ns, prefect_api, tmp_path,
-                                                                          cluster):
+                                                                          staging):
     pid = f"pass-{uuid.uuid4().hex[:6]}"
     spec = pipeline_file(tmp_path, ns, pid, gate="manual")
     log = tmp_path / "pipeline.log"
     with ExitStack() as stack:
         sampled = samplers(clusters, ns, stack)
-        proc = greenlight_bg(cluster, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
+        proc = greenlight_bg(staging, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
                              clusters.kubeconfig, "--json", log=log)
         run_id = paused_run_id(log, proc, timeout=180, api=prefect_api)
         # paused at the gate: staging is released, prod untouched
         assert serving(clusters, ns) == {"staging": ("green-dep", NEW), "prod-a": ("blue-dep", OLD),
                                          "prod-b": ("blue-dep", OLD)}
-        answer = greenlight(cluster, prefect_api, "approve", run_id, "--reason", "staging looks good")
+        answer = greenlight(staging, prefect_api, "approve", run_id, "--reason", "staging looks good")
         assert answer.returncode == 0, answer.stderr
         assert proc.wait(240) == 0, log.read_text()[-4000:]
     assert serving(clusters, ns) == {n: ("green-dep", NEW) for n in NAMES}
@@ -177,7 +178,7 @@ def test_every_stage_passes_with_an_api_approval_between_staging_and_prod(cluste
                 if any(t.startswith("greenlight.target:") for t in r["tags"])]
     assert sorted(r["name"] for r in children) == [f"{pid}-{n}" for n in ("prod-a", "prod-b", "staging")]
     assert all(r["parent_task_run_id"] for r in children)  # subflows of the pipeline's run
-    status = greenlight(cluster, prefect_api, "pipeline", "status", pid, "--kubeconfig", clusters.kubeconfig,
+    status = greenlight(staging, prefect_api, "pipeline", "status", pid, "--kubeconfig", clusters.kubeconfig,
                         "--json")
     assert status.returncode == 0, status.stderr
     state = json.loads(status.stdout)
@@ -191,12 +192,12 @@ def test_every_stage_passes_with_an_api_approval_between_staging_and_prod(cluste
 
 
 @pytest.mark.parametrize("policy", ["target", "atomic"])
-def test_a_fault_in_prod_b_rolls_back_by_policy(clusters, ns, prefect_api, tmp_path, cluster, policy):
+def test_a_fault_in_prod_b_rolls_back_by_policy(clusters, ns, prefect_api, tmp_path, staging, policy):
     pid = f"fail-{policy}-{uuid.uuid4().hex[:6]}"
     spec = pipeline_file(tmp_path, ns, pid, on_failure=policy, prod_b_image="scubakiz/servicedemo:fault-crashloop")
     with ExitStack() as stack:
         sampled = samplers(clusters, ns, stack)
-        run = greenlight(cluster, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
+        run = greenlight(staging, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
                          clusters.kubeconfig, "--json", timeout=300)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     rows = {r["target"]: r for r in json.loads(run.stdout[:run.stdout.rindex("}") + 1])["targets"]}
@@ -235,14 +236,14 @@ BAD = {
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_a_bad_pipeline_spec_exits_2_with_nothing_changed_in_any_cluster(clusters, ns, prefect_api, tmp_path,
-                                                                         cluster, case):
+                                                                         staging, case):
     change, message = BAD[case]
     data = yaml.safe_load(pipeline_file(tmp_path, ns, f"bad-{uuid.uuid4().hex[:6]}").read_text())
     change(data)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     before = {n: resource_versions(k, ns) for n, k in clusters.kubes.items()}
-    run = greenlight(cluster, prefect_api, "pipeline", "run", "--spec", str(path), "--kubeconfig",
+    run = greenlight(staging, prefect_api, "pipeline", "run", "--spec", str(path), "--kubeconfig",
                      clusters.kubeconfig)
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert message in run.stderr and "Traceback" not in run.stderr
@@ -250,21 +251,21 @@ def test_a_bad_pipeline_spec_exits_2_with_nothing_changed_in_any_cluster(cluster
 
 
 def test_a_pipeline_killed_at_its_gate_resumes_without_releasing_staging_twice(clusters, ns, prefect_api, tmp_path,
-                                                                              cluster):
+                                                                              staging):
     pid = f"resume-{uuid.uuid4().hex[:6]}"
     spec = pipeline_file(tmp_path, ns, pid, gate="manual")
-    first = greenlight_bg(cluster, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
+    first = greenlight_bg(staging, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
                           clusters.kubeconfig, log=tmp_path / "first.log")
     paused_run_id(tmp_path / "first.log", first, timeout=180, api=prefect_api)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(10)
     staged = read(clusters.kubes["staging"], "Service", ns, "production-svc")["metadata"]["resourceVersion"]
-    second = greenlight_bg(cluster, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
+    second = greenlight_bg(staging, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
                            clusters.kubeconfig, log=tmp_path / "second.log")
     run_id = paused_run_id(tmp_path / "second.log", second, timeout=180, api=prefect_api)
     assert "resuming at stage prod (passed before: staging; its gate is asked again)" in \
         (tmp_path / "second.log").read_text()
-    assert greenlight(cluster, prefect_api, "approve", run_id).returncode == 0
+    assert greenlight(staging, prefect_api, "approve", run_id).returncode == 0
     assert second.wait(240) == 0, (tmp_path / "second.log").read_text()[-4000:]
     assert serving(clusters, ns) == {n: ("green-dep", NEW) for n in NAMES}
     # staging was released once: one child run, and its Service untouched by the re-run
@@ -273,7 +274,7 @@ def test_a_pipeline_killed_at_its_gate_resumes_without_releasing_staging_twice(c
 
 
 def test_a_soak_gate_that_fails_rolls_back_the_soaked_target_and_stops(clusters, ns, prefect_api, tmp_path,
-                                                                      cluster):
+                                                                      staging):
     """staging's new pods answer 500 from 25 s after they start (`fault-failafter-25`): the release's own smoke
     test passes, the soak after staging catches it, staging is rolled back and prod is never touched."""
     pid = f"soak-{uuid.uuid4().hex[:6]}"
@@ -285,7 +286,7 @@ def test_a_soak_gate_that_fails_rolls_back_the_soaked_target_and_stops(clusters,
     before = {n: resource_versions(clusters.kubes[n], ns) for n in ("prod-a", "prod-b")}
     with EndpointSampler(clusters.kubes["staging"], ns, "production-svc", expect_failures=True,
                          traffic_context=(clusters.own["staging"][1], clusters.own["staging"][0])) as sampler:
-        run = greenlight(cluster, prefect_api, "pipeline", "run", "--spec", str(path), "--kubeconfig",
+        run = greenlight(staging, prefect_api, "pipeline", "run", "--spec", str(path), "--kubeconfig",
                          clusters.kubeconfig, "--json", timeout=300)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     rows = {r["target"]: r for r in json.loads(run.stdout[:run.stdout.rindex("}") + 1])["targets"]}
@@ -301,7 +302,7 @@ def test_a_soak_gate_that_fails_rolls_back_the_soaked_target_and_stops(clusters,
 
 
 def test_a_pipeline_started_from_its_deployment_pauses_with_a_form_and_completes(clusters, ns, prefect_api,
-                                                                                prefect_ops, tmp_path, cluster):
+                                                                                prefect_ops, tmp_path, staging):
     """As the UI does it: a run of the `pipeline` deployment (picked up by the process worker), paused at the
     gate with the approval form whose description is the stage's table, answered through the API; the report
     artifact is the table of stages × targets."""
@@ -314,7 +315,7 @@ def test_a_pipeline_started_from_its_deployment_pauses_with_a_form_and_completes
     form = requests.get(f"{prefect_api}/flow_runs/{run_id}", timeout=30).json()["state"]["state_details"]
     assert form.get("run_input_keyset"), form  # the pause waits for the approval form's input
     assert serving(clusters, ns)["prod-a"] == ("blue-dep", OLD)
-    assert greenlight(cluster, prefect_api, "approve", run_id, "--reason", "from the API").returncode == 0
+    assert greenlight(staging, prefect_api, "approve", run_id, "--reason", "from the API").returncode == 0
     prefect_ops.wait_state(run_id, {"COMPLETED"}, timeout=240)
     assert serving(clusters, ns) == {n: ("green-dep", NEW) for n in NAMES}
     report = [a for a in prefect_ops.artifacts(run_id) if a.get("key") == f"pipeline-{pid}"]
