@@ -1,8 +1,8 @@
 """The greenlight worker: a Prefect worker type (`prefect worker start --pool P --type greenlight`, or
 `greenlight worker --pool P`) that runs greenlight's release flows in threads of its own process.
 
-Prefect's process worker spawns `python -m prefect.engine` per flow run: about 2.4 s of process start and imports
-before a release begins, and ~200 MB per run. Here greenlight's flows are imported once; each run is a thread that
+Prefect's process worker spawns `python -m prefect.engine` per flow run: Pending -> Running took 4.35 s through it
+and 0.40 s through this worker (BENCHMARKS.md, P3w). Here greenlight's flows are imported once; each run is a thread that
 calls Prefect's flow engine (`run_flow`), which records states, logs, artifacts and heartbeats as it does in a
 process of its own. BaseWorker does the rest as for any worker: polling the pool, heartbeats to the UI, the
 concurrency limit (`--limit`), Pending/Submitting states.

@@ -77,8 +77,9 @@ def switch_back(kube: Kube, plan: ReleasePlan, watch: EndpointWatch | None = Non
         live_deployment=c.blue, live_color=c.blue_color, previous_deployment=c.green, previous_color=c.green_color,
         previous_selector=c.green_selector, release_id=plan.release_id, switched_at=now_utc(), kind="rollback")
     ready = int((blue.get("status") or {}).get("readyReplicas") or 0)
-    with nullcontext(watch.start()) if watch is not None and not watch.closed else release_endpoints(
-            kube, plan).start() as informer:  # watching before the PATCH
+    own = watch is None or watch.closed  # the release's informer is gone (or was never given): one of our own
+    with release_endpoints(kube, plan) if own else nullcontext(watch) as informer:
+        informer.start()  # watching before the PATCH
         moved = move_selector(kube, plan.namespace, c.service, c.green_selector, c.blue_selector, annotations)
         verified = verify_only(kube, plan.namespace, c.service, c.blue, ready, plan.spec.deadlines.endpoints_s,
                                informer)
