@@ -24,6 +24,8 @@ QUIET_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
              "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
 FLOW_COMMANDS = frozenset({"blue-green", "canary", "rollback", "abort", "webhook"})
 _SERVER_LINES = ("Starting temporary server on", "Stopping temporary server on")
+_DRAIN_LINE = "Still processing items:"  # Prefect's queue services while they send their last batch at exit
+_QUEUE_LOGGERS = ("EventsWorker", "APILogWorker")  # Prefect names each service's logger after its class
 
 
 def _profiles_path(env: dict) -> Path:
@@ -67,6 +69,11 @@ class _HideServerLines(logging.Filter):
         return not str(record.msg).startswith(_SERVER_LINES)
 
 
+class _HideDrainLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_DRAIN_LINE)
+
+
 def hide_server_lines() -> None:
     """Prefect's own announcement of the temporary server (the notice said it in one line): logged on the
     `prefect` logger itself, so a filter there drops it before any handler."""
@@ -75,13 +82,24 @@ def hide_server_lines() -> None:
         logger.addFilter(_HideServerLines())
 
 
-def flush_logs_before_exit() -> None:
-    """Send the last log batch while the temporary server still runs (its stop is an atexit handler too)."""
-    if "prefect.logging.handlers" not in sys.modules:
-        return
-    try:
-        from prefect.logging.handlers import APILogWorker
+def hide_drain_lines() -> None:
+    """`Still processing items: N items remaining...`, which Prefect's event and log workers print when they are
+    stopped with a backlog (a busy machine): the flush below waits for them anyway, so the line says nothing the
+    user can act on. Their loggers are not under `prefect`, hence a filter on each."""
+    for name in _QUEUE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HideDrainLines) for f in logger.filters):
+            logger.addFilter(_HideDrainLines())
 
-        APILogWorker.drain_all(timeout=5)
-    except Exception:  # noqa: BLE001, S110 - exiting anyway; the logs are a report
-        pass
+
+def flush_logs_before_exit() -> None:
+    """Send the last events and log batch while the temporary server still runs (its stop is an atexit handler
+    too): events first, since a flow run's last events are logged about."""
+    hide_drain_lines()
+    for module, name in (("prefect.events.worker", "EventsWorker"), ("prefect.logging.handlers", "APILogWorker")):
+        if module not in sys.modules:
+            continue
+        try:
+            getattr(sys.modules[module], name).drain_all(timeout=5)
+        except Exception:  # noqa: BLE001, S110 - exiting anyway; the events and logs are a report
+            pass

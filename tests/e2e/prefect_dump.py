@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import requests
+from tests.e2e.prefect_ops import api_call
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class RunRecord:
 
 
 def _post(api: str, path: str, body: dict) -> list | dict:
-    resp = requests.post(f"{api}{path}", json=body, timeout=30)
+    resp = api_call("POST", f"{api}{path}", json=body)
     resp.raise_for_status()
     return resp.json()
 
@@ -55,7 +55,7 @@ def _events(api: str, event_filter: dict) -> list[dict]:
     page = _post(api, "/events/filter", {"filter": event_filter, "limit": 50})
     events = list(page["events"])
     while page.get("next_page"):
-        resp = requests.get(page["next_page"], timeout=30)
+        resp = api_call("GET", page["next_page"])
         resp.raise_for_status()
         page = resp.json()
         events += page["events"]
@@ -63,7 +63,7 @@ def _events(api: str, event_filter: dict) -> list[dict]:
 
 
 def record_of(api: str, run_id: str) -> RunRecord:
-    flow_run = requests.get(f"{api}/flow_runs/{run_id}", timeout=30)
+    flow_run = api_call("GET", f"{api}/flow_runs/{run_id}")
     flow_run.raise_for_status()
     task_runs = _paged(api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
     logs = _paged(api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"})

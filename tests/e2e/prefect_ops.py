@@ -48,27 +48,35 @@ def deploy_all(api: str) -> None:
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
 
 
+BUSY = (429, 503)  # the server's answers while SQLite is locked by concurrent writers; Prefect's client retries them
+
+
+def api_call(method: str, url: str, json: dict | None = None, attempts: int = 6) -> requests.Response:
+    """One request to the session's server, retried with backoff while it answers 429/503, as Prefect's own
+    client does (2 cores shared by parallel e2e files keep SQLite busy); the caller checks the final answer."""
+    for attempt in range(attempts):
+        resp = requests.request(method, url, json=json, timeout=30)
+        if resp.status_code not in BUSY or attempt == attempts - 1:
+            return resp
+        time.sleep(0.5 * 2 ** attempt)
+    raise AssertionError("unreachable: the last attempt returns")
+
+
 @dataclass
 class PrefectOps:
     api: str
     deployments: dict[str, dict] = field(default_factory=dict)
 
     def refresh(self) -> None:
-        found = requests.post(f"{self.api}/deployments/filter", json={}, timeout=30)
+        found = api_call("POST", f"{self.api}/deployments/filter", json={})
         found.raise_for_status()
         self.deployments = {d["name"]: d for d in found.json()}
 
     def create_run(self, deployment: str, parameters: dict, tags: list[str] | None = None) -> requests.Response:
-        """POST /deployments/{id}/create_flow_run, as the UI does; the caller checks the response. Retried while
-        the server answers 503 (SQLite busy under concurrent writes), as Prefect's own client does."""
+        """POST /deployments/{id}/create_flow_run, as the UI does; the caller checks the response."""
         dep = self.deployments[deployment]
-        for attempt in range(6):
-            resp = requests.post(f"{self.api}/deployments/{dep['id']}/create_flow_run",
-                                 json={"parameters": parameters, "tags": tags or []}, timeout=30)
-            if resp.status_code not in (429, 503):
-                break
-            time.sleep(0.5 * 2 ** attempt)
-        return resp
+        return api_call("POST", f"{self.api}/deployments/{dep['id']}/create_flow_run",
+                        json={"parameters": parameters, "tags": tags or []})
 
     def copy_to_pool(self, deployment: str, pool: str, entrypoint: str | None = None, name: str | None = None) -> str:
         """The prefect.yaml deployment `deployment` once more, as `<deployment>-<pool>` on work pool `pool` (what
@@ -79,7 +87,7 @@ class PrefectOps:
                 "entrypoint": entrypoint or dep["entrypoint"],
                 "pull_steps": dep["pull_steps"], "parameter_openapi_schema": dep["parameter_openapi_schema"],
                 "enforce_parameter_schema": dep["enforce_parameter_schema"], "path": dep.get("path")}
-        resp = requests.post(f"{self.api}/deployments/", json=body, timeout=30)
+        resp = api_call("POST", f"{self.api}/deployments/", json=body)
         assert resp.status_code in (200, 201), f"{resp.status_code}: {resp.text[:2000]}"
         self.refresh()
         return name
@@ -92,13 +100,13 @@ class PrefectOps:
     def cancel(self, run_id: str) -> None:
         """What the UI's Cancel button and `prefect flow-run cancel` do: set the run CANCELLING; the worker that
         runs it then delivers the cancel to the run's process."""
-        resp = requests.post(f"{self.api}/flow_runs/{run_id}/set_state",
-                             json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True}, timeout=30)
+        resp = api_call("POST", f"{self.api}/flow_runs/{run_id}/set_state",
+                        json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True})
         resp.raise_for_status()
         assert resp.json()["status"] == "ACCEPT", resp.text
 
     def flow_run(self, run_id: str) -> dict:
-        resp = requests.get(f"{self.api}/flow_runs/{run_id}", timeout=30)
+        resp = api_call("GET", f"{self.api}/flow_runs/{run_id}")
         resp.raise_for_status()
         return resp.json()
 
@@ -119,20 +127,18 @@ class PrefectOps:
 
     def flow_runs(self, deployment: str) -> list[dict]:
         dep = self.deployments[deployment]
-        resp = requests.post(f"{self.api}/flow_runs/filter",
-                             json={"deployments": {"id": {"any_": [dep["id"]]}}}, timeout=30)
+        resp = api_call("POST", f"{self.api}/flow_runs/filter", json={"deployments": {"id": {"any_": [dep["id"]]}}})
         resp.raise_for_status()
         return resp.json()
 
     def logs(self, run_id: str) -> str:
-        resp = requests.post(f"{self.api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}},
-                                                             "sort": "TIMESTAMP_ASC", "limit": 200}, timeout=30)
+        resp = api_call("POST", f"{self.api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}},
+                                                                 "sort": "TIMESTAMP_ASC", "limit": 200})
         resp.raise_for_status()
         return "\n".join(entry["message"] for entry in resp.json())
 
     def artifacts(self, run_id: str) -> list[dict]:
-        resp = requests.post(f"{self.api}/artifacts/filter",
-                             json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30)
+        resp = api_call("POST", f"{self.api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}})
         resp.raise_for_status()
         return resp.json()
 
@@ -143,7 +149,7 @@ class PrefectOps:
             body["filter"]["resource"] = {"id": [resource_id]}
         deadline = time.monotonic() + timeout
         while True:
-            resp = requests.post(f"{self.api}/events/filter", json=body, timeout=30)
+            resp = api_call("POST", f"{self.api}/events/filter", json=body)
             resp.raise_for_status()
             found = resp.json()["events"]
             if found or time.monotonic() >= deadline:

@@ -14,6 +14,7 @@ import yaml
 
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.portforward import Target, Tunnel
+from tests.e2e.prefect_ops import api_call
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL1 = ROOT / "examples" / "tutorial1"
@@ -113,14 +114,14 @@ def resource_versions(kube: Kube, namespace: str) -> dict[str, str]:
 
 def flow_run_state(run_id: str, api: str | None = None) -> str:
     """The flow run's state type (PAUSED, RUNNING, ...) from the Prefect API (the session's, by default)."""
-    resp = requests.get(f"{api or os.environ['PREFECT_API_URL']}/flow_runs/{run_id}", timeout=10)
+    resp = api_call("GET", f"{api or os.environ['PREFECT_API_URL']}/flow_runs/{run_id}")
     resp.raise_for_status()
     return ((resp.json().get("state") or {}).get("type")) or ""
 
 
 def flow_run_final(run_id: str, api: str | None = None) -> tuple[str, str]:
     """(state type, state message) of a flow run, from the Prefect API."""
-    resp = requests.get(f"{api or os.environ['PREFECT_API_URL']}/flow_runs/{run_id}", timeout=10)
+    resp = api_call("GET", f"{api or os.environ['PREFECT_API_URL']}/flow_runs/{run_id}")
     resp.raise_for_status()
     state = resp.json().get("state") or {}
     return state.get("type") or "", state.get("message") or ""

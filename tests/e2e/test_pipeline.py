@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from prefect_greenlight.tasks.kube.client import Kube, connect, read
 from prefect_greenlight.tasks.record.history import read_history
 from tests.conftest import ClusterInfo
+from tests.e2e.prefect_ops import api_call
 from tests.e2e.release_helpers import (
     TUTORIAL1,
     given_ready,
@@ -137,7 +137,7 @@ def newest_history(clusters: Clusters, ns: str) -> dict[str, object]:
 
 
 def flow_runs(api: str, *tags: str) -> list[dict]:
-    resp = requests.post(f"{api}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": list(tags)}}}, timeout=30)
+    resp = api_call("POST", f"{api}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": list(tags)}}})
     resp.raise_for_status()
     return resp.json()
 
@@ -145,7 +145,7 @@ def flow_runs(api: str, *tags: str) -> list[dict]:
 def pipeline_events(api: str, pipeline_id: str) -> list[str]:
     body = {"filter": {"event": {"prefix": ["greenlight.pipeline."]}, "order": "ASC",
                        "resource": {"id": [f"greenlight.pipeline.{pipeline_id}"]}}, "limit": 50}
-    resp = requests.post(f"{api}/events/filter", json=body, timeout=30)
+    resp = api_call("POST", f"{api}/events/filter", json=body)
     resp.raise_for_status()
     return [e["event"] for e in resp.json()["events"]]
 
@@ -312,7 +312,7 @@ def test_a_pipeline_started_from_its_deployment_pauses_with_a_form_and_completes
     spec = load_pipeline_spec(str(pipeline_file(tmp_path, ns, pid, gate="manual")))
     run_id = prefect_ops.run("pipeline", {"spec": spec.model_dump(mode="json"), "kubeconfig": clusters.kubeconfig})
     prefect_ops.wait_state(run_id, {"PAUSED"}, timeout=240)
-    form = requests.get(f"{prefect_api}/flow_runs/{run_id}", timeout=30).json()["state"]["state_details"]
+    form = api_call("GET", f"{prefect_api}/flow_runs/{run_id}").json()["state"]["state_details"]
     assert form.get("run_input_keyset"), form  # the pause waits for the approval form's input
     assert serving(clusters, ns)["prod-a"] == ("blue-dep", OLD)
     assert greenlight(staging, prefect_api, "approve", run_id, "--reason", "from the API").returncode == 0
@@ -320,5 +320,5 @@ def test_a_pipeline_started_from_its_deployment_pauses_with_a_form_and_completes
     assert serving(clusters, ns) == {n: ("green-dep", NEW) for n in NAMES}
     report = [a for a in prefect_ops.artifacts(run_id) if a.get("key") == f"pipeline-{pid}"]
     assert report and "| prod | prod-b | prod-b |" in report[0]["data"] and "green-dep" in report[0]["data"]
-    tags = requests.get(f"{prefect_api}/flow_runs/{run_id}", timeout=30).json()["tags"]
+    tags = api_call("GET", f"{prefect_api}/flow_runs/{run_id}").json()["tags"]
     assert f"greenlight.pipeline:{pid}" in tags

@@ -13,6 +13,7 @@ import pytest
 from prefect_greenlight.tasks.decisions.lease import DURATION_S, SKEW_S
 from prefect_greenlight.tasks.kube.waiting import wait_endpoints
 from tests.e2e.fault_helpers import deployment, poll, require_local, run_cli, start_cli
+from tests.e2e.prefect_ops import api_call
 from tests.e2e.release_helpers import (
     TUTORIAL1,
     flow_run_final,
@@ -213,20 +214,16 @@ def freeze_blue(kubectl, namespace: str, tmp_path) -> str:
 
 
 def release_events(prefect_api: str, namespace: str, name: str) -> list[dict]:
-    import requests
-
     body = {"filter": {"event": {"name": [f"greenlight.release.{name}"]},
                        "resource": {"id": [f"greenlight.service.{namespace}.{SVC}"]}, "order": "ASC"}, "limit": 50}
-    resp = requests.post(f"{prefect_api}/events/filter", json=body, timeout=30)
+    resp = api_call("POST", f"{prefect_api}/events/filter", json=body)
     resp.raise_for_status()
     return resp.json()["events"]
 
 
 def report_markdown(prefect_api: str, run_id: str) -> str:
-    import requests
-
-    resp = requests.post(f"{prefect_api}/artifacts/filter", json={"artifacts": {
-        "flow_run_id": {"any_": [run_id]}, "type": {"any_": ["markdown"]}}}, timeout=30)
+    resp = api_call("POST", f"{prefect_api}/artifacts/filter", json={"artifacts": {
+        "flow_run_id": {"any_": [run_id]}, "type": {"any_": ["markdown"]}}})
     resp.raise_for_status()
     return "\n".join(a.get("data") or "" for a in resp.json())
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 import yaml
 
 from prefect_greenlight.tasks.kube.client import read
 from prefect_greenlight.tasks.kube.observe import ready_pods_of
 from prefect_greenlight.tasks.kube.waiting import wait_endpoints
-from tests.e2e.prefect_ops import FINAL
+from tests.e2e.prefect_ops import FINAL, api_call
 from tests.e2e.release_helpers import TUTORIAL1, ready, selector, tutorial1
 from tests.e2e.sampler import EndpointSampler
 from tests.e2e.ui import ResumeForm, browser_session, expect, wait_badge
@@ -36,10 +35,10 @@ def _spec(namespace: str) -> dict:
 
 def _cancel_if_unfinished(prefect_api: str, run_id: str) -> None:
     """A test that fails before answering leaves a paused run (and its worker process) behind: cancel it."""
-    run = requests.get(f"{prefect_api}/flow_runs/{run_id}", timeout=30).json()
+    run = api_call("GET", f"{prefect_api}/flow_runs/{run_id}").json()
     if (run.get("state") or {}).get("type") not in FINAL:
-        requests.post(f"{prefect_api}/flow_runs/{run_id}/set_state", timeout=30,
-                      json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True})
+        api_call("POST", f"{prefect_api}/flow_runs/{run_id}/set_state",
+                 json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True})
 
 
 @pytest.mark.parametrize("approve", [True, False], ids=["approve", "reject"])

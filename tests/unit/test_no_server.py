@@ -1,12 +1,15 @@
 """No Prefect server configured: when the temporary server is used, one line says so, telemetry is off, and a
-configured server (environment or active profile) changes nothing."""
+configured server (environment or active profile) changes nothing; Prefect's queue services' drain line is hidden,
+their other lines are not."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
 from prefect_greenlight.cli import no_server
-from prefect_greenlight.cli.no_server import NOTICE, prepare, server_configured
+from prefect_greenlight.cli.no_server import NOTICE, hide_drain_lines, prepare, server_configured
 
 PROFILES = """
 active = "local"
@@ -53,3 +56,28 @@ def test_the_user_keeps_telemetry_settings_they_made(tmp_path):
     prepare([], env)
     assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"
     assert no_server.FLOW_COMMANDS >= {"blue-green", "canary", "rollback"}
+
+
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage())
+
+
+@pytest.mark.parametrize("name", ["EventsWorker", "APILogWorker"])
+def test_the_drain_line_is_hidden_and_other_warnings_are_kept(name):
+    logger = logging.getLogger(name)
+    keep = _Keep()
+    logger.addHandler(keep)
+    try:
+        hide_drain_lines()
+        hide_drain_lines()  # twice: one filter
+        logger.warning("Still processing items: 2 items remaining...")
+        logger.warning("Service %r failed to process item %r", name, "x")
+    finally:
+        logger.removeHandler(keep)
+    assert keep.seen == [f"Service '{name}' failed to process item 'x'"]
+    assert sum(type(f).__name__ == "_HideDrainLines" for f in logger.filters) == 1
