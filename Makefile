@@ -54,6 +54,8 @@ ifeq ($(CLUSTER),kind)
 	bash hack/cluster/kind.sh down
 else ifeq ($(CLUSTERS),1)
 	$(BIN)/python -m tests.cluster.launcher down
+	for d in $(GREENLIGHT_CACHE)/cluster-gw*; do [ -d "$$d" ] || continue; \
+	  GREENLIGHT_CLUSTER_DIR="$$d" $(BIN)/python -m tests.cluster.launcher down; done
 else
 	$(BIN)/python -m tests.cluster.multi down
 endif
@@ -63,14 +65,19 @@ cluster-status: venv
 
 # The e2e session fixture starts the local cluster unless one is already up (or GREENLIGHT_TEST_KUBECONFIG
 # names another) and stops what it started. pytest's exit code 5 (no tests collected) fails the target.
+# TEST_JOBS pytest-xdist workers, whole files each, every worker with a cluster and a Prefect server of its own
+# (tests/parallel.py); TEST_JOBS=0 runs everything in one process.
+TEST_JOBS ?= 2
+XDIST = $(if $(filter 0,$(TEST_JOBS)),-p no:xdist,-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder)
+
 test: venv build browser netplane
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest $(XDIST) tests
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
 
 e2e: venv build browser netplane
-	$(BIN)/python -m pytest tests/e2e
+	$(BIN)/python -m pytest $(XDIST) tests/e2e
 
 demo: venv build netplane
 	bash hack/demo.sh

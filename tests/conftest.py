@@ -4,6 +4,8 @@
   or the cluster named by GREENLIGHT_TEST_KUBECONFIG. An e2e test that cannot reach its cluster FAILS.
 - `kube`, `namespace`: a client, and a fresh namespace per test (deleted afterwards).
 - `prefect_api`: one real Prefect server per test session (SQLite, temporary PREFECT_HOME, free localhost port).
+
+Under pytest-xdist every worker is such a session, with a cluster of its own (tests/parallel.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,42 @@ from pathlib import Path
 
 import pytest
 
+from tests import parallel
+
 ROOT = Path(__file__).resolve().parents[1]
+parallel.one_cluster_per_worker(ROOT)  # before tests.cluster is imported (its state directory is read at import)
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker hands its e2e figures to the controller (tests/e2e/summary.py)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        from tests.e2e import summary
+
+        summary.hand_over(output)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    from tests.e2e import summary
+
+    summary.take_over(node.gateway.id, getattr(node, "workeroutput", None) or {})
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.e2e import summary
+
+    found = summary.lines()
+    if found:
+        terminalreporter.write_sep("-", "ClusterIP traffic (tests/e2e/traffic.py)")
+        for line in found:
+            terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, the slowest files first (tests/parallel.py); every worker sorts the same collection alike."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: parallel.file_rank(Path(str(item.fspath)).relative_to(ROOT).as_posix()))
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,17 @@ pool (type greenlight; started once, shared by the tests that start releases the
 
 `netns`: the local cluster's network namespace (the Service data path: kube-proxy and the pod-IP server);
 `traffic`: a factory of TrafficChecks (tests/e2e/traffic.py) bound to it. The session's traffic totals are printed
-in the terminal summary."""
+in the terminal summary (tests/e2e/summary.py)."""
 
 import os
 
 import pytest
 
-from tests.e2e import proxy_metrics
+from tests.e2e import proxy_metrics, summary
 from tests.e2e.prefect_ops import ROOT, PrefectOps, Worker, deploy_all
-from tests.e2e.traffic import TALLY, TrafficCheck
+from tests.e2e.traffic import TrafficCheck
+from tests.parallel import worker_suffix
 
-_PROXY_LAG: list[str] = []  # kube-proxy's lag histograms, read before the session's cluster stops
 _RESOLVED: dict[str, str] = {}
 
 EXTERNAL_TRAFFIC = (
@@ -30,12 +30,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-def pytest_terminal_summary(terminalreporter):
-    terminalreporter.write_sep("-", "ClusterIP traffic (tests/e2e/traffic.py)")
-    for line in TALLY.lines() + _PROXY_LAG:
-        terminalreporter.write_line(line)
-
-
 @pytest.fixture(scope="session")
 def prefect_ops(prefect_api, cluster):
     deploy_all(prefect_api)
@@ -43,7 +37,7 @@ def prefect_ops(prefect_api, cluster):
     ops.refresh()
     logs = ROOT / ".cache" / "test-logs"
     logs.mkdir(parents=True, exist_ok=True)
-    worker = Worker(prefect_api, cluster.kubeconfig, logs / "worker.log")
+    worker = Worker(prefect_api, cluster.kubeconfig, logs / f"worker{worker_suffix()}.log")
     try:
         yield ops
     finally:
@@ -87,7 +81,7 @@ def _sampler_traffic(cluster):
     sampler.TRAFFIC_CONTEXT = context
     yield
     sampler.TRAFFIC_CONTEXT = None
-    _PROXY_LAG[:] = proxy_metrics.lines(_RESOLVED.get("netns"))
+    summary.ran(proxy_metrics.lines(_RESOLVED.get("netns")))
 
 
 @pytest.fixture

@@ -227,6 +227,19 @@ class Tally:
                 for k, c in checks if c.failed or forbidden[k]]
         return out
 
+    def export(self) -> list[dict]:
+        """The checks as plain data, for an xdist worker to hand its totals to the controller."""
+        return [{**vars(c), "forbidden": sorted(self.forbidden.get(k, ()))} for k, c in self.checks.items()]
+
+    def merge(self, rows: list[dict]) -> None:
+        """Another session's exported checks, numbered after this tally's own."""
+        for row in rows:
+            number = max(self.checks, default=0) + 1
+            forbidden = row.pop("forbidden", [])
+            self.checks[number] = CheckRecord(**row)
+            if forbidden:
+                self.forbidden[number] = set(forbidden)
+
 
 TALLY = Tally()
 _NUMBERS = itertools.count(1)
