@@ -365,7 +365,7 @@ def entry() -> None:
     code = main()
     try:
         if temporary:
-            no_server.flush_logs_before_exit()
+            no_server.flush_before_exit()
         atexit._run_exitfuncs()
     finally:
         sys.stdout.flush()

@@ -85,14 +85,15 @@ def hide_server_lines() -> None:
 def hide_drain_lines() -> None:
     """`Still processing items: N items remaining...`, which Prefect's event and log workers print when they are
     stopped with a backlog (a busy machine): the flush below waits for them anyway, so the line says nothing the
-    user can act on. Their loggers are not under `prefect`, hence a filter on each."""
+    user can act on. Their loggers are not under `prefect`, hence a filter on each. Installed when a flow command
+    starts (cli/quiet.py) and again, idempotently, by the flush, which every temporary-server command reaches."""
     for name in _QUEUE_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _HideDrainLines) for f in logger.filters):
             logger.addFilter(_HideDrainLines())
 
 
-def flush_logs_before_exit() -> None:
+def flush_before_exit() -> None:
     """Send the last events and log batch while the temporary server still runs (its stop is an atexit handler
     too): events first, since a flow run's last events are logged about."""
     hide_drain_lines()

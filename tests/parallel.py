@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# The e2e files that take longest (measured in a full `make test`, README "Test times"), longest first. Every
-# other file follows in collection order; unit files last (they fill the gaps at the end).
-SLOW_FIRST = (  # seconds in the serial run of 1dc3b3b, quiet machine: 379, 188, 157, 142, 113, 110, 105, ...
+# The e2e files that take longest (junit times of a full serial `make test`, README "Measured"), longest first.
+# Every other file follows in collection order; unit files last (they fill the gaps at the end).
+SLOW_FIRST = (  # seconds in the serial run of a90f2b0, quiet machine: 379, 188, 157, 142, 113, 110, 105, ...
     "tests/e2e/test_faults.py",
     "tests/e2e/test_blue_green.py",
     "tests/e2e/test_pipeline.py",
@@ -40,7 +40,8 @@ SLOW_FIRST = (  # seconds in the serial run of 1dc3b3b, quiet machine: 379, 188,
 
 
 def cluster_dir(worker: str | None, env: dict[str, str], root: Path) -> str | None:
-    """The state directory a worker's local cluster uses, or None to keep the default (no xdist, or gw0)."""
+    """The state directory a worker's local cluster uses, or None to keep the default (no xdist, or gw0). The
+    default is tests/cluster/procs.py's STATE, derived here alike: importing procs would fix it before this runs."""
     if not worker or worker == "gw0":
         return None
     base = env.get("GREENLIGHT_CLUSTER_DIR") or str(Path(env.get("GREENLIGHT_CACHE") or root / ".cache") / "cluster")

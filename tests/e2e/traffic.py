@@ -235,10 +235,9 @@ class Tally:
         """Another session's exported checks, numbered after this tally's own."""
         for row in rows:
             number = max(self.checks, default=0) + 1
-            forbidden = row.pop("forbidden", [])
-            self.checks[number] = CheckRecord(**row)
-            if forbidden:
-                self.forbidden[number] = set(forbidden)
+            self.checks[number] = CheckRecord(**{k: v for k, v in row.items() if k != "forbidden"})
+            if row.get("forbidden"):
+                self.forbidden[number] = set(row["forbidden"])
 
 
 TALLY = Tally()
