@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LOWEST := .venv-lowest
 CLUSTER ?= local
 CLUSTERS ?= 1
 export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: help venv build browser netplane cluster cluster-down cluster-status test unit e2e demo down clean
+.PHONY: help venv venv-lowest test-lowest build browser netplane cluster cluster-down cluster-status test unit e2e demo down clean
 
 help:
 	@echo "make demo          set everything up and release the first tutorial blue -> green"
@@ -16,13 +17,24 @@ help:
 	@echo "make cluster-down  stop it"
 	@echo "make cluster CLUSTERS=3   staging, prod-a, prod-b side by side (one kubeconfig, a context each)"
 
+# The newest Prefect and Kubernetes client that resolve within pyproject.toml's ranges (-U on both, so an existing
+# virtualenv moves up too) ...
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,blocks]'
+	$(BIN)/pip install -q -U -e '.[test,blocks]' prefect kubernetes
+	touch $@
+
+# ... and the lowest end of those ranges (constraints/prefect-lowest.txt), in a second virtualenv.
+$(LOWEST)/bin/.installed: pyproject.toml constraints/prefect-lowest.txt
+	test -x $(LOWEST)/bin/python || $(PY) -m venv $(LOWEST)
+	$(LOWEST)/bin/pip install -q --upgrade pip
+	$(LOWEST)/bin/pip install -q -e '.[test,blocks]' -c constraints/prefect-lowest.txt
 	touch $@
 
 venv: $(BIN)/.installed
+
+venv-lowest: $(LOWEST)/bin/.installed
 
 build:
 ifeq ($(CLUSTER),local)
@@ -70,8 +82,14 @@ cluster-status: venv
 TEST_JOBS ?= 2
 XDIST = $(if $(filter 0,$(TEST_JOBS)),-p no:xdist,-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder)
 
-test: venv build browser netplane
+# Both ends of the supported Prefect range: everything on the newest, then the unit tier and the e2e tests marked
+# both_ends on the lowest (PYTEST_ADDOPTS etc. pass through to both).
+test: venv venv-lowest build browser netplane
 	$(BIN)/python -m pytest $(XDIST) tests
+	$(MAKE) --no-print-directory test-lowest
+
+test-lowest: venv-lowest build browser netplane
+	$(LOWEST)/bin/python -m pytest $(XDIST) -m 'both_ends or not e2e' tests/unit tests/e2e
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
@@ -87,4 +105,4 @@ down: cluster-down
 	bash hack/prefect-server.sh down
 
 clean: down
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .pytest_cache

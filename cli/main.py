@@ -359,7 +359,7 @@ def entry() -> None:
 
     client_retry_defaults()  # before Prefect is imported: it reads its settings once
     temporary = no_server.prepare(sys.argv[1:])
-    from prefect_greenlight.tasks.record.engine import heartbeats_not_joined
+    from prefect_greenlight.tasks.prefect_adapter.private_api import heartbeats_not_joined
 
     heartbeats_not_joined()
     code = main()

@@ -47,6 +47,14 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Crashed
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
+from prefect_greenlight.tasks.prefect_adapter.private_api import (
+    base_cancel_run,
+    mark_cancelled,
+    mark_crashed,
+    start_in_worker,
+    worker_logger,
+    worker_pool_name,
+)
 from prefect_greenlight.tasks.record.cancellation import ThreadCancel, ThreadHandover
 from prefect_greenlight.worker.decisions import LIVE_STATES, AfterThread, InfraId, after_thread, flow_import, orphaned
 from prefect_greenlight.worker.threads import ReleaseThread
@@ -80,7 +88,7 @@ def execute(flow: Any, flow_run_id: UUID) -> None:
     """A release's thread: Prefect's flow engine on the run as the API holds it now."""
     from prefect.flow_engine import load_flow_run, run_flow
 
-    from prefect_greenlight.tasks.record.engine import heartbeats_not_joined
+    from prefect_greenlight.tasks.prefect_adapter.private_api import heartbeats_not_joined
 
     heartbeats_not_joined()
     run_flow(flow, flow_run=load_flow_run(flow_run_id), return_type="state")
@@ -151,12 +159,13 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
 
     async def setup(self) -> None:
         await super().setup()
-        if self._work_pool is not None:
+        pool = worker_pool_name(self)
+        if pool is not None:
             try:
-                await self._crash_orphans()
+                await self._crash_orphans(pool)
             except Exception as exc:  # noqa: BLE001 - the worker still serves; a re-run's Lease takeover also ends them
-                self._logger.warning("could not look for runs of a dead greenlight worker: %s", exc)
-        self._runs_task_group.start_soon(self._watch_cancels)
+                worker_logger(self).warning("could not look for runs of a dead greenlight worker: %s", exc)
+        start_in_worker(self, self._watch_cancels)
 
     # ------------------------------------------------------------------------------------------- one release
     async def run(self, flow_run: FlowRun, configuration: GreenlightJobConfiguration,
@@ -185,12 +194,11 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
         state = flow_run.state.type.value if flow_run.state else None
         action = after_thread(state, thread.interrupted_by)
         if action is AfterThread.CANCELLED:
-            await self._mark_flow_run_as_cancelled(flow_run, {"message": "Cancelled in Prefect; the greenlight "
-                                                              "worker stopped the release (see its report)"})
+            await mark_cancelled(self, flow_run, "Cancelled in Prefect; the greenlight worker stopped the release "
+                                                 "(see its report)")
         elif action is AfterThread.CRASHED:
             why = f"{type(thread.error).__name__}: {thread.error}" if thread.error else "no final state"
-            await self._propose_crashed_state(flow_run, f"the release's thread ended while the run was {state}: "
-                                                        f"{why}"[:2000])
+            await mark_crashed(self, flow_run, f"the release's thread ended while the run was {state}: {why}"[:2000])
 
     async def _hand_over(self, flow_run: FlowRun, thread: ReleaseThread) -> None:
         """The worker is shutting down: let the release end within the grace, else stop it where it is and mark
@@ -219,7 +227,7 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
                         id=FlowRunFilterId(any_=waiting),
                         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING]))))
                 except Exception as exc:  # noqa: BLE001 - the next poll tries again
-                    self._logger.warning("could not read cancelling runs: %s", exc)
+                    worker_logger(self).warning("could not read cancelling runs: %s", exc)
                     cancelling = []
                 for flow_run in cancelling:
                     self._deliver_cancel(flow_run)
@@ -231,16 +239,18 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
             self.get_flow_run_logger(flow_run).info("cancel delivered to the release's thread: rolling back")
 
     async def _cancel_run(self, flow_run_id: UUID) -> None:
+        """BaseWorker's cancel hook (private; tasks/prefect_adapter/private_api.py): a cancel reaches the thread at
+        once. Where a Prefect no longer calls it, `_watch_cancels` delivers the cancel within CANCEL_POLL_S."""
         if flow_run_id in self._threads:
             self._deliver_cancel(await self.client.read_flow_run(flow_run_id))
             return
-        await super()._cancel_run(flow_run_id)
+        await base_cancel_run(GreenlightWorker, self, flow_run_id)
 
     # ------------------------------------------------------------------------------------------- a dead worker
-    async def _crash_orphans(self) -> None:
+    async def _crash_orphans(self, pool: str) -> None:
         """Runs a dead greenlight worker on this host left Running or Paused: mark them Crashed."""
         runs = await self.client.read_flow_runs(
-            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self._work_pool.name])),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
                 any_=[StateType(s) for s in sorted(LIVE_STATES)]))))
         for flow_run in runs:

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from prefect.exceptions import TerminationSignal
 
 from prefect_greenlight.tasks.decisions.undo import CANCEL_STATES, cancel_means_undo
+from prefect_greenlight.tasks.prefect_adapter.private_api import cancel_intent, record_cancel_intent
 from prefect_greenlight.tasks.errors import CancelRequested
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,7 @@ def _is_termination(exc: BaseException) -> bool:
 
 def _intent() -> str | None:
     """The intent the worker's runner delivered before its SIGTERM (Prefect-internal; None where it is missing)."""
-    try:
-        from prefect._internal.control_listener import get_intent
-
-        return get_intent()
-    except Exception:  # noqa: BLE001 - an older or newer Prefect without it: the API state decides
-        return None
+    return cancel_intent()
 
 
 def _run_state() -> str | None:
@@ -160,22 +156,9 @@ def await_cancel(wait_s: float = CANCEL_WAIT_S) -> None:
     deadline = time.monotonic() + wait_s
     while _intent() is None and time.monotonic() < deadline:
         time.sleep(0.2)  # the worker's SIGTERM raises TerminationSignal here
-    from prefect.exceptions import TerminationSignal
-
-    if _intent() is None:
-        _set_cancel_intent()
+    if _intent() is None:  # no worker delivered the cancel: record it as one would, so the run ends Cancelled
+        record_cancel_intent()
     raise TerminationSignal(signal.SIGTERM)
-
-
-def _set_cancel_intent() -> None:
-    """No worker delivered the cancel (a run without one): record it as the worker's runner would, so the engine
-    ends the run Cancelled rather than Crashed."""
-    try:
-        from prefect._internal import control_listener
-
-        control_listener._set_intent("cancel")
-    except Exception as exc:  # noqa: BLE001 - then the run ends Crashed; the rollback has happened either way
-        log.warning("could not record the cancel intent: %s", exc)
 
 
 @contextmanager

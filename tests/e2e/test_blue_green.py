@@ -40,6 +40,7 @@ def _bg(cluster, prefect_api, namespace, tmp_path, *extra, name="release"):
     return proc, log
 
 
+@pytest.mark.both_ends
 def test_tutorial1_released_blue_to_green_then_rolled_back(cluster, prefect_api, kube, namespace, kubectl):
     tutorial1(kubectl, kube, namespace)
     with EndpointSampler(kube, namespace, "production-svc") as sampler:

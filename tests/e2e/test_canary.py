@@ -64,6 +64,7 @@ def history(cluster, prefect_api, namespace) -> list[dict]:
     return json.loads(r.stdout)
 
 
+@pytest.mark.both_ends
 def test_tutorial2_canary_runs_to_100_percent(cluster, prefect_api, kube, namespace, kubectl):
     given_tutorial2_canary(kubectl, kube, namespace)
     with EndpointSampler(kube, namespace, SVC) as sampler:

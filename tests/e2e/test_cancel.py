@@ -44,6 +44,7 @@ def _events(prefect_ops, namespace, service) -> list[str]:
     return [e["event"] for e in prefect_ops.events("greenlight.release.", f"greenlight.service.{namespace}.{service}")]
 
 
+@pytest.mark.both_ends
 @pytest.mark.parametrize("where", ["post-switch", "timed-approval"])
 def test_cancelled_blue_green_rolls_back_and_ends_cancelled(where, prefect_ops, cluster, prefect_api, kube, namespace,
                                                             kubectl):
@@ -88,6 +89,7 @@ def test_cancelled_blue_green_rolls_back_and_ends_cancelled(where, prefect_ops, 
     assert read(kube, "Lease", namespace, f"greenlight-{SERVICE}") is None  # released: the next release may start
 
 
+@pytest.mark.both_ends
 def test_cancelled_canary_aborts_to_stable_and_ends_cancelled(prefect_ops, cluster, prefect_api, kube, namespace,
                                                               kubectl):
     given_applied(kubectl, TUTORIAL2 / "v1-deployment.yaml", TUTORIAL2 / "canary-service.yaml")

@@ -48,6 +48,7 @@ def _pickup(prefect_ops, run_id: str) -> float:
     return _seconds(prefect_ops.flow_run(run_id), "created", "start_time")
 
 
+@pytest.mark.both_ends
 def test_releases_run_in_threads_of_one_worker_process(prefect_ops, kube, namespace, kubectl):
     """A blue-green release and then a canary, both deployment runs: the same worker process ran both (its pid in
     their infrastructure id), and each started within seconds of its creation."""

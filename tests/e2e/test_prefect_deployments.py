@@ -4,11 +4,13 @@ server)."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from tests.e2e.release_helpers import ROOT
 
 
+@pytest.mark.both_ends
 def test_prefect_yaml_deploys_every_flow(prefect_ops):
     deployed = {(d["name"], d["entrypoint"], d["work_pool_name"]): d for d in prefect_ops.deployments.values()}
     wanted = {(d["name"], d["entrypoint"], d["work_pool"]["name"])

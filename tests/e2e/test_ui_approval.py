@@ -41,6 +41,7 @@ def _cancel_if_unfinished(prefect_api: str, run_id: str) -> None:
                  json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True})
 
 
+@pytest.mark.both_ends
 @pytest.mark.parametrize("approve", [True, False], ids=["approve", "reject"])
 def test_paused_release_answered_in_the_prefect_ui(prefect_ops, prefect_api, kube, namespace, kubectl, request,
                                                    approve):

@@ -128,7 +128,8 @@ def test_connect_with_a_block_builds_its_own_configuration_and_names_the_block(b
     kube = connect(cluster_config="prod")
     cfg = kube.api.configuration
     assert cfg.host == "https://127.0.0.1:6443" and cfg.retries is False
-    assert cfg.api_key.get("authorization") == f"Bearer {TOKEN}"
+    # the header the client sends (kubernetes 34 keys the token "authorization", 37 "BearerToken")
+    assert [a["value"] for a in cfg.auth_settings().values() if a["key"] == "authorization"] == [f"Bearer {TOKEN}"]
     assert kube.config_source == "Prefect block kubernetes-cluster-config/prod context sa"
     assert client.Configuration.get_default_copy().host == default_before, "the global default is left alone"
     other = connect(context="other", cluster_config="prod")

@@ -1,0 +1,2 @@
+"""Where greenlight meets Prefect's runtime. `private_api` is the one module allowed to touch Prefect's private
+parts; everything else uses Prefect's public API."""
