@@ -8,7 +8,7 @@ CLUSTER ?= local
 CLUSTERS ?= 1
 export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: help venv venv-lowest test-lowest build browser netplane cluster cluster-down cluster-status test unit e2e demo down clean
+.PHONY: help venv venv-lowest wheelhouse test-lowest build browser netplane cluster cluster-down cluster-status test unit e2e demo down clean
 
 help:
 	@echo "make demo          set everything up and release the first tutorial blue -> green"
@@ -33,6 +33,19 @@ $(LOWEST)/bin/.installed: pyproject.toml constraints/prefect-lowest.txt
 	touch $@
 
 venv: $(BIN)/.installed
+
+# A local wheelhouse of the newest Prefect and Kubernetes client (the versions .venv resolved) with their
+# dependencies, so tests/e2e/test_packaging.py installs "a user's virtualenv" from this machine alone.
+WHEELHOUSE := $(GREENLIGHT_CACHE)/wheelhouse
+$(WHEELHOUSE)/.complete: $(BIN)/.installed
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	$(BIN)/pip download -q -d $(WHEELHOUSE) \
+	  "prefect==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("prefect"))')" \
+	  "kubernetes==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("kubernetes"))')" \
+	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6"
+	touch $@
+
+wheelhouse: $(WHEELHOUSE)/.complete
 
 venv-lowest: $(LOWEST)/bin/.installed
 
@@ -84,7 +97,7 @@ XDIST = $(if $(filter 0,$(TEST_JOBS)),-p no:xdist,-n $(TEST_JOBS) --dist loadfil
 
 # Both ends of the supported Prefect range: everything on the newest, then the unit tier and the e2e tests marked
 # both_ends on the lowest (PYTEST_ADDOPTS etc. pass through to both).
-test: venv venv-lowest build browser netplane
+test: venv venv-lowest wheelhouse build browser netplane
 	$(BIN)/python -m pytest $(XDIST) tests
 	$(MAKE) --no-print-directory test-lowest
 
@@ -94,7 +107,7 @@ test-lowest: venv-lowest build browser netplane
 unit: venv
 	$(BIN)/python -m pytest tests/unit
 
-e2e: venv build browser netplane
+e2e: venv wheelhouse build browser netplane
 	$(BIN)/python -m pytest $(XDIST) tests/e2e
 
 demo: venv build netplane

@@ -256,12 +256,20 @@ _PATHS = {
 def raw_patch(kube: Kube, kind: str, namespace: str, name: str, body: Any, content_type: str,
               query: list[tuple[str, str]] | None = None) -> dict:
     """PATCH with an explicit content type (the generated client cannot send apply-patch+yaml)."""
-    resp = kube.api.call_api(
-        _PATHS[kind], "PATCH", path_params={"namespace": namespace, "name": name},
-        query_params=[("fieldManager", FIELD_MANAGER), *(query or [])],
-        header_params={"Content-Type": content_type, "Accept": "application/json"}, body=body,
-        auth_settings=["BearerToken"], _preload_content=False, _request_timeout=TIMEOUT,
-        _return_http_data_only=True)
+    params = {"path_params": {"namespace": namespace, "name": name},
+              "query_params": [("fieldManager", FIELD_MANAGER), *(query or [])],
+              "header_params": {"Content-Type": content_type, "Accept": "application/json"}, "body": body,
+              "auth_settings": ["BearerToken"]}
+    if not hasattr(kube.api, "param_serialize"):  # kubernetes < 35: call_api serialises and sends
+        return _raw(kube.api.call_api(_PATHS[kind], "PATCH", **params, _preload_content=False,
+                                      _request_timeout=TIMEOUT, _return_http_data_only=True))
+    # kubernetes >= 35 (the pydantic generator): serialise, send, and raise for an error status ourselves
+    method, url, headers, data, post = kube.api.param_serialize("PATCH", _PATHS[kind], **params)
+    resp = kube.api.call_api(method, url, header_params=headers, body=data, post_params=post,
+                             _request_timeout=TIMEOUT)
+    resp.read()
+    if not 200 <= resp.status <= 299:
+        raise ApiException(http_resp=resp)
     return _raw(resp)
 
 

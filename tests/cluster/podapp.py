@@ -113,8 +113,17 @@ def _head_bytes(app: PodApp, status: int, ctype: str, length: int, close: bool) 
             f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n").encode("latin-1", "replace")
 
 
+def keeps_alive(version: str, connection: str) -> bool:
+    """RFC 9112 9.3: HTTP/1.1 is persistent unless the client says `close`; HTTP/1.0 closes after the answer unless
+    the client asked for keep-alive (a 1.0 client reading to EOF would otherwise hang until its timeout)."""
+    tokens = {t.strip().lower() for t in connection.split(",")}
+    if version.upper() == "HTTP/1.0":
+        return "keep-alive" in tokens
+    return "close" not in tokens
+
+
 async def serve_http(app: PodApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A small HTTP/1.1 server: GET/HEAD with keep-alive; anything else gets 405. A connection to a pod whose
+    """A small HTTP/1.1 server: GET/HEAD, persistent as RFC 9112 says (`keeps_alive`); anything else gets 405. A connection to a pod whose
     container is not running is closed at once."""
     if not app.running:
         writer.close()
@@ -123,7 +132,7 @@ async def serve_http(app: PodApp, reader: asyncio.StreamReader, writer: asyncio.
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = (lines[0].split(" ") + ["", ""])[:3]
+            method, path, version = (lines[0].split(" ") + ["", ""])[:3]
             fields = (line.split(":", 1) for line in lines[1:] if ":" in line)
             headers = {k.strip().lower(): v.strip() for k, v in fields}
             if int(headers.get("content-length", "0") or 0):
@@ -137,7 +146,7 @@ async def serve_http(app: PodApp, reader: asyncio.StreamReader, writer: asyncio.
             data = body.encode()
             # A terminating pod drains like an app with a graceful shutdown: it still answers, and tells each
             # keep-alive client to go elsewhere for the next request.
-            close = headers.get("connection", "").lower() == "close" or app.draining
+            close = not keeps_alive(version, headers.get("connection", "")) or app.draining
             writer.write(_head_bytes(app, status, ctype, len(data), close) + (data if method != "HEAD" else b""))
             await writer.drain()
             if close:

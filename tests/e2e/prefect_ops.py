@@ -170,10 +170,11 @@ class Worker:
     """A worker on `pool`, with the cluster's kubeconfig in its environment."""
 
     def __init__(self, api: str, kubeconfig: str, log_path: Path, kind: str = "greenlight", pool: str = "greenlight",
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, command: list | None = None):
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(worker_command(kind, pool), env={**prefect_env(api, kubeconfig), **(env or {})},
+        argv = [str(a) for a in command] if command else worker_command(kind, pool)
+        self.proc = subprocess.Popen(argv, env={**prefect_env(api, kubeconfig), **(env or {})},
                                      cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:

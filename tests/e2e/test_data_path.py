@@ -8,6 +8,7 @@ Setup goes through the kubernetes client directly (this file imports nothing fro
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -187,6 +188,48 @@ def test_patching_the_selector_moves_the_traffic_without_a_failed_request(api, n
     print("\n[selector switch] " + "; ".join(f"{k}: {v * 1000:.0f} ms" for k, v in figures.items())
           + f"\n[selector switch] {result.summary()}")
     assert first_green - patched < 5, figures
+
+
+# An HTTP/1.0 client that reads until the server closes (as curl -0, ab and old monitoring probes do).
+READ_TO_EOF = """
+import socket, sys, time
+t0 = time.monotonic()
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(sys.argv[3].encode())
+data = b""
+try:
+    while chunk := s.recv(65536):
+        data += chunk
+    ended = "EOF"
+except socket.timeout:
+    ended = "TIMEOUT"
+print(ended, round(time.monotonic() - t0, 3), data.split(b"\\r\\n", 1)[0].decode())
+"""
+
+
+def read_to_eof(netns: str, host: str, port: int, request: str) -> tuple[str, float, str]:
+    """(EOF or TIMEOUT, seconds, status line) of one request sent from inside the namespace."""
+    out = subprocess.run(netplane.in_netns(netns, [sys.executable, "-I", "-S", "-c", READ_TO_EOF, host, str(port),
+                                                   request]), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    ended, seconds, status = out.stdout.strip().split(" ", 2)
+    return ended, float(seconds), status
+
+
+def test_an_http_1_0_client_reading_to_eof_gets_its_answer_and_the_close(api, namespace, netns):
+    """RFC 9112: an HTTP/1.0 request is answered and the connection closed unless the client asked for keep-alive;
+    an HTTP/1.1 request with `Connection: close` likewise; a 1.0 request with keep-alive stays open."""
+    given_deployment(api, namespace, "web", 2)
+    pods = ready_pod_ips(api, namespace, "web", 2)
+    given_service(api, namespace, "web-svc", {"target": "web"})
+    wait_programmed(netns, namespace, "web-svc", set(pods.values()))
+    vip = client.CoreV1Api(api).read_namespaced_service("web-svc", namespace).spec.cluster_ip
+    for request in ("GET / HTTP/1.0\r\n\r\n", "GET /health HTTP/1.0\r\nHost: web-svc\r\n\r\n",
+                    "GET / HTTP/1.1\r\nHost: web-svc\r\nConnection: close\r\n\r\n"):
+        ended, seconds, status = read_to_eof(netns, vip, 8080, request)
+        assert (ended, status) == ("EOF", "HTTP/1.1 200 OK") and seconds < 3, (request, ended, seconds, status)
+    kept = read_to_eof(netns, vip, 8080, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert kept[0] == "TIMEOUT" and kept[2] == "HTTP/1.1 200 OK", kept  # open until the client's 10 s
 
 
 @pytest.mark.parametrize("marker,path", [("fault-unhealthy", "/"), ("fault-latency-300", "/"),

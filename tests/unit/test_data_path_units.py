@@ -224,3 +224,12 @@ def test_requests_before_the_first_answer_are_the_services_warm_up_and_left_out(
     counted, warmup = warm((req(1.0, 0), req(1.1, 0), req(1.5, 200), req(1.6, 0), req(2.0, 200)))
     assert warmup == 2 and [r.t for r in counted] == [1.5, 1.6, 2.0], "a failure after the first answer counts"
     assert warm((req(1.0, 0),)) == ((req(1.0, 0),), 0), "no answer at all: nothing is left out"
+
+
+@pytest.mark.parametrize("version,connection,keeps", [
+    ("HTTP/1.1", "", True), ("HTTP/1.1", "close", False), ("HTTP/1.1", "Keep-Alive", True),
+    ("HTTP/1.0", "", False), ("HTTP/1.0", "keep-alive", True), ("HTTP/1.0", "Keep-Alive, Upgrade", True),
+    ("HTTP/1.0", "close", False), ("HTTP/1.1", "upgrade, close", False),
+])
+def test_a_connection_stays_open_as_rfc_9112_says(version, connection, keeps):
+    assert podapp.keeps_alive(version, connection) is keeps
