@@ -7,7 +7,7 @@ to verify_endpoints returning; P2 from "failure detected" to the switch back's v
 
   greenlight in a flow run   switch_traffic + verify_endpoints as Prefect tasks (P1: the real `switch` and
                              `verify-endpoints` steps), then "failure detected" -> say() -> UndoStack.unwind()
-                             whose one step is the switch_back that switch_traffic pushed (P2)
+                             whose one step is the switch back the switch step pushed (P2)
   greenlight, no Prefect     the same task bodies (`.fn`) and unwind, outside any flow run
   floor                      requests: a watch on the Service's EndpointSlices is open BEFORE the clock starts;
                              clock -> one merge PATCH of the selector -> events until only green's 3 pods are
@@ -71,7 +71,7 @@ def _plan(kube, namespace: str):
 
 def _round(kube, plan, observer: SliceWatch, as_tasks: bool) -> dict:
     """Switch to green and verify, then the rollback path back to blue; every figure from the real functions."""
-    from prefect_greenlight.tasks.bluegreen.switch import release_endpoints, switch_traffic, verify_endpoints
+    from prefect_greenlight.tasks.bluegreen.switch import release_endpoints, switch_back, switch_traffic, verify_endpoints
     from prefect_greenlight.tasks.decisions.undo import UndoStack
     from prefect_greenlight.tasks.record.report import say as gl_say
 
@@ -81,7 +81,8 @@ def _round(kube, plan, observer: SliceWatch, as_tasks: bool) -> dict:
     undo = UndoStack()
     with release_endpoints(kube, plan) as endpoints:  # as flows/blue_green.py: one informer, watching before the PATCH
         t0 = pc()
-        sw(kube, plan, undo, "", endpoints)
+        undo.push("switch back", lambda: switch_back(kube, plan, endpoints))  # as the engine does, at the step's start
+        sw(kube, plan, "", endpoints)
         t1 = pc()
         patch1 = _PATCHED_AT[-1]
         check(t0 < patch1 < t1, "the switch issued no selector PATCH")

@@ -10,21 +10,22 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
-from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.kube.autoscaling import carry_over, delete_hpa, hpa_of, record_and_delete, release_hold
 from prefect_greenlight.tasks.kube.client import Kube
 from prefect_greenlight.tasks.record.report import say
 
 
 @task(name="carry-autoscaler", cache_policy=NO_CACHE)
-def carry_autoscaler(kube: Kube, plan: ReleasePlan, undo: UndoStack) -> str:
-    """Give green an HPA like blue's (idempotent: server-side apply), and push its removal onto the undo stack."""
+def carry_autoscaler(kube: Kube, plan: ReleasePlan) -> str:
+    """Give green an HPA like blue's (idempotent: server-side apply); its undo: `remove_green_autoscaler`."""
     green = plan.colors.green
-    undo.push(f"remove the HorizontalPodAutoscaler of {green}",
-              lambda: "deleted" if delete_hpa(kube, plan.namespace, green) else "already gone")
     msg = carry_over(kube, plan.namespace, plan.blue_hpa, green, plan.release_id, plan.blue_replicas)
     say(msg)
     return msg
+
+
+def remove_green_autoscaler(kube: Kube, plan: ReleasePlan) -> str:
+    return "deleted" if delete_hpa(kube, plan.namespace, plan.colors.green) else "already gone"
 
 
 def retire_autoscaler(kube: Kube, namespace: str, service: str, old: str) -> str | None:

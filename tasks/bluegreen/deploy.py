@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
-from prefect_greenlight.tasks.decisions.undo import UndoStack, may_remove
+from prefect_greenlight.tasks.decisions.undo import may_remove
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, delete_deployment, read, scale
 from prefect_greenlight.tasks.kube.waiting import require_ready
@@ -42,22 +42,25 @@ def take_out_of_service(kube: Kube, namespace: str, service: str, name: str, how
 
 @task(name="apply-green", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
       retry_condition_fn=_retry_transient)
-def apply_green(kube: Kube, plan: ReleasePlan, undo: UndoStack) -> str:
-    """Server-side apply green beside blue; push the step that removes it again."""
+def apply_green(kube: Kube, plan: ReleasePlan) -> str:
+    """Server-side apply green beside blue (its undo: `remove_green`)."""
     ns, green = plan.namespace, plan.colors.green
-    if not any(name == f"remove {green}" for name, _ in undo.steps):
-        if plan.green_existed:
-            undo.push(f"remove {green}", lambda: take_out_of_service(
-                kube, ns, plan.colors.service, green, RollbackGreen.SCALE_TO_ZERO, plan.green_replicas_before))
-        else:
-            undo.push(f"remove {green}", lambda: take_out_of_service(
-                kube, ns, plan.colors.service, green, plan.spec.on_failure))
     applied = apply_deployment(kube, ns, plan.green_manifest)
     images = ", ".join(plan.green_images)
     msg = (f"applied Deployment {green} ({applied['spec'].get('replicas')} replicas, {images}) "
            f"beside {plan.colors.blue}")
     say(msg)
     return msg
+
+
+def remove_green(kube: Kube, plan: ReleasePlan) -> str:
+    """Undo of the apply: green back to the replicas it had (it existed before) or removed as `on_failure` says;
+    never while the Service selects it."""
+    c = plan.colors
+    if plan.green_existed:
+        return take_out_of_service(kube, plan.namespace, c.service, c.green, RollbackGreen.SCALE_TO_ZERO,
+                                   plan.green_replicas_before)
+    return take_out_of_service(kube, plan.namespace, c.service, c.green, plan.spec.on_failure)
 
 
 @task(name="wait-green-ready", cache_policy=NO_CACHE)

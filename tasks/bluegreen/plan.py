@@ -1,6 +1,6 @@
 """The dry run's reads: what the plan needs beyond preflight (the Service for the exact patch, the preview
 Service, the Lease), all reads — no Lease taken, no annotation, no event. The plan itself is pure
-(tasks/decisions/plan_bluegreen.py).
+(tasks/bluegreen/strategy.py: the list of steps the run executes, described).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import replace
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.plan import Plan
-from prefect_greenlight.tasks.decisions.plan_bluegreen import blue_green_plan
+from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
 from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, rollback_plan
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read

@@ -12,7 +12,6 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
 from prefect_greenlight.tasks.bluegreen.switch import verify_only
-from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import TIMEOUT, Kube, json_patch, never_sent, read, retrying
 from prefect_greenlight.tasks.record.annotations import PREFIX
@@ -57,7 +56,9 @@ def _reselect(kube: Kube, namespace: str, name: str, selector: dict[str, str]) -
 
 
 @task(name="point-preview", cache_policy=NO_CACHE)
-def point_preview(kube: Kube, plan: ReleasePlan, undo: UndoStack) -> str:
+def point_preview(kube: Kube, plan: ReleasePlan, changed: dict) -> str:
+    """Create the preview Service, or re-point it, at green; `changed["preview"]` says which (and the selector it
+    had), right after the change, for `undo_preview`."""
     name, ns, green = plan.spec.preview_service, plan.namespace, plan.colors.green_selector
     if not name:
         return "no preview Service"
@@ -66,15 +67,24 @@ def point_preview(kube: Kube, plan: ReleasePlan, undo: UndoStack) -> str:
         raise PermanentError(f"Service {plan.colors.service} disappeared")
     existing = read(kube, "Service", ns, name)
     if existing is None:
+        changed["preview"] = None
         _create(kube, ns, preview_body(live, name, green))
-        undo.push(f"delete preview Service {name}", lambda: _delete(kube, ns, name))
         action = "created"
     else:
         before = existing.get("spec", {}).get("selector") or {}
+        changed["preview"] = before
         json_patch(kube, "Service", ns, name, [{"op": "replace", "path": "/spec/selector", "value": green}])
-        undo.push(f"restore preview Service {name}", lambda: _reselect(kube, ns, name, before))
         action = "re-pointed"
     verified = verify_only(kube, ns, name, plan.colors.green, plan.green_replicas, plan.spec.deadlines.endpoints_s)
     msg = f"{action} preview Service {name} -> {plan.colors.green}: {verified}"
     say(msg)
     return msg
+
+
+def undo_preview(kube: Kube, plan: ReleasePlan, changed: dict) -> str:
+    """Delete the preview Service greenlight created, or give it back the selector it had."""
+    name, ns = plan.spec.preview_service, plan.namespace
+    if "preview" not in changed:
+        return f"preview Service {name} was not changed"
+    before = changed["preview"]
+    return _delete(kube, ns, name) if before is None else _reselect(kube, ns, name, before)

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
 from prefect_greenlight.tasks.decisions.endpoints import covering_selector
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
-from prefect_greenlight.tasks.decisions.undo import UndoStack, may_switch_back
+from prefect_greenlight.tasks.decisions.undo import may_switch_back
 from prefect_greenlight.tasks.errors import GuardFailed, PermanentError
 from prefect_greenlight.tasks.kube.client import Kube, json_patch, read
 from prefect_greenlight.tasks.kube.waiting import EndpointWatch, wait_endpoints
@@ -87,10 +87,10 @@ def switch_back(kube: Kube, plan: ReleasePlan, watch: EndpointWatch | None = Non
 
 
 @task(name="switch-traffic", cache_policy=NO_CACHE)
-def switch_traffic(kube: Kube, plan: ReleasePlan, undo: UndoStack, approval_note: str = "",
-                   watch: EndpointWatch | None = None) -> str:
+def switch_traffic(kube: Kube, plan: ReleasePlan, approval_note: str = "", watch: EndpointWatch | None = None) -> str:
     """Patch the selector blue -> green (test ops guard on blue), release record in the same patch. `watch`
-    (green's endpoints, for verify_endpoints) is started first, so it is watching when the PATCH goes out."""
+    (green's endpoints, for verify_endpoints) is started first, so it is watching when the PATCH goes out. Its undo:
+    `switch_back`."""
     c = plan.colors
     annotations = switch_annotations(
         live_deployment=c.green, live_color=c.green_color, previous_deployment=c.blue, previous_color=c.blue_color,
@@ -98,7 +98,6 @@ def switch_traffic(kube: Kube, plan: ReleasePlan, undo: UndoStack, approval_note
     annotations[PREVIOUS_REPLICAS] = str(plan.blue_replicas)
     if approval_note:
         annotations[APPROVAL] = approval_note
-    undo.push(f"switch Service {c.service} back to {c.blue}", lambda: switch_back(kube, plan, watch))
     if watch is not None:
         watch.start()
     msg = move_selector(kube, plan.namespace, c.service, c.blue_selector, c.green_selector, annotations)

@@ -1,6 +1,6 @@
-"""The plan of a blue-green release: flows/blue_green.py's steps, in its order and under its timeline's names,
-built from the release plan preflight decided (tasks/bluegreen/preflight.py: ReleasePlan) and the Service as
-read. Pure.
+"""How each step of a blue-green release describes itself in the plan (`--dry-run`), built from what preflight
+decided (tasks/bluegreen/preflight.py: ReleasePlan) and the Service as read. Pure. The list of steps, and so the
+plan's order, is the strategy's (tasks/bluegreen/strategy.py).
 """
 
 from __future__ import annotations
@@ -8,12 +8,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from prefect_greenlight.tasks.decisions.colors import ColorPlan
-from prefect_greenlight.tasks.decisions.plan import FieldChange, Plan, PlanFacts, PlanStep, StepKind
-from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
+from prefect_greenlight.tasks.decisions.plan import FieldChange, PlanStep, StepKind
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.record.annotations import PREFIX, switch_annotations
-from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, CleanupMode, HookPoint, RollbackGreen, SmokeCheck
+from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, CleanupMode, RollbackGreen, SmokeCheck
 
 MAX_FIELDS = 40  # field changes listed in full; the rest counted
 AT_SWITCH = "<time of the switch>"
@@ -58,7 +57,7 @@ def _remove_green(r: BlueGreenRelease) -> str:
     return f"{how} {g} (on_failure: {r.spec.on_failure.value}), never while the Service selects it"
 
 
-def _apply(r: BlueGreenRelease) -> PlanStep:
+def describe_apply(r: BlueGreenRelease) -> PlanStep:
     c = r.colors
     verb = f"update the existing {c.green} (now {r.green_replicas_before} replicas)" if r.green_existed \
         else f"create {c.green}"
@@ -70,7 +69,7 @@ def _apply(r: BlueGreenRelease) -> PlanStep:
         details=field_lines(r.green_changes, c.blue), undo=_remove_green(r))
 
 
-def _wait_ready(r: BlueGreenRelease) -> PlanStep:
+def describe_wait_ready(r: BlueGreenRelease) -> PlanStep:
     d = r.spec.deadlines
     return PlanStep(
         "wait-ready", StepKind.WAIT, f"Deployment {r.colors.green}", "watch the rollout; nothing changes",
@@ -79,7 +78,7 @@ def _wait_ready(r: BlueGreenRelease) -> PlanStep:
               f"restarts), OOMKilled, config errors, Unschedulable after {d.unschedulable_grace_s:.0f} s"))
 
 
-def _preview(r: BlueGreenRelease, preview: dict | None) -> PlanStep:
+def describe_preview(r: BlueGreenRelease, preview: dict | None) -> PlanStep:
     name, c = r.spec.preview_service, r.colors
     if preview is None:
         change, undo = (f"create Service {name} (ClusterIP, the ports of {c.service}) selecting "
@@ -106,7 +105,7 @@ def smoke_line(r: BlueGreenRelease, check: SmokeCheck, pods: int) -> str:
             f"{check.timeout_s:g} s timeout")
 
 
-def _smoke(r: BlueGreenRelease) -> PlanStep:
+def describe_smoke(r: BlueGreenRelease) -> PlanStep:
     checks = tuple(smoke_line(r, c, r.green_replicas) for c in r.spec.smoke)
     gate = f"all {len(checks)} check(s) pass on every pod tried" if checks else "none (no smoke checks configured)"
     return PlanStep("smoke-test", StepKind.GATE, f"pods of {r.colors.green}" if checks else "",
@@ -123,7 +122,7 @@ def approval_gate(spec: BlueGreenSpec) -> str:
     return f"timed: approved after {a.auto_after_s:.0f} s unless someone rejects first"
 
 
-def _autoscaler(r: BlueGreenRelease) -> PlanStep:
+def describe_autoscaler(r: BlueGreenRelease) -> PlanStep:
     hpa = (r.blue_hpa or {}).get("metadata", {}).get("name", "?")
     return PlanStep("autoscaler", StepKind.CHANGE, f"HorizontalPodAutoscaler {r.colors.green}",
                     f"create an HPA for {r.colors.green} like {hpa}, minReplicas held at blue's "
@@ -142,7 +141,7 @@ def switch_ops(r: BlueGreenRelease, service: dict) -> list[dict]:
     return selector_patch(service, c.blue_selector, c.green_selector, annotations)
 
 
-def _switch(r: BlueGreenRelease, service: dict) -> PlanStep:
+def describe_switch(r: BlueGreenRelease, service: dict) -> PlanStep:
     c, ops = r.colors, switch_ops(r, service)
     guard = [o for o in ops if o["op"] == "test"]
     moves = [o for o in ops if o["op"] != "test" and o["path"].startswith("/spec/selector")]
@@ -158,14 +157,14 @@ def _switch(r: BlueGreenRelease, service: dict) -> PlanStep:
                          "by EndpointSlices")
 
 
-def _verify(r: BlueGreenRelease) -> PlanStep:
+def describe_verify(r: BlueGreenRelease) -> PlanStep:
     return PlanStep("verify-endpoints", StepKind.WAIT, f"EndpointSlices of Service {r.colors.service}",
                     "watch the EndpointSlices; nothing changes",
                     gate=f"only {r.colors.green}'s pods, all {r.green_replicas} ready, within "
                          f"{r.spec.deadlines.endpoints_s:.0f} s")
 
 
-def _post_switch(r: BlueGreenRelease) -> PlanStep:
+def describe_post_switch(r: BlueGreenRelease) -> PlanStep:
     p = r.spec.post_switch
     if p.window_s <= 0:
         return PlanStep("post-switch", StepKind.GATE, "", "nothing (no post-switch window)", gate="none")
@@ -174,7 +173,7 @@ def _post_switch(r: BlueGreenRelease) -> PlanStep:
                     gate=f"every round passes on the pods the Service really routes to, all of them {r.colors.green}'s")
 
 
-def _cleanup(r: BlueGreenRelease) -> PlanStep:
+def describe_cleanup(r: BlueGreenRelease) -> PlanStep:
     c, cl = r.colors, r.spec.cleanup
     when = f"{cl.delay_s:.0f} s (scale-down delay) after the EndpointSlices are verified"
     if cl.mode is CleanupMode.KEEP:
@@ -189,28 +188,22 @@ def _cleanup(r: BlueGreenRelease) -> PlanStep:
                     when=when, undo="not undone by the release (`greenlight rollback` brings it back)")
 
 
-def blue_green_plan(r: BlueGreenRelease, service: dict, preview: dict | None, facts: PlanFacts,
-                    hooks: HookPlan = NO_HOOKS) -> Plan:
-    """Every step the release would run, in order, hooks at their points. A re-run that finds the Service already
-    on green resumes after the switch (as flows/blue_green.py does)."""
+def describe_preflight(r: BlueGreenRelease) -> PlanStep:
     c = r.colors
-    first = PlanStep("preflight", StepKind.CHECK, f"Service {c.service}, Deployments {c.blue}, {c.green}",
-                     f"read and decide: blue {c.blue} ({r.blue_replicas} replicas, {r.blue_image}) -> green "
-                     f"{c.green} ({r.green_replicas}, {', '.join(r.green_images)}); the apiserver accepted green's "
-                     "server-side dry run; nothing changed")
-    tail = (_verify(r), *hooks.steps(HookPoint.POST_SWITCH), _post_switch(r), _cleanup(r))
-    if c.already_live:
-        resume = PlanStep("wait-ready", StepKind.WAIT, f"Deployment {c.green}",
-                          f"Service {c.service} already selects {c.green} (release record): resume after the switch",
-                          gate=_wait_ready(r).gate,
-                          undo=f"switch Service {c.service} back to {c.blue} (only if it has ready pods), verified")
-        steps = (first, resume, *tail)
-    else:
-        steps = (first, *hooks.steps(HookPoint.PRE_RELEASE), _apply(r), _wait_ready(r),
-                 *((_preview(r, preview),) if r.spec.preview_service else ()), _smoke(r),
-                 *hooks.steps(HookPoint.PRE_SWITCH),
-                 PlanStep("approval", StepKind.GATE, "", "nothing changes", gate=approval_gate(r.spec)),
-                 *((_autoscaler(r),) if r.blue_hpa else ()), _switch(r, service), *tail)
-    return Plan("blue-green", r.spec.namespace, c.service,
-                f"{c.green} replaces {c.blue} behind Service {c.service}", steps, facts)
+    return PlanStep("preflight", StepKind.CHECK, f"Service {c.service}, Deployments {c.blue}, {c.green}",
+                    f"read and decide: blue {c.blue} ({r.blue_replicas} replicas, {r.blue_image}) -> green "
+                    f"{c.green} ({r.green_replicas}, {', '.join(r.green_images)}); the apiserver accepted green's "
+                    "server-side dry run; nothing changed")
 
+
+def describe_approval(r: BlueGreenRelease) -> PlanStep:
+    return PlanStep("approval", StepKind.GATE, "", "nothing changes", gate=approval_gate(r.spec))
+
+
+def describe_resume(r: BlueGreenRelease) -> PlanStep:
+    """A re-run that finds the Service already on green (its own release record) resumes after the switch."""
+    c = r.colors
+    return PlanStep("wait-ready", StepKind.WAIT, f"Deployment {c.green}",
+                    f"Service {c.service} already selects {c.green} (release record): resume after the switch",
+                    gate=describe_wait_ready(r).gate,
+                    undo=f"switch Service {c.service} back to {c.blue} (only if it has ready pods), verified")

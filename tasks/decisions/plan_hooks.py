@@ -75,17 +75,17 @@ class HookPlan:
     green_image: str = ""
 
     def steps(self, point: HookPoint, percent: int | None = None) -> tuple[PlanStep, ...]:
-        out = []
-        for hook in (h for h in self.hooks if h.at is point):
-            step, key = step_name(hook, percent), hook_key(hook, percent)
-            if key in self.record.done:
-                out.append(PlanStep(step, StepKind.CHECK, "", f"skipped: already ran in this release "
-                                    f"({self.record.done[key]})"))
-            elif hook.job is not None:
-                out.append(_job_step(hook, step, key, self.record, self.green_image))
-            else:
-                out.append(_webhook_step(hook, step))
-        return tuple(out)
+        return tuple(self.step(hook, percent) for hook in self.hooks if hook.at is point)
+
+    def step(self, hook: Hook, percent: int | None = None) -> PlanStep:
+        """One hook's plan line (skipped when this release already ran it)."""
+        step, key = step_name(hook, percent), hook_key(hook, percent)
+        if key in self.record.done:
+            return PlanStep(step, StepKind.CHECK, "", f"skipped: already ran in this release "
+                                                      f"({self.record.done[key]})")
+        if hook.job is not None:
+            return _job_step(hook, step, key, self.record, self.green_image)
+        return _webhook_step(hook, step)
 
     def facts(self) -> tuple[str, ...]:
         """Every hook found, by point; on-rollback ones run only if the release is undone."""

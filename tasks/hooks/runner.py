@@ -118,12 +118,16 @@ class HookRunner:
             self._step(hook, lock, percent, next_percent)
 
     def _step(self, hook: Hook, lock, percent: int | None, next_percent: int | None) -> None:
-        step = step_name(hook, percent)
-        with self.timeline.step(step) as s:
-            run = self._once(hook, step, lock, percent, next_percent)
-            s["detail"] = run.detail
-            if not run.ok:
-                raise PermanentError(f"hook {hook.name} ({hook.at.value}) failed: {run.detail}")
+        with self.timeline.step(step_name(hook, percent)) as s:
+            s["detail"] = self.run_one(hook, lock, percent, next_percent)
+
+    def run_one(self, hook: Hook, lock=None, percent: int | None = None, next_percent: int | None = None) -> str:
+        """One hook, once per release (the engine's hook step; the timeline row is the engine's): its detail, or
+        PermanentError when it failed."""
+        run = self._once(hook, step_name(hook, percent), lock, percent, next_percent)
+        if not run.ok:
+            raise PermanentError(f"hook {hook.name} ({hook.at.value}) failed: {run.detail}")
+        return run.detail
 
     def _once(self, hook: Hook, step: str, lock, percent: int | None, next_percent: int | None) -> HookRun:
         assert self.record is not None, "begin() first"

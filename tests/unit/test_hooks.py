@@ -326,15 +326,16 @@ def test_hook_steps_in_the_plan_and_what_a_failure_does():
 
 
 def test_blue_green_and_canary_plans_put_hooks_at_their_points():
-    from prefect_greenlight.tasks.decisions.plan_bluegreen import blue_green_plan
+    from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
     from tests.unit.test_plan import _canary, _release
 
     hooks = (webhook("pre", "pre-release"), hook(), webhook("post", "post-switch"), webhook("rb", "on-rollback"))
-    plan = blue_green_plan(_release(), service("production-svc", {"target": "blue-dep"}), None, PlanFacts(),
+    specced = {"hooks": [h.model_dump() for h in hooks]}  # the run's steps come from the spec's hooks
+    plan = blue_green_plan(_release(specced), service("production-svc", {"target": "blue-dep"}), None, PlanFacts(),
                            HookPlan(hooks, HookRecord("fp", "r1"), "app:2"))
     assert plan.step_names() == ["preflight", "hook-pre", "apply", "wait-ready", "smoke-test", "hook-migrate",
                                  "approval", "switch", "verify-endpoints", "hook-post", "post-switch", "cleanup"]
-    resumed = blue_green_plan(_release(already_live=True), service("production-svc", {}), None, PlanFacts(),
+    resumed = blue_green_plan(_release(specced, already_live=True), service("production-svc", {}), None, PlanFacts(),
                               HookPlan(hooks, HookRecord("fp", "r1"), "app:2"))
     assert resumed.step_names() == ["preflight", "wait-ready", "verify-endpoints", "hook-post", "post-switch",
                                     "cleanup"]

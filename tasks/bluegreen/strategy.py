@@ -1,0 +1,149 @@
+"""Blue-green as a list of steps (the release engine, tasks/engine/), in the tutorial's order:
+
+  (pre-release hooks) apply -> wait-ready -> (preview) -> smoke-test -> (pre-switch hooks) -> approval ->
+  (autoscaler) -> switch -> verify-endpoints -> (post-switch hooks) -> post-switch -> cleanup
+
+A re-run that finds the Service already on green (its own release record) runs the tail only: wait-ready (its undo
+the switch back), verify-endpoints, post-switch, cleanup. Everything before `cleanup` rolls back on failure; a
+failed clean-up is reported and nothing is undone (green serves, verified). The dry run describes this same list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect_greenlight.tasks.bluegreen.autoscaler import carry_autoscaler, remove_green_autoscaler
+from prefect_greenlight.tasks.bluegreen.cleanup import cleanup_blue
+from prefect_greenlight.tasks.bluegreen.deploy import apply_green, remove_green, wait_green_ready
+from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preview import point_preview, undo_preview
+from prefect_greenlight.tasks.bluegreen.smoke import post_switch_verify, smoke_test
+from prefect_greenlight.tasks.bluegreen.switch import approval_annotation, switch_back, switch_traffic, verify_endpoints
+from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
+from prefect_greenlight.tasks.decisions.plan_bluegreen import (
+    describe_apply,
+    describe_approval,
+    describe_autoscaler,
+    describe_cleanup,
+    describe_post_switch,
+    describe_preflight,
+    describe_preview,
+    describe_resume,
+    describe_smoke,
+    describe_switch,
+    describe_verify,
+    describe_wait_ready,
+)
+from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
+from prefect_greenlight.tasks.engine.executor import Release
+from prefect_greenlight.tasks.engine.steps import OnFailure, Step, plan_of
+from prefect_greenlight.tasks.errors import Rejected
+from prefect_greenlight.tasks.hooks.steps import hook_steps
+from prefect_greenlight.tasks.record.approval import request_approval, summary_markdown
+from prefect_greenlight.tasks.record.events import ReleaseEvent
+from prefect_greenlight.tasks.record.report import say
+from prefect_greenlight.tasks.spec import ApprovalMode, HookPoint
+
+
+@dataclass(frozen=True)
+class BlueGreenFacts:
+    """What the dry run read to describe the steps: the Service (the switch's exact patch), the preview Service
+    as it is, and the hooks' plan."""
+
+    service: dict
+    preview: dict | None = None
+    hooks: HookPlan = NO_HOOKS
+
+
+def _smoke(r: ReleasePlan) -> Step:
+    def run(release: Release) -> str:
+        rows = release.handed_on["smoke_rows"] = smoke_test(release.kube, r)
+        return f"{sum(row['ok'] for row in rows)} of {len(rows)} checks passed"
+    return Step("smoke-test", run, lambda f: describe_smoke(r))
+
+
+def _approval(r: ReleasePlan) -> Step:
+    def run(release: Release) -> str:
+        journal, spec = release.journal, r.spec
+        if spec.approval.mode is not ApprovalMode.AUTO:
+            journal.event(ReleaseEvent.PAUSED, green=r.colors.green, approval=spec.approval.mode.value)
+        smoke_rows = release.handed_on.get("smoke_rows", [])
+        decision = release.handed_on["approval"] = request_approval(
+            spec.approval, summary_markdown(r.summary(), smoke_rows))
+        say(f"promotion {decision.note()}")
+        journal.approval(decision.note(), decision.approved)
+        if not decision.approved:
+            raise Rejected(f"promotion {decision.note()}")
+        return decision.note()
+    return Step("approval", run, lambda f: describe_approval(r))
+
+
+def _switch(r: ReleasePlan) -> Step:
+    c = r.colors
+
+    def run(release: Release) -> str:
+        decision = release.handed_on.get("approval")
+        note = approval_annotation(decision.approver, decision.note()) if decision else ""
+        moved = switch_traffic(release.kube, r, note, release.handed_on.get("endpoints"))
+        release.journal.event(ReleaseEvent.SWITCHED, blue=c.blue, green=c.green, selector=c.green_selector)
+        return moved
+    return Step("switch", run, lambda f: describe_switch(r, f.service), changes=True,
+                undo=lambda release: switch_back(release.kube, r, release.handed_on.get("endpoints")),
+                undo_name=f"switch Service {c.service} back to {c.blue}")
+
+
+def _resume(r: ReleasePlan) -> Step:
+    c = r.colors
+
+    def run(release: Release) -> str:
+        say(f"Service {c.service} already selects {c.green}: resuming after the switch")
+        return wait_green_ready(release.kube, r)
+    return Step("wait-ready", run, lambda f: describe_resume(r), phase="apply",
+                undo=lambda release: switch_back(release.kube, r, release.handed_on.get("endpoints")),
+                undo_name=f"switch Service {c.service} back to {c.blue}")
+
+
+def _tail(r: ReleasePlan) -> list[Step]:
+    """From the verification on: what a resumed run runs too."""
+    hooks = r.spec.hooks
+    return [Step("verify-endpoints", lambda rel: verify_endpoints(rel.kube, r, rel.handed_on.get("endpoints")),
+                 lambda f: describe_verify(r), phase="verify"),
+            *hook_steps(hooks, HookPoint.POST_SWITCH),
+            Step("post-switch", lambda rel: post_switch_verify(rel.kube, r), lambda f: describe_post_switch(r)),
+            Step("cleanup", lambda rel: cleanup_blue(rel.kube, r), lambda f: describe_cleanup(r),
+                 on_failure=OnFailure.REPORT, changes=True)]
+
+
+def blue_green_steps(r: ReleasePlan) -> list[Step]:
+    """Every step of the release, in order, hooks at their points."""
+    if r.colors.already_live:
+        return [_resume(r), *_tail(r)]
+    hooks, c = r.spec.hooks, r.colors
+    return [
+        *hook_steps(hooks, HookPoint.PRE_RELEASE),
+        Step("apply", lambda rel: apply_green(rel.kube, r), lambda f: describe_apply(r), changes=True,
+             undo=lambda rel: remove_green(rel.kube, r), undo_name=f"remove {c.green}"),
+        Step("wait-ready", lambda rel: wait_green_ready(rel.kube, r), lambda f: describe_wait_ready(r)),
+        *([Step("preview", lambda rel: point_preview(rel.kube, r, rel.handed_on), changes=True,
+                describe=lambda f: describe_preview(r, f.preview),
+                undo=lambda rel: undo_preview(rel.kube, r, rel.handed_on),
+                undo_name=f"restore preview Service {r.spec.preview_service}")] if r.spec.preview_service else []),
+        _smoke(r),
+        *hook_steps(hooks, HookPoint.PRE_SWITCH),
+        _approval(r),
+        *([Step("autoscaler", lambda rel: carry_autoscaler(rel.kube, r), lambda f: describe_autoscaler(r),
+                changes=True, undo=lambda rel: remove_green_autoscaler(rel.kube, r),
+                undo_name=f"remove the HorizontalPodAutoscaler of {c.green}")] if r.blue_hpa else []),
+        _switch(r),
+        *_tail(r),
+    ]
+
+
+def blue_green_plan(r: ReleasePlan, service: dict, preview: dict | None, found: PlanFacts,
+                    hooks: HookPlan = NO_HOOKS) -> Plan:
+    """The dry run: preflight, then the very list `blue_green_steps` gives the run, each step described."""
+    c = r.colors
+    plan = plan_of("blue-green", r.spec.namespace, c.service, f"{c.green} replaces {c.blue} behind Service "
+                   f"{c.service}", blue_green_steps(r), BlueGreenFacts(service, preview, hooks), found)
+    return Plan(plan.strategy, plan.namespace, plan.service, plan.summary, (describe_preflight(r), *plan.steps),
+                plan.facts)

@@ -1,0 +1,116 @@
+"""The one executor: runs any list of steps (tasks/engine/steps.py) for a release, and owns what every strategy
+used to repeat by hand:
+- the timeline (one row per step, the progress artifact counts them) and the phase a failure is reported in;
+- the Lease check before every step that changes something;
+- the undo stack: a step's undo is pushed when it starts; a failure before the point of no return unwinds it,
+  newest first, under deferred SIGTERMs, then the on-rollback hooks run and the outcome is recorded;
+- a failure after the point of no return (OnFailure.REPORT) is reported and nothing is undone;
+- cancel = rollback: Prefect's TerminationSignal that is a cancel unwinds the same stack, then the run ends
+  Cancelled (tasks/record/cancellation.py); a shutdown or reschedule is left alone (the Lease lets a re-run
+  converge);
+- a re-run's resume from the recorded point (`resume_at`: the index of the first step to run).
+What a strategy records at its end (the journal's fields, the report's details) it gives as an `Ending`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect_greenlight.tasks.decisions.undo import UndoStack
+from prefect_greenlight.tasks.engine.steps import OnFailure, Step
+from prefect_greenlight.tasks.errors import BadInput, CancelRequested, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
+from prefect_greenlight.tasks.record.report import Timeline, say
+
+
+@dataclass
+class Release:
+    """One running release, as its steps see it. `handed_on` carries what one step gives a later one (the
+    approval's answer for the switch's record, the smoke rows for the approval form)."""
+
+    kube: Any
+    timeline: Timeline
+    undo: UndoStack = field(default_factory=UndoStack)
+    lock: Any = None  # the Service's Lease (tasks/kube/lease.py); None for a run that changes nothing
+    hooks: Any = None  # the release's HookRunner (tasks/hooks/runner.py)
+    journal: Any = None  # the release's Journal (tasks/record/journal.py): events, approvals
+    handed_on: dict[str, Any] = field(default_factory=dict)
+    phase: str = ""
+    done: list[str] = field(default_factory=list)  # names of the steps that ended well, in order
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a strategy ends a failed run: the undo's timeline name, its say-line, what it records."""
+
+    undo_step: str  # "rollback" (blue-green), "abort" (canary)
+    announce: Callable[[str, str, bool, int], str]  # (phase, reason, cancelled, changes) -> the line said first
+    record: Callable[[str, ReleaseFailed, str], None]  # (outcome, failure, phase) -> journal, hooks record
+    report: Callable[[Exception], Exception] | None = None  # a failure after the point of no return -> raise this
+    outcome_of_success: str = "aborted"  # a verified undo that was not a cancel nor a rejection: rolled-back/aborted
+
+
+def outcome(exc: Exception, failure: ReleaseFailed, undone: str) -> str:
+    """rollback-incomplete, cancelled, rejected, or `undone` (rolled-back / aborted)."""
+    if not failure.rolled_back:
+        return "rollback-incomplete"
+    if failure.cancelled:
+        return "cancelled"
+    return "rejected" if isinstance(exc, Rejected) else undone
+
+
+def run_step(step: Step, release: Release) -> str:
+    """One step: the Lease check before a change, its undo pushed as it starts, its timeline row."""
+    release.phase = step.failure_phase
+    if step.changes and release.lock is not None:
+        release.lock.check()
+    if step.undo is not None:
+        undo = step.undo
+        release.undo.push(step.undo_name or f"undo {step.name}", lambda: undo(release))
+    with release.timeline.step(step.name) as row:
+        row["detail"] = step.run(release) or ""
+    release.done.append(step.name)
+    return row["detail"]
+
+
+def roll_back(release: Release, ending: Ending, exc: Exception) -> ReleaseFailed:
+    """Unwind every change, newest first; the on-rollback hooks; record the outcome. Returns the failure."""
+    phase, cancelled = release.phase, isinstance(exc, CancelRequested)
+    say(ending.announce(phase, str(exc), cancelled, len(release.undo)))
+    with sigterm_deferred(), release.timeline.step(ending.undo_step):
+        outcomes = release.undo.unwind()
+    notes = release.hooks.on_rollback() if release.hooks is not None else []
+    failure = ReleaseFailed(reason=str(exc), phase=phase, undo=outcomes, notes=notes, cancelled=cancelled)
+    ending.record(outcome(exc, failure, ending.outcome_of_success), failure, phase)
+    return failure
+
+
+def execute(steps: Sequence[Step], release: Release, ending: Ending, resume_at: int = 0) -> None:
+    """Run `steps[resume_at:]` in order. Bad input passes unchanged (nothing was changed); any other failure
+    rolls back (or, past the point of no return, is reported); a cancel rolls back and the TerminationSignal
+    goes on, so Prefect ends the run Cancelled."""
+    current: list[Step] = []
+    try:
+        try:
+            if release.hooks is not None:
+                release.hooks.begin()  # adopt this release's hook record (a re-run after a kill) or start one
+            for step in steps[resume_at:]:
+                current[:] = [step]
+                run_step(step, release)
+        except BadInput:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure after the first change is undone or reported
+            if current and current[0].on_failure is OnFailure.REPORT and ending.report is not None:
+                raise ending.report(exc) from exc
+            await_cancel()  # the failure may be a cancel arriving early: then it raises TerminationSignal
+            raise roll_back(release, ending, exc) from exc
+    except BaseException as exc:  # Prefect's TerminationSignal: a cancel rolls back, then ends Cancelled
+        if current and current[0].on_failure is OnFailure.REPORT:
+            raise
+        cancel = cancel_requested(exc)
+        if cancel is not None:
+            with sigterm_deferred():
+                say(str(roll_back(release, ending, cancel)))
+        raise
