@@ -71,7 +71,12 @@ def _plan(kube, namespace: str):
 
 def _round(kube, plan, observer: SliceWatch, as_tasks: bool) -> dict:
     """Switch to green and verify, then the rollback path back to blue; every figure from the real functions."""
-    from prefect_greenlight.tasks.bluegreen.switch import release_endpoints, switch_back, switch_traffic, verify_endpoints
+    from prefect_greenlight.tasks.bluegreen.switch import (
+        release_endpoints,
+        switch_back,
+        switch_traffic,
+        verify_endpoints,
+    )
     from prefect_greenlight.tasks.decisions.undo import UndoStack
     from prefect_greenlight.tasks.record.report import say as gl_say
 

@@ -35,7 +35,7 @@ from prefect_greenlight.cli.cluster_args import (
 from prefect_greenlight.cli.parameters import check_parameter_size, refused_parameters
 from prefect_greenlight.cli.quiet import quiet_expected_tracebacks
 from prefect_greenlight.cli.server_auth import refused_credentials
-from prefect_greenlight.cli.spec_input import add_hook_flags, base_spec, port_flag, set_path
+from prefect_greenlight.cli.spec_input import add_hook_flags, base_spec, header_secrets, port_flag, set_path
 from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, GreenlightError, ReleaseFailed
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
 
@@ -122,6 +122,9 @@ def _prefect_parsers(sub) -> None:
     wh.add_argument("--on", action="append", dest="events", metavar="EVENT",
                     help="release event: rolled-back (default), failed, completed, ... (repeatable)")
     wh.add_argument("--name", default="greenlight-webhook", help="automation and Webhook block name")
+    wh.add_argument("--header-secret", action="append", metavar="HEADER=BLOCK",
+                    help="send HEADER with the value of the Prefect Secret block BLOCK (copied into the Webhook "
+                         "block's secret headers; e.g. Authorization=chat-token); repeatable")
     wh.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for verb in ("approve", "reject"):
@@ -251,12 +254,14 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_webhook(args: argparse.Namespace) -> int:
     from prefect_greenlight.tasks.record.automations import event_kinds, install_webhook
 
-    result = install_webhook(args.url, event_kinds(args.events or ["rolled-back"]), args.name)
+    result = install_webhook(args.url, event_kinds(args.events or ["rolled-back"]), args.name,
+                             header_secrets("--header-secret", args.header_secret))
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
+        secrets = "".join(f"; {h} from Prefect Secret block {b}" for h, b in result["header_secrets"].items())
         print(f"automation {result['name']} ({result['automation_id']}): POST {args.url} on "
-              f"{', '.join(result['events'])}")
+              f"{', '.join(result['events'])}{secrets}")
     return EXIT_OK
 
 

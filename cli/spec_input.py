@@ -1,6 +1,7 @@
 """Turning command-line arguments into a release spec, shared by every release command: a `--spec` YAML file as
 the base, `--manifest FILE` or `--image REF` as the new version, then flags overriding single fields; hooks from
-`--hook-job POINT=FILE` / `--hook-webhook POINT=URL` (the common case; the spec's `hooks:` can say more) and
+`--hook-job POINT=FILE` / `--hook-webhook POINT=URL` (the common case; the spec's `hooks:` can say more; the
+flag-given webhooks' headers from Prefect Secret blocks by `--hook-header-secret HEADER=BLOCK`) and
 `manifest_file:` in a spec's Job hooks, read relative to the spec file."""
 
 from __future__ import annotations
@@ -66,6 +67,24 @@ def add_hook_flags(p: argparse.ArgumentParser, points: str) -> None:
                    help="the --hook-job Jobs run the release's new image (every container)")
     p.add_argument("--hook-timeout", type=float,
                    help="seconds each flag-given hook has (default: 600 for a Job, 10 for a webhook)")
+    p.add_argument("--hook-header-secret", action="append", metavar="HEADER=BLOCK",
+                   help="the --hook-webhook gates send HEADER with the value of the Prefect Secret block BLOCK "
+                        "(e.g. Authorization=gate-token; the spec's `secret_headers:` per hook); repeatable")
+
+
+def header_secrets(flag: str, values: list[str] | None) -> dict[str, str]:
+    """`HEADER=BLOCK` flags as {header: block name}; BadInput for a malformed one or a header given twice."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        header, sep, block = value.partition("=")
+        header, block = header.strip(), block.strip()
+        if not sep or not header or not block:
+            raise BadInput(f"{flag} takes HEADER=BLOCK, BLOCK naming a Prefect Secret block (e.g. {flag} "
+                           f"Authorization=gate-token), not {value!r}")
+        if header.lower() in (h.lower() for h in out):
+            raise BadInput(f"{flag}: header {header!r} given more than once")
+        out[header] = block
+    return out
 
 
 def _one_job(path: str | Path, where: str) -> dict:
@@ -98,6 +117,10 @@ def _split(flag: str, value: str) -> tuple[str, str]:
 
 def _hooks_from_flags(data: dict[str, Any], args: argparse.Namespace) -> None:
     jobs, webhooks = getattr(args, "hook_job", None) or [], getattr(args, "hook_webhook", None) or []
+    secrets = header_secrets("--hook-header-secret", getattr(args, "hook_header_secret", None))
+    if secrets and not webhooks:
+        raise BadInput("--hook-header-secret is for the --hook-webhook gates: give one (a spec file's webhook "
+                       "hooks name theirs in `secret_headers:`)")
     if not jobs and not webhooks:
         return
     hooks = data.setdefault("hooks", [])
@@ -122,4 +145,5 @@ def _hooks_from_flags(data: dict[str, Any], args: argparse.Namespace) -> None:
                                                          **timeout}})
     for value in webhooks:
         point, url = _split("--hook-webhook", value)
-        hooks.append({"name": unique(f"{point}-webhook"), "at": point, "webhook": {"url": url, **timeout}})
+        webhook = {"url": url, **timeout, **({"secret_headers": secrets} if secrets else {})}
+        hooks.append({"name": unique(f"{point}-webhook"), "at": point, "webhook": webhook})

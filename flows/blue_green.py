@@ -36,7 +36,7 @@ from prefect_greenlight.tasks.bluegreen.plan import plan_blue_green
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan, new_release_id, preflight
 from prefect_greenlight.tasks.bluegreen.strategy import blue_green_steps
 from prefect_greenlight.tasks.bluegreen.switch import release_endpoints
-from prefect_greenlight.tasks.decisions.allow import check_allowed, parse_allow_list
+from prefect_greenlight.tasks.decisions.allow import check_allowed, resolve_allow_list, variable_to_read
 from prefect_greenlight.tasks.decisions.hooks import spec_fingerprint
 from prefect_greenlight.tasks.decisions.repeat import RepeatAction
 from prefect_greenlight.tasks.engine.executor import Ending, Release, execute
@@ -45,6 +45,7 @@ from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.prefect_adapter.variables import read_variable
 from prefect_greenlight.tasks.record.cancellation import ending_cancelled
 from prefect_greenlight.tasks.record.events import ReleaseEvent, emit
 from prefect_greenlight.tasks.record.journal import CLEANUP_FAILED, Journal
@@ -128,31 +129,41 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
     return _result(plan, journal.timeline, "released", c.green, **({"hooks": hooks.rows()} if hooks.runs else {}))
 
 
-def _refuse_unless_allowed(spec: BlueGreenSpec, allowed_services: str | None) -> None:
-    """An event-driven release outside its deployment's allow-list is refused (exit 2 / run Failed), visibly:
-    a `greenlight.release.refused` event about the Service."""
-    verdict = check_allowed(spec.namespace, spec.service, parse_allow_list(allowed_services))
+def _refuse_unless_allowed(spec: BlueGreenSpec, allowed_services: str | None,
+                           allow_list_variable: str | None) -> None:
+    """An event-driven release outside its allow-list (the Prefect Variable `allow_list_variable`, read now, or a
+    literal deploy-time `allowed_services`) is refused (exit 2 / run Failed), visibly: a
+    `greenlight.release.refused` event about the Service whose payload says how to allow it."""
+    name = variable_to_read(allowed_services, allow_list_variable)
+    allow = resolve_allow_list(allowed_services, allow_list_variable, read_variable(name) if name else None)
+    verdict = check_allowed(spec.namespace, spec.service, allow)
     if verdict.allowed:
         return
-    emit(ReleaseEvent.REFUSED, spec.namespace, spec.service, reason=verdict.reason, allowed=allowed_services,
-         image=spec.image, strategy="blue-green")
-    raise BadInput(f"refused: {verdict.reason}")
+    emit(ReleaseEvent.REFUSED, spec.namespace, spec.service, reason=verdict.reason, how=verdict.how,
+         command=verdict.command or None, source=allow.source.value, variable=allow.variable,
+         allowed=allow.listed, image=spec.image, strategy="blue-green")
+    raise BadInput(f"refused: {verdict.reason}. {verdict.how}")
 
 
 @flow(name="blue-green-release", log_prints=True)
 def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: str | None = None,
                        context: str | None = None, allowed_services: str | None = None,
-                       cluster_config: str | None = None) -> dict:
+                       cluster_config: str | None = None, allow_list_variable: str | None = None) -> dict:
     """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, the KubernetesClusterConfig
     block named `cluster_config`, $KUBECONFIG, or in-cluster.
-    `allowed_services`: set by the image-pushed trigger, comma-separated `namespace/Service` pairs (wildcards
-    allowed) that this run may release; another Service is refused before anything is read.
+    An event-driven run (the image-pushed trigger) may release only the Services of its allow-list; another
+    Service is refused before anything is read (tasks/decisions/allow.py). A run started by hand has none.
 
     Args:
         cluster_config: Name of a Prefect KubernetesClusterConfig block (prefect-kubernetes) holding the cluster's
             kubeconfig, instead of `kubeconfig`; `context` picks another of its contexts.
+        allow_list_variable: Set by the image-pushed trigger: the Prefect Variable (greenlight_allowed_services)
+            read when the run starts, `namespace/Service` patterns comma-separated or as a JSON list (wildcards
+            allowed); unset or empty, nothing is allowed.
+        allowed_services: A list fixed at deploy time instead (comma-separated `namespace/Service` patterns); when
+            given, it wins over the Variable.
     """
     release_begun()
-    _refuse_unless_allowed(spec, allowed_services)
+    _refuse_unless_allowed(spec, allowed_services, allow_list_variable)
     return ending_cancelled(lambda: run_release(connect(kubeconfig, context, cluster_config), spec,
                                                 spec.release_id or new_release_id(), dry_run))

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.plan import Plan
-from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
 from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, rollback_plan
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read

@@ -59,8 +59,9 @@ def _job_step(hook: Hook, step: str, key: str, record: HookRecord, green_image: 
 def _webhook_step(hook: Hook, step: str) -> PlanStep:
     w = hook.webhook
     assert w is not None
+    headers = f" with the headers {w.header_summary()}" if w.headers or w.secret_headers else ""
     return PlanStep(step, StepKind.GATE, f"POST {safe_url(w.url)}",
-                    f"POST the release as JSON ({PAYLOAD}); nothing changes",
+                    f"POST the release as JSON ({PAYLOAD}){headers}; nothing changes",
                     gate=f"an answer 2xx within {w.timeout_s:g} s goes on; any other status, no answer or a timeout "
                          f"fails it: {FAILURE_EFFECT[hook.at]}")
 

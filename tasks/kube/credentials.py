@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.prefect_adapter.blocks import load_block
 
 BLOCK_TYPE = "kubernetes-cluster-config"
 # Prefect's block document names: lowercase letters, digits and dashes.
@@ -102,16 +103,8 @@ def load_cluster_block(name: str) -> ClusterBlock:
     """The KubernetesClusterConfig block document `name` from the Prefect API; BadInput naming it when there is no
     such block. Its configure_client()/get_api_client() are not used: they configure kubernetes_asyncio's global
     default (and are async); the caller loads the dict into a Configuration of its own."""
-    cls = _block_class()
-    try:
-        block = cls.load(name, _sync=True)
-    except ValueError as exc:
-        if "Unable to find block document" in str(exc):
-            raise BadInput(f"no Prefect block {BLOCK_TYPE}/{name} (create one with KubernetesClusterConfig."
-                           f"from_file(PATH).save({name!r}); list them with `prefect block ls`)") from None
-        # e.g. a pydantic ValidationError, whose text quotes the stored values: the type only, never the text
-        raise BadInput(f"Prefect block {BLOCK_TYPE}/{name} cannot be read as a KubernetesClusterConfig "
-                       f"({type(exc).__name__})") from None
+    block = load_block(_block_class(), BLOCK_TYPE, name, f"KubernetesClusterConfig.from_file(PATH).save({name!r})",
+                       "KubernetesClusterConfig")
     config = block.config
     if hasattr(config, "get_secret_value"):  # a SecretDict, should a later prefect-kubernetes make it one
         config = config.get_secret_value()

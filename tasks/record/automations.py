@@ -4,6 +4,12 @@ whenever a release event of that kind is emitted (Slack, a pager, a chat bridge,
 It creates (or replaces, by name) a Webhook block holding the URL and an automation
 `trigger: greenlight.release.<kind> about any greenlight.service.*` → `action: call-webhook` with a JSON body
 rendered from the event. The same can be clicked together in the UI (Automations → New); this keeps it in code.
+
+`--header-secret HEADER=BLOCK` sends HEADER with the value of a Prefect Secret block (an `Authorization` for the
+receiver). Prefect's CallWebhook action sends the Webhook block's own `headers` and resolves no reference to
+another block, so the value is copied into them: a SecretDict, obfuscated whenever the block is read without
+`include_secrets`. A rotated Secret needs `greenlight webhook` run again. Every block is loaded before anything is
+created: a missing one is BadInput naming it (exit 2, nothing created).
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import json
 from typing import Iterable
 
 from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.hooks.secrets import SecretLoader, load_secret, secret_headers
 from prefect_greenlight.tasks.record.events import PREFIX, ReleaseEvent
+from prefect_greenlight.tasks.spec.hooks import header_name_problem, secret_block_problem
 
 # Rendered by the Prefect server for each matching event (Jinja; `event` is the triggering event).
 PAYLOAD_TEMPLATE = json.dumps({
@@ -40,8 +48,23 @@ def event_kinds(names: Iterable[str]) -> list[ReleaseEvent]:
     return kinds
 
 
-def install_webhook(url: str, kinds: list[ReleaseEvent], name: str) -> dict:
-    """Create or replace the Webhook block and the automation called `name`; returns their ids."""
+def notification_headers(wanted: dict[str, str], load: SecretLoader = load_secret) -> dict[str, str]:
+    """The Webhook block's headers: JSON, and each `--header-secret` header with its Secret block's value;
+    BadInput naming every bad header name or block (never a value)."""
+    problems = [p for h, b in wanted.items() for p in (header_name_problem(h), secret_block_problem(b)) if p]
+    if problems:
+        raise BadInput([f"--header-secret: {p}" for p in problems])
+    try:
+        loaded = secret_headers(wanted, load)
+    except BadInput as exc:
+        raise BadInput([f"--header-secret {p}" for p in exc.problems]) from None
+    return {"Content-Type": "application/json", **loaded.values}
+
+
+def install_webhook(url: str, kinds: list[ReleaseEvent], name: str, header_secrets: dict[str, str] | None = None,
+                    load: SecretLoader = load_secret) -> dict:
+    """Create or replace the Webhook block and the automation called `name`; returns their ids (and the secret
+    headers by block name)."""
     from prefect.blocks.webhook import Webhook
     from prefect.client.orchestration import get_client
     from prefect.events.actions import CallWebhook
@@ -49,8 +72,8 @@ def install_webhook(url: str, kinds: list[ReleaseEvent], name: str) -> dict:
 
     if not url.startswith(("http://", "https://")):
         raise BadInput(f"--url {url!r}: must be an http:// or https:// URL")
-    block_id = Webhook(method="POST", url=url, headers={"Content-Type": "application/json"}).save(
-        name, overwrite=True)
+    headers = notification_headers(header_secrets or {}, load)
+    block_id = Webhook(method="POST", url=url, headers=headers).save(name, overwrite=True)
     automation = AutomationCore(
         name=name, description=f"POST to a webhook on {', '.join(k.value for k in kinds)} (greenlight)",
         trigger=EventTrigger(expect={PREFIX + k.value for k in kinds},
@@ -62,4 +85,4 @@ def install_webhook(url: str, kinds: list[ReleaseEvent], name: str) -> dict:
             client.delete_automation(existing.id)
         automation_id = client.create_automation(automation)
     return {"automation_id": str(automation_id), "block_document_id": str(block_id), "name": name,
-            "events": [PREFIX + k.value for k in kinds]}
+            "events": [PREFIX + k.value for k in kinds], "header_secrets": dict(header_secrets or {})}

@@ -17,10 +17,12 @@ on the Service, and a Job by its own existence: tasks/decisions/hooks.py).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from prefect_greenlight.tasks.spec.common import Name, Seconds, SpecModel
 from prefect_greenlight.tasks.spec.manifest_param import Manifest
@@ -86,11 +88,87 @@ class JobHook(SpecModel):
         return self
 
 
+# RFC 9110: a header name is a token; a value visible ASCII with inner spaces or tabs (no line breaks: a value
+# with one would be refused by the HTTP client with an error quoting it). Prefect's block document names.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_VALUE = re.compile(r"[\x21-\x7e]([\t\x20-\x7e]*[\x21-\x7e])?")
+_BLOCK_DOCUMENT_NAME = re.compile(r"[a-z0-9-]+")
+# Set by greenlight (Idempotency-Key, the JSON body) or by the HTTP client itself: a spec cannot replace them.
+RESERVED_HEADERS = ("content-length", "content-type", "host", "idempotency-key", "transfer-encoding", "connection")
+
+
+def header_name_problem(name: str) -> str | None:
+    if not _TOKEN.fullmatch(name):
+        return (f"header name {name!r}: an HTTP header name is letters, digits and !#$%&'*+-.^_`|~ (no spaces, "
+                "no colon)")
+    if name.lower() in RESERVED_HEADERS:
+        return f"header {name!r} is set by greenlight or the HTTP client: it cannot be given"
+    return None
+
+
+def secret_block_problem(name: str) -> str | None:
+    if not _BLOCK_DOCUMENT_NAME.fullmatch(name):
+        return (f"Secret block name {name!r}: a Prefect block document name is lowercase letters, digits and "
+                "dashes (e.g. gate-token)")
+    return None
+
+
+def _checked(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A pydantic validator raising `problem`'s own sentence (clearer than a regex in pydantic's message)."""
+    def check(value: str) -> str:
+        found = problem(value)
+        if found:
+            raise ValueError(found)
+        return value
+    return AfterValidator(check)
+
+
+def _header_value(value: str) -> str:
+    if not HEADER_VALUE.fullmatch(value):
+        raise ValueError("a header value is visible ASCII with inner spaces (no line breaks, no leading or "
+                         "trailing space, not empty)")
+    return value
+
+
+def _pattern(regex: re.Pattern) -> dict[str, str]:
+    return {"pattern": f"^{regex.pattern}$"}  # for the JSON schema (the deployment's form); the validators decide
+
+
+HeaderName = Annotated[str, Field(min_length=1, max_length=256, json_schema_extra=_pattern(_TOKEN)),
+                       _checked(header_name_problem)]
+SecretBlockName = Annotated[str, Field(min_length=1, max_length=255, json_schema_extra=_pattern(_BLOCK_DOCUMENT_NAME)),
+                            _checked(secret_block_problem)]
+HeaderValue = Annotated[str, Field(max_length=8192, json_schema_extra=_pattern(HEADER_VALUE)),
+                        AfterValidator(_header_value)]
+
+
 class WebhookHook(SpecModel):
     """A POST with the release as JSON: 2xx means go; any other status, no answer or a timeout fails the hook."""
 
     url: str = Field(..., max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$", description="Where to POST.")
     timeout_s: float = Field(10.0, gt=0, le=600, description="The answer must come within this.")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=32, description="Extra request headers, name to value, sent as given. "
+        "They are part of the spec (the flow run's parameters, the plan): never a credential; use secret_headers.")
+    secret_headers: dict[HeaderName, SecretBlockName] = Field(
+        default_factory=dict, max_length=32, description="Request headers whose values are Prefect Secret blocks: "
+        "header name to the NAME of a `Secret` block (e.g. `Authorization: gate-token`, the block holding "
+        "`Bearer ...`). Only the name is in the spec; the value is loaded when the hook is called (and every block "
+        "is loaded at preflight: a missing one refuses the release before anything changes) and never logged, "
+        "reported or put in a parameter.")
+
+    @model_validator(mode="after")
+    def _headers_once(self) -> WebhookHook:
+        names = [n.lower() for n in (*self.headers, *self.secret_headers)]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"headers {', '.join(twice)} given more than once (names are case-insensitive; "
+                             "in headers and secret_headers together)")
+        return self
+
+    def header_summary(self) -> str:
+        """The headers by name, each secret one with its block's name: what a plan or report may show."""
+        return ", ".join([*self.headers, *(f"{h} (Prefect Secret block {b})" for h, b in self.secret_headers.items())])
 
 
 class Hook(SpecModel):

@@ -1,6 +1,6 @@
 """A webhook gate for the hook e2e tests: an HTTP server on 127.0.0.1 in the test process (the CLI runs on the
-same host) that records every POST (path, Idempotency-Key, JSON body) and answers as told: a status, or "hang"
-(no answer for HANG_S, longer than any hook timeout the tests give).
+same host) that records every POST (path, Idempotency-Key, JSON body, all headers) and answers as told: a status,
+or "hang" (no answer for HANG_S, longer than any hook timeout the tests give).
 
     with Receiver(lambda call: 200 if call.n == 1 else 500) as gate:
         ... --hook-webhook pre-switch=<gate.url("/gate")> ...
@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
 HANG_S = 8
@@ -27,6 +27,7 @@ class Call:
     key: str  # the Idempotency-Key header
     body: dict
     at: float  # time.time()
+    headers: dict[str, str] = field(default_factory=dict)  # every request header, as sent
 
 
 class Receiver:
@@ -42,7 +43,7 @@ class Receiver:
                 raw = self.rfile.read(length) or b"{}"
                 with lock:
                     call = Call(len(receiver.calls) + 1, self.path, self.headers.get("Idempotency-Key", ""),
-                                json.loads(raw), time.time())
+                                json.loads(raw), time.time(), dict(self.headers.items()))
                     receiver.calls.append(call)
                 what = receiver.answer(call)
                 if what == "hang":

@@ -62,12 +62,17 @@ def _events(api: str, event_filter: dict) -> list[dict]:
     return events
 
 
+def events_about(api: str, resource_id: str) -> list[dict]:
+    """Every event naming `resource_id` (as its resource or a related one), oldest first."""
+    return _events(api, {"any_resource": {"id": [resource_id]}, "order": "ASC"})
+
+
 def record_of(api: str, run_id: str) -> RunRecord:
     flow_run = api_call("GET", f"{api}/flow_runs/{run_id}")
     flow_run.raise_for_status()
     task_runs = _paged(api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
     logs = _paged(api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"})
     artifacts = _paged(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
-    events = _events(api, {"any_resource": {"id": [f"prefect.flow-run.{run_id}"]}, "order": "ASC"})
+    events = events_about(api, f"prefect.flow-run.{run_id}")
     return RunRecord(flow_run.text, json.dumps(task_runs), json.dumps(logs), json.dumps(artifacts),
                      json.dumps(events), len(logs), len(artifacts), len(events))

@@ -13,15 +13,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from prefect_greenlight.tasks.decisions.allow import parse_patterns
+
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-TRIGGER_ALLOW = "t-test-image-pushed-*/production-svc,t-never-*/*"
+# The image-pushed trigger's allow-list: this Prefect Variable, read when a triggered run starts. The session
+# deploys with it unset (nothing allowed); a test that needs the trigger allows its own namespace (`allowing`).
+ALLOW_VARIABLE = "greenlight_allowed_services"
 
 
 def prefect_env(api: str, kubeconfig: str | None = None) -> dict[str, str]:
@@ -39,12 +45,11 @@ def create_pool(api: str, name: str, kind: str) -> None:
 
 
 def deploy_all(api: str) -> None:
-    """What the README tells users to do: a greenlight work pool and `prefect deploy --all`. The image-pushed
-    trigger may release only the Services of test_image_pushed_event_starts_a_release_with_its_image."""
-    env = {**prefect_env(api), "GREENLIGHT_TRIGGER_ALLOW": TRIGGER_ALLOW}
+    """What the README tells users to do: a greenlight work pool and `prefect deploy --all`, with nothing set for
+    the image-pushed trigger's allow-list (the Variable ALLOW_VARIABLE stays unset: the trigger releases nothing)."""
     create_pool(api, "greenlight", "greenlight")
-    out = subprocess.run([*PREFECT, "--no-prompt", "deploy", "--all"], capture_output=True, text=True, env=env,
-                         timeout=300, cwd=ROOT)
+    out = subprocess.run([*PREFECT, "--no-prompt", "deploy", "--all"], capture_output=True, text=True,
+                         env=prefect_env(api), timeout=300, cwd=ROOT)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
 
 
@@ -61,6 +66,40 @@ def api_call(method: str, url: str, json: dict | None = None, attempts: int = 6)
             return resp
         time.sleep(0.5 * 2 ** attempt)
     return requests.request(method, url, json=json, timeout=30)
+
+
+def allow_variable(api: str) -> object:
+    """The value of the allow-list Variable, None when it is unset (GET /variables/name/{name})."""
+    resp = api_call("GET", f"{api}/variables/name/{ALLOW_VARIABLE}")
+    if resp.status_code == 404:
+        return None
+    resp.raise_for_status()
+    return resp.json()["value"]
+
+
+def set_allow_variable(api: str, value: object) -> None:
+    """Set the allow-list Variable through Prefect's REST API, as the UI does; None unsets it."""
+    url = f"{api}/variables/name/{ALLOW_VARIABLE}"
+    if value is None:
+        resp = api_call("DELETE", url)
+        assert resp.status_code in (204, 404), f"{resp.status_code}: {resp.text[:1000]}"
+        return
+    resp = api_call("PATCH", url, json={"value": value})
+    if resp.status_code == 404:
+        resp = api_call("POST", f"{api}/variables/", json={"name": ALLOW_VARIABLE, "value": value})
+    assert resp.status_code in (201, 204), f"{resp.status_code}: {resp.text[:1000]}"
+
+
+@contextmanager
+def allowing(api: str, *patterns: str) -> Iterator[None]:
+    """The image-pushed trigger may release `patterns` (added to the Variable) inside the block; afterwards the
+    Variable is as it was. One server serves all of a session's tests: each allows only its own namespace."""
+    before = allow_variable(api)
+    set_allow_variable(api, ",".join([*parse_patterns(before), *patterns]))
+    try:
+        yield
+    finally:
+        set_allow_variable(api, before)
 
 
 @dataclass

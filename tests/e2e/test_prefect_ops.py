@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from prefect_greenlight.tasks.kube.client import read
-from tests.e2e.prefect_ops import PREFECT, prefect_env
+from tests.e2e.prefect_ops import PREFECT, allowing, prefect_env
 from tests.e2e.release_helpers import (
     ROOT,
     TUTORIAL1,
@@ -174,7 +174,8 @@ def test_image_pushed_event_starts_a_release_with_its_image(prefect_ops, cluster
                 return fr["id"]
         return None
 
-    with EndpointSampler(kube, namespace, SERVICE) as sampler:
+    # the trigger's allow-list (a Prefect Variable, read at run time) names this test's Service only
+    with allowing(prefect_api, f"{namespace}/{SERVICE}"), EndpointSampler(kube, namespace, SERVICE) as sampler:
         out = subprocess.run([*PREFECT, "event", "emit", "greenlight.image.pushed", "--resource-id",
                               "greenlight.image.scubakiz/servicedemo", "--payload", json.dumps(payload)],
                              capture_output=True, text=True, timeout=120, env=prefect_env(prefect_api), cwd=ROOT)

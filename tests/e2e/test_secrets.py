@@ -4,7 +4,9 @@ ServiceAccount token kubeconfig and with a kubeconfig embedding a client certifi
 of the PEM bodies) may appear in the CLI's stdout/stderr, in the Prefect flow run (its parameters, state
 messages), its task runs, its logs, its artifacts or its events. The same for releases whose credentials come
 from a Prefect KubernetesClusterConfig block holding the token kubeconfig (CLI `--cluster-block`, and the flow
-called with `cluster_config`); a missing block is refused (exit 2; its flow run Failed, nothing changed)."""
+called with `cluster_config`); a missing block is refused (exit 2; its flow run Failed, nothing changed). And for
+webhook headers taken from Prefect Secret blocks: a webhook hook's `Authorization` (`--hook-header-secret`) and the
+`greenlight webhook --header-secret` notification reach the receiver with the value, which is nowhere else."""
 
 from __future__ import annotations
 
@@ -13,13 +15,16 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.e2e.prefect_dump import flow_runs_of, record_of
-from tests.e2e.release_helpers import ROOT, TUTORIAL1, cli_env, greenlight, selector, tutorial1
+from tests.e2e.hook_receiver import Receiver
+from tests.e2e.prefect_dump import events_about, flow_runs_of, record_of
+from tests.e2e.prefect_ops import api_call
+from tests.e2e.release_helpers import ROOT, TUTORIAL1, cli_env, greenlight, selector, tutorial1, wait_until
 from tests.e2e.sampler import EndpointSampler
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -189,3 +194,130 @@ def test_a_release_with_a_cluster_block_leaks_none_of_its_token(cluster, prefect
             found = leaks(getattr(rec, part), needles)
             assert not found, f"token in flow run {run_['name']} {part}: {found}"
     print(f"\n[secrets] cluster block {block}: {len(needles)} needles, 3 outputs, 3 flow runs searched")
+
+
+SAVE_SECRET = """import os, sys
+from prefect.blocks.system import Secret
+Secret(value=os.environ["SECRET_VALUE"]).save(sys.argv[1], overwrite=True)
+"""
+
+
+def save_secret(prefect_api: str, name: str, value: str) -> None:
+    """A Prefect Secret block on the session's server, as a user saves one (the value through the environment)."""
+    r = subprocess.run([sys.executable, "-c", SAVE_SECRET, name], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PREFECT_API_URL": prefect_api, "SECRET_VALUE": value})
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def block_document(prefect_api: str, block_id: str, include_secrets: bool) -> dict:
+    resp = api_call("GET", f"{prefect_api}/block_documents/{block_id}?include_secrets={str(include_secrets).lower()}")
+    resp.raise_for_status()
+    return resp.json()
+
+
+def exists(prefect_api: str, block_type: str, name: str) -> bool:
+    url = f"{prefect_api}/block_types/slug/{block_type}/block_documents/name/{name}"
+    return api_call("GET", url).status_code == 200
+
+
+def automation_names(prefect_api: str) -> list[str]:
+    resp = api_call("POST", f"{prefect_api}/automations/filter", json={})
+    resp.raise_for_status()
+    return [a["name"] for a in resp.json()]
+
+
+@pytest.mark.both_ends  # Prefect's Secret and Webhook blocks and its CallWebhook action, on both Prefect ends
+def test_webhook_headers_from_secret_blocks_reach_only_the_receiver(cluster, prefect_api, kube, namespace, kubectl):
+    """Given two Secret blocks (a gate's and a chat's token) and a `greenlight webhook --on completed
+    --header-secret Authorization=CHAT` notification, when a release runs with `--hook-webhook pre-switch=GATE
+    --hook-header-secret Authorization=GATE_BLOCK`, then the gate gets its Authorization and the notification its
+    own; the Webhook block holds the value as a secret (obfuscated unless include_secrets); a missing block is
+    refused both for the notification (exit 2, nothing created) and the release (exit 2, nothing changed); and
+    neither value is in any CLI output, flow run (parameters hold the block name), task run, log, artifact, event
+    (the runs' and the automation's) or on the Service (its history and hook record)."""
+    tutorial1(kubectl, kube, namespace)
+    gate_value, chat_value = f"Bearer gl-gate-{uuid.uuid4().hex}", f"Bearer gl-chat-{uuid.uuid4().hex}"
+    needles = [gate_value, gate_value.split()[1], chat_value, chat_value.split()[1]]
+    gate_block, chat_block = f"gate-{namespace}"[:60].rstrip("-"), f"chat-{namespace}"[:60].rstrip("-")
+    save_secret(prefect_api, gate_block, gate_value)
+    save_secret(prefect_api, chat_block, chat_value)
+    name = f"gl-notify-{namespace}"[:60].rstrip("-")
+    outputs = []
+    with Receiver() as receiver:
+        missing = greenlight(cluster, prefect_api, "webhook", "--url", receiver.url("/notify"), "--name", name + "-x",
+                             "--header-secret", "Authorization=no-such-secret")
+        assert missing.returncode == 2 and missing.stdout == "", missing.stderr[-3000:]
+        assert missing.stderr == ("error: --header-secret header Authorization: no Prefect block secret/no-such-secret "
+                                  "(create one with Secret(value=...).save('no-such-secret') or in the UI, Blocks; "
+                                  "list them with `prefect block ls`)\n"), missing.stderr
+        assert not exists(prefect_api, "webhook", name + "-x") and name + "-x" not in automation_names(prefect_api)
+        r = greenlight(cluster, prefect_api, "webhook", "--url", receiver.url("/notify"), "--name", name, "--on",
+                       "completed", "--header-secret", f"Authorization={chat_block}", "--json")
+        assert r.returncode == 0, r.stderr[-3000:]
+        installed = json.loads(r.stdout)
+        assert installed["header_secrets"] == {"Authorization": chat_block}
+        outputs += [missing.stdout + missing.stderr, r.stdout + r.stderr]
+        try:
+            _release_with_a_secret_header(cluster, prefect_api, kube, namespace, receiver, gate_block, outputs)
+            gate_call = receiver.on("/gate")[0]
+            assert gate_call.headers.get("Authorization") == gate_value, "the hook's header, from its Secret"
+            mine = lambda: [c for c in receiver.on("/notify") if c.body.get("namespace") == namespace]  # noqa: E731
+            [notified] = wait_until("the notification", mine, 60, 0.5)
+            assert notified.body["event"] == "greenlight.release.completed"
+            assert notified.headers.get("Authorization") == chat_value, "the notification's header, from its Secret"
+            automation_events = wait_until("the automation's executed action", lambda: _executed(
+                prefect_api, installed["automation_id"]), 60, 0.5)
+        finally:
+            api_call("DELETE", f"{prefect_api}/automations/{installed['automation_id']}")
+
+    hidden = block_document(prefect_api, installed["block_document_id"], include_secrets=False)
+    shown = block_document(prefect_api, installed["block_document_id"], include_secrets=True)
+    assert set(hidden["data"]["headers"]) == {"Content-Type", "Authorization"}, hidden["data"]
+    assert not leaks(json.dumps(hidden), needles) and shown["data"]["headers"]["Authorization"] == chat_value
+    _assert_nowhere(prefect_api, kube, namespace, needles, outputs + [automation_events], gate_block)
+
+
+def _executed(prefect_api: str, automation_id: str) -> str | None:
+    """The automation's events as JSON text, once they include the executed webhook call (None before)."""
+    text = json.dumps(events_about(prefect_api, f"prefect.automation.{automation_id}"))
+    return text if "prefect.automation.action.executed" in text else None
+
+
+def _release_with_a_secret_header(cluster, prefect_api, kube, namespace, receiver, gate_block, outputs) -> None:
+    """blue -> green with the gate's Authorization from its block; then the same with a missing block: refused."""
+    args = ["blue-green", "-n", namespace, "--service", SVC, "--scale-down-delay", "0", "--json",
+            "--hook-webhook", f"pre-switch={receiver.url('/gate')}"]
+    with EndpointSampler(kube, namespace, SVC) as sampler:
+        r = greenlight(cluster, prefect_api, *args, "--manifest", str(TUTORIAL1 / "green-dep.yaml"),
+                       "--hook-header-secret", f"Authorization={gate_block}")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert selector(kube, namespace, SVC) == {"target": "green-dep"}
+        missing = greenlight(cluster, prefect_api, *args, "--image", "scubakiz/servicedemo:3.0",
+                             "--hook-header-secret", "Authorization=no-such-secret")
+        assert missing.returncode == 2, missing.stderr[-3000:]
+        assert "header Authorization: no Prefect block secret/no-such-secret" in missing.stderr, missing.stderr
+        assert selector(kube, namespace, SVC) == {"target": "green-dep"}, "a missing Secret changes nothing"
+    assert sampler.zero_ready_instants() == 0, sampler.describe()
+    assert len(receiver.on("/gate")) == 1, "the refused release called no hook"
+    outputs += [r.stdout + r.stderr, missing.stdout + missing.stderr]
+
+
+def _assert_nowhere(prefect_api, kube, namespace, needles, outputs, gate_block) -> None:
+    for text in outputs:
+        assert not leaks(text, needles), f"secret header value in output: {leaks(text, needles)}"
+    recorded = flow_runs_of(prefect_api, "blue-green-release", namespace)  # newest first
+    assert [(r["state"] or {}).get("type") for r in recorded] == ["FAILED", "COMPLETED"], recorded
+    for run in recorded:
+        [hook] = run["parameters"]["spec"]["hooks"]
+        assert hook["webhook"]["secret_headers"]["Authorization"] in (gate_block, "no-such-secret"), hook
+        rec = record_of(prefect_api, run["id"])
+        for part in ("flow_run", "task_runs", "logs", "artifacts", "events"):
+            found = leaks(getattr(rec, part), needles)
+            assert not found, f"secret header value in flow run {run['name']} {part}: {found}"
+    completed = record_of(prefect_api, recorded[1]["id"])
+    assert "hook-pre-switch-webhook" in completed.artifacts and "HTTP 200" in completed.logs, "the hook ran, reported"
+    assert "no-such-secret" in recorded[0]["state"]["message"], recorded[0]["state"]
+    service = json.dumps(kube.core.read_namespaced_service(SVC, namespace).to_dict(), default=str)
+    assert "pre-switch-webhook" in service and not leaks(service, needles), "the Service's hook record and history"
+    print(f"\n[secrets] webhook headers: {len(needles)} needles, {len(outputs)} outputs, {len(recorded)} flow runs "
+          "and the automation's events searched")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.decisions.colors import ColorPlan
 from prefect_greenlight.tasks.decisions.plan import PlanFacts, StepKind, deployment_changes, lease_fact
-from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.record.plan_render import plan_markdown, plan_text
 from prefect_greenlight.tasks.spec import BlueGreenSpec
 from tests.unit.builders import container, deployment, lease, manifest, service
