@@ -8,7 +8,11 @@ used to repeat by hand:
 - cancel = rollback: Prefect's TerminationSignal that is a cancel unwinds the same stack, then the run ends
   Cancelled (tasks/record/cancellation.py); a shutdown or reschedule is left alone (the Lease lets a re-run
   converge);
-- a re-run's resume from the recorded point (`resume_at`: the index of the first step to run).
+- a re-run's resume from the recorded point (`resume_at`: the index of the first step to run);
+- where to go on: after a step, the next one; or the steps it added to run right after itself
+  (`release.next_steps`: the pause an Inconclusive canary analysis asks for); or a later step it names
+  (`release.go_to`: `promote --full` jumps to the canary's last step; the steps between do not run and leave no
+  row in the timeline).
 What a strategy records at its end (the journal's fields, the report's details) it gives as an `Ending`.
 """
 
@@ -39,6 +43,8 @@ class Release:
     handed_on: dict[str, Any] = field(default_factory=dict)
     phase: str = ""
     done: list[str] = field(default_factory=list)  # names of the steps that ended well, in order
+    go_to: str = ""  # set by a step's run: go on at the later step of this name
+    next_steps: list[Step] = field(default_factory=list)  # set by a step's run: run these right after it
 
 
 @dataclass(frozen=True)
@@ -87,18 +93,37 @@ def roll_back(release: Release, ending: Ending, exc: Exception) -> ReleaseFailed
     return failure
 
 
-def execute(steps: Sequence[Step], release: Release, ending: Ending, resume_at: int = 0) -> None:
-    """Run `steps[resume_at:]` in order. Bad input passes unchanged (nothing was changed); any other failure
-    rolls back (or, past the point of no return, is reported); a cancel rolls back and the TerminationSignal
-    goes on, so Prefect ends the run Cancelled."""
+def next_index(queue: list[Step], at: int, release: Release) -> int:
+    """Where to go on after `queue[at]` ran: the steps it added go in right after it, then the step it named in
+    `release.go_to` (a later one; those between are passed over), else the next."""
+    queue[at + 1:at + 1], release.next_steps = release.next_steps, []
+    target, release.go_to = release.go_to, ""
+    if not target:
+        return at + 1
+    later = [s.name for s in queue[at + 1:]]
+    if target not in later:
+        raise ValueError(f"step {queue[at].name} goes on at {target!r}, which is no later step")
+    return at + 1 + later.index(target)
+
+
+def execute(steps: Sequence[Step], release: Release, ending: Ending, resume_at: int = 0,
+            begin: Callable[[Release], None] | None = None) -> None:
+    """Run `steps[resume_at:]` in order (or where a step says to go on). `begin`: what the strategy does first,
+    within the rollback's reach (the canary's first progress record). Bad input passes unchanged (nothing was
+    changed); any other failure rolls back (or, past the point of no return, is reported); a cancel rolls back
+    and the TerminationSignal goes on, so Prefect ends the run Cancelled."""
     current: list[Step] = []
     try:
         try:
+            if begin is not None:
+                begin(release)
             if release.hooks is not None:
                 release.hooks.begin()  # adopt this release's hook record (a re-run after a kill) or start one
-            for step in steps[resume_at:]:
-                current[:] = [step]
-                run_step(step, release)
+            queue, at = list(steps), resume_at
+            while at < len(queue):
+                current[:] = [queue[at]]
+                run_step(queue[at], release)
+                at = next_index(queue, at, release)
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure after the first change is undone or reported
