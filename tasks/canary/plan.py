@@ -1,13 +1,13 @@
-"""The canary's dry run: the plan (tasks/decisions/plan_canary.py) from what preflight read plus the Lease and
-the Service (its hooks record) as read now; nothing taken, nothing changed."""
+"""The canary's dry run: the plan (tasks/canary/strategy.py: the run's own list of steps, described) from what
+preflight read plus the Lease and the Service (its hooks record) as read now; nothing taken, nothing changed."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+from prefect_greenlight.tasks.canary.strategy import canary_plan
 from prefect_greenlight.tasks.decisions.plan import Plan
-from prefect_greenlight.tasks.decisions.plan_canary import canary_plan
 from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
 from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.lease import plan_facts

@@ -1,7 +1,7 @@
 """The steps of a canary release as thin Prefect tasks: apply the canary, scale one Deployment and wait until it
 is really there (ready, or gone), verify the Service's EndpointSlices hold exactly the planned split (pods
-attributed by owner references), record progress on the Service, and the abort: stable back to its full count
-and READY first, only then the canary to 0, verified by EndpointSlices.
+attributed by owner references), a whole traffic step (`move_traffic`), record progress on the Service, and the
+abort: stable back to its full count and READY first, only then the canary to 0, verified by EndpointSlices.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_greenlight.tasks.decisions.canary import SplitVerdict, StepCounts, split_verdict
+from prefect_greenlight.tasks.decisions.canary_progress import move_order
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import (
     Kube,
@@ -114,6 +115,25 @@ def verify_split(kube: Kube, namespace: str, service: str, canary: str, stable: 
         raise PermanentError(f"Service {service} not at {want.describe()} within {timeout_s:.0f} s: {seen}")
     say(f"Service {service} at {want.describe()}: {result.message}")
     return result
+
+
+def move_traffic(kube: Kube, namespace: str, service: str, stable: str, manifest: dict, current: StepCounts,
+                 want: StepCounts, first: bool, deadlines: Deadlines) -> SplitVerdict:
+    """One step: from `current` to `want`, a raise before a lower (capacity never drops below the total), then
+    the Service's EndpointSlices verified at the split. The first step always applies the canary's manifest (with
+    that step's replicas: scaled up and ready in one go)."""
+    canary = manifest["metadata"]["name"]
+    order = move_order(current.canary, current.stable, want.canary, want.stable)
+    if first and "canary" not in order:
+        order = ("stable", "canary") if want.stable > current.stable else ("canary", *order)
+    for which in order:
+        if which == "stable":
+            scale_step(kube, namespace, stable, want.stable, deadlines)
+        elif first:
+            apply_canary(kube, namespace, manifest, deadlines)
+        else:
+            scale_step(kube, namespace, canary, want.canary, deadlines)
+    return verify_split(kube, namespace, service, canary, stable, want, deadlines.endpoints_s)
 
 
 def restore_stable(kube: Kube, namespace: str, service: str, stable: str, canary: str, total: int,

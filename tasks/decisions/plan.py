@@ -1,7 +1,8 @@
 """The plan of a release (`--dry-run`): the steps it would run, in the order and under the names its timeline will
 show, each with the object it touches, the exact change, its gate and its undo; then what preflight found.
-Pure: built from the typed spec plus the facts preflight read (tasks/decisions/plan_bluegreen.py,
-plan_canary.py, plan_rollback.py build the steps; tasks/record/plan_render.py renders them).
+Pure: built from the typed spec plus the facts preflight read (tasks/decisions/plan_bluegreen.py and
+plan_canary.py describe each step of the strategies' lists, tasks/*/strategy.py; plan_rollback.py builds the
+rollback's steps; tasks/record/plan_render.py renders them).
 
 A plan is a tuple of steps, so a step of another kind (a hook: a Job or a webhook gate, tasks/decisions/
 plan_hooks.py) is inserted by position without changing the others.

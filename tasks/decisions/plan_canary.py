@@ -1,19 +1,20 @@
-"""The plan of a canary release: flows/canary.py's steps (each percentage, its analysis, its pause), in its order
-and under its timeline's names, with the replica counts of tasks/decisions/canary.py and the EndpointSlice split
-each step must show. Pure.
+"""How each step of a canary release describes itself in the plan (`--dry-run`): each percentage's move with the
+replica counts of tasks/decisions/canary.py and the EndpointSlice split it must show, its analysis, its pause;
+built from what preflight decided (tasks/canary/preflight.py: CanaryPlan). Pure. Which pause follows a step is
+decided here too (`pause_after`), for the run and the plan alike. The list of steps, and so the plan's order, is
+the strategy's (tasks/canary/strategy.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from prefect_greenlight.tasks.decisions.canary import StepCounts
-from prefect_greenlight.tasks.decisions.plan import FieldChange, Plan, PlanFacts, PlanStep, StepKind
+from prefect_greenlight.tasks.decisions.plan import FieldChange, PlanStep, StepKind
 from prefect_greenlight.tasks.decisions.plan_bluegreen import field_lines
-from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.spec.canary import CanarySpec, StableCleanup
-from prefect_greenlight.tasks.spec.hooks import HookPoint
 
 
 class CanaryRelease(Protocol):
@@ -44,7 +45,8 @@ def abort_undo(r: CanaryRelease) -> str:
             "EndpointSlices")
 
 
-def _move(r: CanaryRelease, index: int, want: StepCounts, before: StepCounts) -> PlanStep:
+def describe_move(r: CanaryRelease, index: int, want: StepCounts, before: StepCounts) -> PlanStep:
+    """`step-<percent>`: the move from `before` to the step's counts (the first one applies the canary)."""
     c, s = r.canary, r.stable
     if index == 0:
         verb = "update the existing" if r.canary_existed else "create"
@@ -78,7 +80,12 @@ def analysis_lines(r: CanaryRelease) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _analysis(r: CanaryRelease, want: StepCounts) -> PlanStep:
+def analysed(spec: CanarySpec) -> bool:
+    """Whether each step has an analysis (`analysis-<percent>`)."""
+    return bool(spec.analysis.http or spec.analysis.prometheus)
+
+
+def describe_analysis(r: CanaryRelease, want: StepCounts) -> PlanStep:
     a = r.spec.analysis
     return PlanStep(f"analysis-{want.percent}", StepKind.GATE, f"pods of {r.canary} and {r.stable}",
                     "probes and queries; nothing changes", details=analysis_lines(r),
@@ -87,41 +94,49 @@ def _analysis(r: CanaryRelease, want: StepCounts) -> PlanStep:
                           f"{a.inconclusive_timeout_s:.0f} s)"))
 
 
-def _pause(r: CanaryRelease, want: StepCounts, is_last: bool) -> PlanStep | None:
-    spec = r.spec
+@dataclass(frozen=True)
+class Pause:
+    """A pause after a step: `approval` (a human must answer; no answer in time rejects), `timed` (goes on when
+    the time is up), `inconclusive` (an analysis could not decide: a human must answer)."""
+
+    kind: str
+    timeout_s: float
+
+
+def pause_after(spec: CanarySpec, want: StepCounts, is_last: bool) -> Pause | None:
+    """The pause the spec asks for after the step at `want` (`pause-<percent>`), if any: an approval at the
+    approve_steps, else a timed pause after every step but the last."""
     if want.percent in spec.approve_steps:
+        return Pause("approval", spec.approval_timeout_s)
+    if spec.pause_s > 0 and not is_last:
+        return Pause("timed", spec.pause_s)
+    return None
+
+
+def inconclusive_pause(spec: CanarySpec) -> Pause:
+    return Pause("inconclusive", spec.analysis.inconclusive_timeout_s)
+
+
+def describe_pause(r: CanaryRelease, want: StepCounts, pause: Pause) -> PlanStep:
+    spec = r.spec
+    if pause.kind == "approval":
         gate = (f"approval: `greenlight promote RUN_ID [--full]` or the UI; no answer within "
                 f"{spec.approval_timeout_s:.0f} s counts as a rejection (aborts)")
-    elif spec.pause_s > 0 and not is_last:
+    elif pause.kind == "timed":
         gate = f"timed: goes on after {spec.pause_s:.0f} s unless aborted (promote ends it early)"
     else:
-        return None
+        gate = (f"the analysis was Inconclusive: a human must answer within {pause.timeout_s:.0f} s "
+                "(`greenlight promote RUN_ID [--full]`); no answer aborts")
     return PlanStep(f"pause-{want.percent}", StepKind.GATE, "", "nothing changes", gate=gate)
 
 
-def _cleanup(r: CanaryRelease) -> PlanStep:
+def describe_cleanup(r: CanaryRelease) -> PlanStep:
     what = f"delete {r.stable} (at 0 now)" if r.spec.cleanup is StableCleanup.DELETE else f"keep {r.stable} at 0"
     return PlanStep("cleanup", StepKind.CHANGE, f"Deployment {r.stable}", what, when="after the last step",
                     undo="not undone by the release")
 
 
-def canary_plan(r: CanaryRelease, facts: PlanFacts, hooks: HookPlan = NO_HOOKS) -> Plan:
-    """Every step the canary would run when each analysis is Successful (an Inconclusive one adds its pause),
-    hooks at their points."""
-    first = PlanStep("preflight", StepKind.CHECK, f"Service {r.service}, Deployments {r.stable}, {r.canary}",
-                     f"read and decide: {r.total} pods in all; " + ", ".join(s.describe() for s in r.steps)
-                     + "; the apiserver accepted the canary's server-side dry run; nothing changed")
-    steps = [first, *hooks.steps(HookPoint.PRE_RELEASE), *hooks.steps(HookPoint.BEFORE_FIRST_STEP)]
-    before = StepCounts(0, 0, r.total)
-    analysed = bool(r.spec.analysis.http or r.spec.analysis.prometheus)
-    for i, want in enumerate(r.steps):
-        steps += hooks.steps(HookPoint.BETWEEN_STEPS, before.percent) if i else ()
-        steps.append(_move(r, i, want, before))
-        steps += [_analysis(r, want)] if analysed else []
-        pause = _pause(r, want, i == len(r.steps) - 1)
-        steps += [pause] if pause else []
-        before = want
-    steps += [*hooks.steps(HookPoint.AFTER_LAST_STEP), _cleanup(r)]
-    return Plan("canary", r.spec.namespace, r.service,
-                f"{r.canary} replaces {r.stable} behind Service {r.service} in {len(r.steps)} step(s)",
-                tuple(steps), facts)
+def describe_preflight(r: CanaryRelease) -> PlanStep:
+    return PlanStep("preflight", StepKind.CHECK, f"Service {r.service}, Deployments {r.stable}, {r.canary}",
+                    f"read and decide: {r.total} pods in all; " + ", ".join(s.describe() for s in r.steps)
+                    + "; the apiserver accepted the canary's server-side dry run; nothing changed")

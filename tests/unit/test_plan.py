@@ -156,8 +156,8 @@ def test_rollback_plan_of_a_deleted_deployment_without_a_manifest_says_it_would_
 # -- canary ---------------------------------------------------------------------------------------------------
 def _canary(spec: dict | None = None, total: int = 10, hooks=None):
     from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+    from prefect_greenlight.tasks.canary.strategy import canary_plan
     from prefect_greenlight.tasks.decisions.canary import step_plan
-    from prefect_greenlight.tasks.decisions.plan_canary import canary_plan
     from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
     from prefect_greenlight.tasks.spec.canary import CanarySpec
 

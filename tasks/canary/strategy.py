@@ -1,0 +1,245 @@
+"""The canary as a list of steps (the release engine, tasks/engine/), in the second tutorial's order:
+
+  (pre-release hooks) (before-first-step hooks), then for each traffic step (10, 30, 50, 100 % by default):
+  (between-steps hooks, before every step but the first) step-<p> -> (analysis-<p>) -> (pause-<p>);
+  then (after-last-step hooks) -> cleanup
+
+`step-<p>` moves the Deployments to the step's replica counts (the first applies the canary) and verifies the
+split by EndpointSlices; `analysis-<p>` judges the canary (Failed beyond failure_limit aborts; Inconclusive adds a
+`pause-<p>` for a human right after it); `pause-<p>` is an approval (approve_steps) or a timed pause. After a
+`promote --full` answer the run goes on at the last step (the engine's `release.go_to`) and from its move straight
+to what follows the last step: no further analysis or pause. A re-run of an unfinished canary starts its traffic
+steps at the one it resumes (plan.resume_index), after the hooks.
+
+One undo for the whole release, the abort: stable back to its total and READY first, then the canary to 0,
+verified. It is the first step's (pushed as the run starts: a resumed run moved traffic before it), and every
+failure, the clean-up's too, aborts. The Service's progress record follows each step (tasks/canary/progress.py).
+The dry run describes this same list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from prefect_greenlight.tasks.canary.analysis import AnalysisContext, Outcome, combine, run_providers
+from prefect_greenlight.tasks.canary.analysis.http_probe import HttpProbe
+from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
+from prefect_greenlight.tasks.canary.pause import pause_for_decision
+from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+from prefect_greenlight.tasks.canary.progress import CanaryProgress, starting_counts
+from prefect_greenlight.tasks.canary.steps import move_traffic, remove_old_stable, restore_stable
+from prefect_greenlight.tasks.decisions.canary import StepCounts
+from prefect_greenlight.tasks.decisions.canary_progress import PASSED
+from prefect_greenlight.tasks.decisions.hooks import step_name
+from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
+from prefect_greenlight.tasks.decisions.plan_canary import (
+    Pause,
+    analysed,
+    describe_analysis,
+    describe_cleanup,
+    describe_move,
+    describe_pause,
+    describe_preflight,
+    inconclusive_pause,
+    pause_after,
+)
+from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
+from prefect_greenlight.tasks.engine.executor import Ending, Release
+from prefect_greenlight.tasks.engine.steps import Step, plan_of
+from prefect_greenlight.tasks.errors import PermanentError, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.hooks.runner import HookRunner
+from prefect_greenlight.tasks.hooks.steps import hook_steps
+from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.record.events import ReleaseEvent
+from prefect_greenlight.tasks.record.journal import Journal
+from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
+from prefect_greenlight.tasks.spec import Hook, HookPoint
+
+STEPS = "steps"  # the phase a failure before the clean-up is reported in ("canary failed during steps: ...")
+
+
+@dataclass(frozen=True)
+class CanaryFacts:
+    """What the dry run read to describe the steps: the hooks' plan."""
+
+    hooks: HookPlan = NO_HOOKS
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Where one traffic step stands in the release: its index (0-based) and counts, the counts before it, the
+    pause the spec asks for after it, and the names a `promote --full` jumps to."""
+
+    index: int
+    want: StepCounts
+    before: StepCounts
+    pause: Pause | None
+    is_last: bool
+    last_group: str  # the first step of the last traffic step (its between-steps hooks, or its move)
+    after_last: str  # the first step after the last traffic step
+
+    @property
+    def number(self) -> int:  # 1-based, as the progress record counts
+        return self.index + 1
+
+
+def _progress(release: Release) -> CanaryProgress:
+    return release.handed_on["canary"]
+
+
+def start_record(release: Release) -> None:
+    """The progress record before the first step: step 0 progressing, or a resumed run's last passed step."""
+    progress = _progress(release)
+    at = progress.plan.resume_index
+    progress.record(release.kube, at, PASSED if at else "progressing")
+
+
+def _move(p: CanaryPlan, t: Traffic, ends_step: bool) -> Step:
+    def run(release: Release) -> str:
+        progress, want = _progress(release), t.want
+        verdict = move_traffic(release.kube, p.namespace, p.service, p.stable, p.canary_manifest, progress.current,
+                               want, t.index == 0, p.spec.deadlines)
+        progress.moved(want, verdict.canary_ready, verdict.stable_ready)
+        if want.stable == 0:
+            release.journal.event(ReleaseEvent.SWITCHED, stable=p.stable, canary=p.canary, percent=want.percent)
+        progress.record(release.kube, t.number, "progressing")
+        if progress.full:  # promoted: past the last step's analysis and pause
+            release.go_to = t.after_last
+        elif ends_step:
+            progress.record(release.kube, t.number, PASSED)  # a re-run resumes after this step, not at it
+        return f"{want.describe()}; endpoints {verdict.message}"
+    return Step(f"step-{t.want.percent}", run, lambda f: describe_move(p, t.index, t.want, t.before), phase=STEPS,
+                changes=True)
+
+
+def _providers(kube: Kube, plan: CanaryPlan) -> list:
+    spec = plan.spec
+    out: list = [HttpProbe(kube, spec.analysis.http, service_ports=plan.service_ports)] if spec.analysis.http else []
+    return out + [PrometheusQuery(q) for q in spec.analysis.prometheus]
+
+
+def _analysis(p: CanaryPlan, t: Traffic) -> Step:
+    def run(release: Release) -> str:
+        progress, percent = _progress(release), t.want.percent
+        results = run_providers(_providers(release.kube, p), AnalysisContext(p.namespace, p.service, p.canary,
+                                                                             p.stable, percent))
+        outcome = combine(results)
+        rows = [r.row(percent) for r in results]
+        progress.analyses += rows
+        table_artifact(artifact_key("canary-analysis", p.service, p.release_id, f"step-{percent}"), rows,
+                       f"Canary analysis at {percent} %: {outcome.value}")
+        detail = f"{outcome.value}: " + "; ".join(f"{r.provider}: {r.message}" for r in results)
+        say(f"analysis at {percent} %: {detail}")
+        if outcome is Outcome.FAILED:
+            progress.failures += 1
+            if progress.failures > p.spec.analysis.failure_limit:
+                raise PermanentError(f"analysis at {percent} % failed ({progress.failures} failed, limit "
+                                     f"{p.spec.analysis.failure_limit}): {detail}")
+        if outcome is Outcome.INCONCLUSIVE:  # a human decides, right after this step
+            release.next_steps = [_pause(p, t, inconclusive_pause(p.spec), ends_step=t.pause is None)]
+        elif t.pause is None:
+            progress.record(release.kube, t.number, PASSED)
+        return detail
+    return Step(f"analysis-{t.want.percent}", run, lambda f: describe_analysis(p, t.want), phase=STEPS)
+
+
+def _pause(p: CanaryPlan, t: Traffic, pause: Pause, ends_step: bool = True) -> Step:
+    """A pause for an answer; `promote --full` before the last step goes on at the last step."""
+    def run(release: Release) -> str:
+        progress, want = _progress(release), t.want
+        progress.record(release.kube, t.number, f"paused-{pause.kind}")
+        release.journal.event(ReleaseEvent.PAUSED, canary=p.canary, percent=want.percent, pause=pause.kind)
+        decision = pause_for_decision(pause.kind, pause.timeout_s, progress.pause_form(want, pause.kind))
+        say(f"step {want.percent} %: {decision.note()}")
+        if pause.kind == "approval":
+            release.journal.approval(f"at {want.percent} %: {decision.note()}", decision.approved)
+        if not decision.approved:
+            raise Rejected(f"canary at {want.percent} % {decision.note()}")
+        jump = decision.full and not t.is_last
+        if ends_step or jump:
+            progress.record(release.kube, t.number, PASSED)  # a re-run resumes after this step, not at it
+        if jump:
+            say(f"promote --full: straight to {p.steps[-1].describe()}, no further analysis")
+            progress.full, release.go_to = True, t.last_group
+        return decision.note()
+    return Step(f"pause-{t.want.percent}", run, lambda f: describe_pause(p, t.want, pause), phase=STEPS)
+
+
+def _cleanup(p: CanaryPlan) -> Step:
+    def run(release: Release) -> str:
+        detail = remove_old_stable(release.kube, p.namespace, p.stable, p.spec.cleanup.value)
+        say(detail)
+        _progress(release).record(release.kube, len(p.steps), "promoted")
+        return detail
+    return Step("cleanup", run, lambda f: describe_cleanup(p), phase="cleanup", changes=True)
+
+
+def _hooks(hooks: list[Hook], point: HookPoint, percent: int | None = None,
+           next_percent: int | None = None) -> list[Step]:
+    return [dataclasses.replace(s, phase=STEPS) for s in hook_steps(hooks, point, percent, next_percent)]
+
+
+def _first(hooks: list[Hook], point: HookPoint, percent: int | None, otherwise: str) -> str:
+    """The name of the first hook step at `point`, or `otherwise` when there is none."""
+    return next((step_name(h, percent) for h in hooks if h.at is point), otherwise)
+
+
+def _traffic(p: CanaryPlan, hooks: list[Hook]) -> list[Traffic]:
+    """The traffic steps this run moves through: all of them, or a resumed run's from the one it resumes."""
+    n, last = len(p.steps), p.steps[-1]
+    last_group = _first(hooks, HookPoint.BETWEEN_STEPS, p.steps[-2].percent, f"step-{last.percent}") if n > 1 \
+        else f"step-{last.percent}"
+    after_last = _first(hooks, HookPoint.AFTER_LAST_STEP, None, "cleanup")
+    return [Traffic(i, want, p.steps[i - 1] if i > p.resume_index else starting_counts(p),
+                    pause_after(p.spec, want, i == n - 1), i == n - 1, last_group, after_last)
+            for i, want in enumerate(p.steps) if i >= p.resume_index]
+
+
+def canary_steps(p: CanaryPlan, hooks: list[Hook] | None = None) -> list[Step]:
+    """Every step of the run, in order, hooks at their points (`hooks`: the spec's unless given)."""
+    hooks = list(p.spec.hooks if hooks is None else hooks)
+    steps = [*_hooks(hooks, HookPoint.PRE_RELEASE), *_hooks(hooks, HookPoint.BEFORE_FIRST_STEP)]
+    for t in _traffic(p, hooks):
+        steps += _hooks(hooks, HookPoint.BETWEEN_STEPS, t.before.percent, t.want.percent) if t.index else []
+        steps.append(_move(p, t, ends_step=not analysed(p.spec) and t.pause is None))
+        steps += [_analysis(p, t)] if analysed(p.spec) else []
+        steps += [_pause(p, t, t.pause)] if t.pause else []
+    steps += [*_hooks(hooks, HookPoint.AFTER_LAST_STEP), _cleanup(p)]
+    abort = dataclasses.replace(steps[0], undo=lambda release: restore_stable(
+        release.kube, p.namespace, p.service, p.stable, p.canary, p.total, p.spec.deadlines),
+        undo_name=f"abort: {p.stable} back to {p.total}, then {p.canary} to 0")
+    return [abort, *steps[1:]]
+
+
+def canary_plan(r: CanaryPlan, facts: PlanFacts, hooks: HookPlan = NO_HOOKS) -> Plan:
+    """The dry run: preflight, then the very list `canary_steps` gives the run, each step described (when every
+    analysis is Successful: an Inconclusive one adds its pause)."""
+    steps = canary_steps(r, list(hooks.hooks) or None)
+    plan = plan_of("canary", r.spec.namespace, r.service, f"{r.canary} replaces {r.stable} behind Service "
+                   f"{r.service} in {len(r.steps)} step(s)", steps, CanaryFacts(hooks), facts)
+    return Plan(plan.strategy, plan.namespace, plan.service, plan.summary, (describe_preflight(r), *plan.steps),
+                plan.facts)
+
+
+def canary_ending(kube: Kube, p: CanaryPlan, journal: Journal, hooks: HookRunner,
+                  progress: CanaryProgress) -> Ending:
+    """How a failed canary ends: aborted to stable, the abort recorded on the Service and in the report."""
+    def announce(phase: str, reason: str, cancelled: bool, changes: int) -> str:
+        return (f"canary {'cancelled' if cancelled else 'failed'} during {phase}: {reason}; aborting (stable "
+                f"{p.stable} back to {p.total})")
+
+    def record(outcome: str, failure: ReleaseFailed, phase: str) -> None:
+        try:
+            progress.current = StepCounts(0, 0, p.total)
+            progress.record(kube, 0, "aborted" if failure.rolled_back else "abort-incomplete")
+        except Exception as note_exc:  # noqa: BLE001 - the record is a report; the failure is what counts
+            say(f"could not record the abort on the Service: {note_exc}")
+        hooks.finish(outcome)
+        journal.finish(outcome, from_deployment=p.stable, to_deployment=p.canary, images=p.canary_images,
+                       after=endpoint_counts(kube, p.namespace, p.service), reason=f"{phase}: {failure.reason}",
+                       details=f"### Steps\n\n{progress.split_lines()}\n\n### Abort\n\n{failure}\n\n"
+                               f"{hooks.markdown()}")
+
+    return Ending("abort", announce, record, outcome_of_success="aborted")
