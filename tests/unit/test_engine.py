@@ -1,19 +1,37 @@
 """The release engine (tasks/engine/): the executor on lists of fake steps (roll back or report, go_to, steps added
-by a step, resume_at, cancel = rollback, the Lease check)."""
+by a step, resume_at, cancel = rollback, the Lease check), and the two strategies' real lists run on a fake cluster
+(their I/O functions replaced): the run executes exactly the plan's steps, and a failure at any step undoes, newest
+first, exactly the steps that pushed an undo."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
+from types import SimpleNamespace
 
 import pytest
 from prefect.exceptions import TerminationSignal
 
-from prefect_greenlight.tasks.decisions.plan import PlanStep, StepKind
+from prefect_greenlight.tasks.bluegreen import strategy as bluegreen
+from prefect_greenlight.tasks.canary import progress as canary_progress
+from prefect_greenlight.tasks.canary import strategy as canary
+from prefect_greenlight.tasks.canary.analysis import AnalysisResult, Outcome
+from prefect_greenlight.tasks.canary.pause import StepDecision
+from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+from prefect_greenlight.tasks.decisions.canary import SplitVerdict, step_plan
+from prefect_greenlight.tasks.decisions.hooks import HookRecord
+from prefect_greenlight.tasks.decisions.plan import PlanFacts, PlanStep, StepKind, deployment_changes
+from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
 from prefect_greenlight.tasks.engine.executor import Ending, Release, execute
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step
 from prefect_greenlight.tasks.errors import PermanentError, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.record import cancellation
+from prefect_greenlight.tasks.record.approval import ApprovalDecision
 from prefect_greenlight.tasks.record.report import Timeline
+from prefect_greenlight.tasks.spec import Hook
+from prefect_greenlight.tasks.spec.canary import CanarySpec
+from tests.unit.builders import container, deployment, manifest, service
+from tests.unit.test_plan import _release
 
 
 @pytest.fixture(autouse=True)
@@ -177,3 +195,174 @@ def test_a_shutdown_that_is_no_cancel_undoes_nothing(monkeypatch):
         execute([step("a", ran, undo=True), step("b", ran, fail=TerminationSignal(signal.SIGTERM))], release(),
                 ending(recorded))
     assert ran == ["a", "b"] and recorded == []
+
+
+# -- the strategies' lists on a fake cluster ------------------------------------------------------------------
+def failing_at(steps: list[Step], k: int) -> list[Step]:
+    def fail(r: Release) -> str:
+        raise PermanentError(f"{steps[k].name} failed")
+    return [*steps[:k], dataclasses.replace(steps[k], run=fail), *steps[k + 1:]]
+
+
+def assert_undo_over_exactly_the_steps_that_pushed_one(steps: list[Step], run_release, fake_ending) -> None:
+    """For every k: a failure at step k undoes, newest first, the undo of every step up to k that has one (a step
+    past the point of no return: nothing)."""
+    for k, failing in enumerate(steps):
+        recorded: list = []
+        with pytest.raises((ReleaseFailed, RuntimeError)):
+            execute(failing_at(steps, k), run_release(), fake_ending(recorded))
+        if failing.on_failure is OnFailure.REPORT:
+            assert recorded == [], failing.name
+        else:
+            assert recorded[0][2] == [s.undo_name for s in steps[:k + 1] if s.undo][::-1], failing.name
+
+
+# -- canary
+CANARY_HOOKS = tuple(Hook.model_validate({"name": n, "at": at, "webhook": {"url": "http://a"}}) for n, at in (
+    ("pre", "pre-release"), ("first", "before-first-step"), ("gate", "between-steps"), ("last", "after-last-step"),
+    ("rb", "on-rollback")))
+
+
+def canary_plan_of(resume_index: int = 0, **spec) -> CanaryPlan:
+    spec_ = CanarySpec(**{"service": "my-app-service", "stable": "my-app-v1", "image": "my-app:2",
+                          "hooks": [h.model_dump() for h in CANARY_HOOKS], "steps": [10, 30, 100],
+                          "analysis": {"prometheus": [{"url": "http://p", "query": "q", "threshold": 1}]}, **spec})
+    canary_ = manifest("my-app-v1-canary", {"app": "my-app", "greenlight.io/track": "canary"}, replicas=1,
+                       containers=[container(image="my-app:2")])
+    return CanaryPlan(spec=spec_, release_id="c1", canary="my-app-v1-canary", canary_manifest=canary_,
+                      canary_existed=False, total=10, steps=tuple(step_plan(10, spec_.steps)), stable_image="app:1",
+                      service_ports=({"port": 80, "targetPort": 80},),
+                      canary_changes=deployment_changes(deployment("my-app-v1", {"app": "my-app"}), canary_),
+                      resume_index=resume_index, resume_message="resuming" if resume_index else "",
+                      found_replicas=(3, 7) if resume_index else (0, 0))
+
+
+@pytest.fixture
+def fake_canary(monkeypatch):
+    """The canary's I/O replaced: moves succeed at the asked split, analyses say `outcomes[percent]`
+    (Successful by default), pauses answer `answers[percent]` (approved by default); records kept."""
+    seen = SimpleNamespace(records=[], restored=0, outcomes={}, answers={})
+
+    def move(kube, ns, svc, stable, manifest_, current, want, first, deadlines):
+        return SplitVerdict(True, f"{want.canary}/{want.stable}", want.canary, want.stable)
+
+    def analyse(providers, ctx):
+        return [AnalysisResult("prometheus", seen.outcomes.get(ctx.percent, Outcome.SUCCESSFUL), "q")]
+
+    def pause(kind, timeout_s, form):
+        return seen.answers.get(kind, StepDecision(True, False, "", "tester", "human"))
+
+    def restore(*args) -> str:
+        seen.restored += 1
+        return "stable back"
+
+    monkeypatch.setattr(canary, "move_traffic", move)
+    monkeypatch.setattr(canary, "run_providers", analyse)
+    monkeypatch.setattr(canary, "pause_for_decision", pause)
+    monkeypatch.setattr(canary, "restore_stable", restore)
+    monkeypatch.setattr(canary, "remove_old_stable", lambda *a: "deleted")
+    monkeypatch.setattr(canary, "endpoint_counts", lambda *a: None)
+    monkeypatch.setattr(canary_progress, "record_progress",
+                        lambda kube, ns, svc, **f: seen.records.append((f["step"], f["state"], str(f["percent"]))))
+    return seen
+
+
+def run_canary(plan: CanaryPlan, steps: list[Step] | None = None) -> tuple[Release, list]:
+    progress = canary_progress.CanaryProgress.start(plan, "run-1")
+    r, recorded = release(canary=progress), []
+    ending_ = canary.canary_ending(None, plan, r.journal, r.hooks, progress)
+    execute(canary.canary_steps(plan) if steps is None else steps, r, ending_, begin=canary.start_record)
+    return r, recorded
+
+
+def planned_names(plan: CanaryPlan) -> list[str]:
+    return canary.canary_plan(plan, PlanFacts(), HookPlan(CANARY_HOOKS, HookRecord("fp", "c1"))).step_names()[1:]
+
+
+def test_the_canary_runs_exactly_its_planned_steps_and_records_its_progress(fake_canary):
+    plan = canary_plan_of(approve_steps=[30], pause_s=5)
+    r, _ = run_canary(plan)
+    assert names(r) == planned_names(plan) == [
+        "hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-10", "step-30", "analysis-30",
+        "pause-30", "hook-gate-30", "step-100", "analysis-100", "hook-last", "cleanup"]
+    assert ("gate", 10, 30) in r.hooks.ran and ("gate", 30, 100) in r.hooks.ran
+    assert fake_canary.records == [
+        ("0/3", "progressing", "0"), ("1/3", "progressing", "10"), ("1/3", "paused-timed", "10"),
+        ("1/3", "passed", "10"), ("2/3", "progressing", "30"), ("2/3", "paused-approval", "30"),
+        ("2/3", "passed", "30"), ("3/3", "progressing", "100"), ("3/3", "passed", "100"), ("3/3", "promoted", "100")]
+    assert fake_canary.restored == 0 and r.lock.checks == 4, "each move and the clean-up after a Lease check"
+
+
+def test_a_canary_failure_at_any_step_aborts_once(fake_canary):
+    plan = canary_plan_of(approve_steps=[30])
+    steps = canary.canary_steps(plan)
+    assert [s.undo_name for s in steps if s.undo] == ["abort: my-app-v1 back to 10, then my-app-v1-canary to 0"]
+    assert steps[0].name == "hook-pre", "the abort is pushed as the run starts"
+    assert_undo_over_exactly_the_steps_that_pushed_one(
+        steps, lambda: release(canary=canary_progress.CanaryProgress.start(plan, "r")), ending)
+    r = release(canary=canary_progress.CanaryProgress.start(plan, "r"))
+    with pytest.raises(ReleaseFailed, match="during steps"):
+        execute(failing_at(steps, 5), r, canary.canary_ending(None, plan, r.journal, r.hooks, r.handed_on["canary"]))
+    assert names(r)[-1] == "abort" and fake_canary.records[-1] == ("0/3", "aborted", "0")
+    assert r.journal.events[-1] == ("finish", "aborted") and r.hooks.ran[-1] == ("finish", "aborted")
+
+
+def test_promote_full_at_a_pause_jumps_to_the_last_step(fake_canary):
+    fake_canary.answers["approval"] = StepDecision(True, True, "", "tester", "human")
+    r, _ = run_canary(canary_plan_of(approve_steps=[10, 30]))
+    assert names(r) == ["hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-30", "step-100",
+                        "hook-last", "cleanup"]
+    assert ("1/3", "passed", "10") in fake_canary.records and fake_canary.records[-1] == ("3/3", "promoted", "100")
+
+
+def test_promote_full_at_an_inconclusive_pause_goes_straight_to_100(fake_canary):
+    fake_canary.outcomes[10] = Outcome.INCONCLUSIVE
+    fake_canary.answers["inconclusive"] = StepDecision(True, True, "", "tester", "human")
+    r, _ = run_canary(canary_plan_of(pause_s=5))
+    assert names(r) == ["hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-30", "step-100",
+                        "hook-last", "cleanup"]
+    assert ("1/3", "paused-inconclusive", "10") in fake_canary.records
+
+
+def test_an_inconclusive_analysis_adds_its_pause_before_the_configured_one(fake_canary):
+    fake_canary.outcomes[30] = Outcome.INCONCLUSIVE
+    r, _ = run_canary(canary_plan_of(approve_steps=[30]))
+    at = names(r).index("step-30")
+    assert names(r)[at:at + 5] == ["step-30", "analysis-30", "pause-30", "pause-30", "hook-gate-30"]
+    at_30 = [rec for rec in fake_canary.records if rec[0] == "2/3"]
+    assert [s for _, s, _ in at_30] == ["progressing", "paused-inconclusive", "paused-approval", "passed"]
+
+
+def test_a_resumed_canary_starts_its_traffic_steps_where_it_resumes(fake_canary):
+    plan = canary_plan_of(resume_index=1)
+    r, _ = run_canary(plan)
+    assert names(r) == planned_names(plan) == ["hook-pre", "hook-first", "hook-gate-10", "step-30", "analysis-30",
+                                               "hook-gate-30", "step-100", "analysis-100", "hook-last", "cleanup"]
+    assert fake_canary.records[0] == ("1/3", "passed", "10")
+    steps = canary.canary_steps(plan)
+    assert steps[0].undo is not None, "a resumed run moved traffic before: the abort is pushed first"
+
+
+# -- blue-green
+@pytest.fixture
+def fake_blue_green(monkeypatch):
+    for name in ("apply_green", "remove_green", "wait_green_ready", "point_preview", "undo_preview",
+                 "post_switch_verify", "switch_traffic", "switch_back", "verify_endpoints", "carry_autoscaler",
+                 "remove_green_autoscaler", "cleanup_blue"):
+        monkeypatch.setattr(bluegreen, name, lambda *a, _n=name: f"{_n} done")
+    monkeypatch.setattr(bluegreen, "smoke_test", lambda *a: [{"pod": "p", "path": "/", "status": 200,
+                                                               "latency_ms": 1, "ok": True}])
+    monkeypatch.setattr(bluegreen, "request_approval", lambda *a: ApprovalDecision(True, "auto", "", "auto"))
+
+
+def test_blue_green_runs_exactly_its_planned_steps_and_undoes_the_right_ones(fake_blue_green):
+    plan = _release({"preview_service": "staging-svc"}, hpa={"metadata": {"name": "blue-hpa"}})
+    steps = bluegreen.blue_green_steps(plan)
+    r = release()
+    execute(steps, r, ending([]))
+    planned = bluegreen.blue_green_plan(plan, service("production-svc", {"target": "blue-dep"}), None, PlanFacts())
+    assert ["preflight", *names(r)] == planned.step_names()
+    assert [s.undo_name for s in steps if s.undo] == [
+        "remove green-dep", "restore preview Service staging-svc",
+        "remove the HorizontalPodAutoscaler of green-dep", "switch Service production-svc back to blue-dep"]
+    assert_undo_over_exactly_the_steps_that_pushed_one(steps, release, ending)
