@@ -1,7 +1,7 @@
 """What the steps of one canary run share (the engine's `release.handed_on["canary"]`): where traffic stands now,
-each step's verified split and analysis rows, the failed analyses so far, and whether `promote --full` was
-answered; the progress record on the Service (`greenlight.io/canary-*`, read by `greenlight status` and by a
-re-run that resumes); the form a pause shows; and the release's result and report lines.
+each step's verified split and analysis rows, the failed analyses so far; the progress record on the Service
+(`greenlight.io/canary-*`, read by `greenlight status` and by a re-run that resumes); the form a pause shows; and
+the release's result and report lines.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ class CanaryProgress:
     splits: list[dict] = field(default_factory=list)
     analyses: list[dict] = field(default_factory=list)
     failures: int = 0  # Failed analyses so far (one more than analysis.failure_limit aborts)
-    full: bool = False  # `promote --full` answered: straight to the last step, no further analysis or pause
 
     @classmethod
     def start(cls, plan: CanaryPlan, run_id: str) -> CanaryProgress:

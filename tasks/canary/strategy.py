@@ -6,10 +6,10 @@
 
 `step-<p>` moves the Deployments to the step's replica counts (the first applies the canary) and verifies the
 split by EndpointSlices; `analysis-<p>` judges the canary (Failed beyond failure_limit aborts; Inconclusive adds a
-`pause-<p>` for a human right after it); `pause-<p>` is an approval (approve_steps) or a timed pause. After a
-`promote --full` answer the run goes on at the last step (the engine's `release.go_to`) and from its move straight
-to what follows the last step: no further analysis or pause. A re-run of an unfinished canary starts its traffic
-steps at the one it resumes (plan.resume_index), after the hooks.
+`pause-<p>` for a human right after it); `pause-<p>` is an approval (approve_steps) or a timed pause. A `promote
+--full` answer at a pause runs the between-steps hooks from there to 100 % and the move to 100 % next (the engine's
+`release.next_steps`), then goes on after the last step (`release.go_to`): no further step, analysis or pause. A
+re-run of an unfinished canary starts its traffic steps at the one it resumes (plan.resume_index), after the hooks.
 
 One undo for the whole release, the abort: stable back to its total and READY first, then the canary to 0,
 verified. It is the first step's (pushed as the run starts: a resumed run moved traffic before it), and every
@@ -69,20 +69,26 @@ class CanaryFacts:
 
 @dataclass(frozen=True)
 class Traffic:
-    """Where one traffic step stands in the release: its index (0-based) and counts, the counts before it, the
-    pause the spec asks for after it, and the names a `promote --full` jumps to."""
+    """One traffic step of the release: its index (0-based) and counts, the counts before it, the pause the spec
+    asks for after it."""
 
     index: int
     want: StepCounts
     before: StepCounts
     pause: Pause | None
-    is_last: bool
-    last_group: str  # the first step of the last traffic step (its between-steps hooks, or its move)
-    after_last: str  # the first step after the last traffic step
 
     @property
     def number(self) -> int:  # 1-based, as the progress record counts
         return self.index + 1
+
+
+@dataclass(frozen=True)
+class Jump:
+    """What `promote --full` at a pause before the last step runs: the between-steps hooks from that step to the
+    last and the move to the last (no analysis, no pause); then the run goes on at `then`, after the last step."""
+
+    steps: tuple[Step, ...]
+    then: str
 
 
 def _progress(release: Release) -> CanaryProgress:
@@ -105,9 +111,7 @@ def _move(p: CanaryPlan, t: Traffic, ends_step: bool) -> Step:
         if want.stable == 0:
             release.journal.event(ReleaseEvent.SWITCHED, stable=p.stable, canary=p.canary, percent=want.percent)
         progress.record(release.kube, t.number, "progressing")
-        if progress.full:  # promoted: past the last step's analysis and pause
-            release.go_to = t.after_last
-        elif ends_step:
+        if ends_step:
             progress.record(release.kube, t.number, PASSED)  # a re-run resumes after this step, not at it
         return f"{want.describe()}; endpoints {verdict.message}"
     return Step(f"step-{t.want.percent}", run, lambda f: describe_move(p, t.index, t.want, t.before), phase=STEPS,
@@ -120,7 +124,7 @@ def _providers(kube: Kube, plan: CanaryPlan) -> list:
     return out + [PrometheusQuery(q) for q in spec.analysis.prometheus]
 
 
-def _analysis(p: CanaryPlan, t: Traffic) -> Step:
+def _analysis(p: CanaryPlan, t: Traffic, jump: Jump | None) -> Step:
     def run(release: Release) -> str:
         progress, percent = _progress(release), t.want.percent
         results = run_providers(_providers(release.kube, p), AnalysisContext(p.namespace, p.service, p.canary,
@@ -138,15 +142,15 @@ def _analysis(p: CanaryPlan, t: Traffic) -> Step:
                 raise PermanentError(f"analysis at {percent} % failed ({progress.failures} failed, limit "
                                      f"{p.spec.analysis.failure_limit}): {detail}")
         if outcome is Outcome.INCONCLUSIVE:  # a human decides, right after this step
-            release.next_steps = [_pause(p, t, inconclusive_pause(p.spec), ends_step=t.pause is None)]
+            release.next_steps = [_pause(p, t, inconclusive_pause(p.spec), jump, ends_step=t.pause is None)]
         elif t.pause is None:
             progress.record(release.kube, t.number, PASSED)
         return detail
     return Step(f"analysis-{t.want.percent}", run, lambda f: describe_analysis(p, t.want), phase=STEPS)
 
 
-def _pause(p: CanaryPlan, t: Traffic, pause: Pause, ends_step: bool = True) -> Step:
-    """A pause for an answer; `promote --full` before the last step goes on at the last step."""
+def _pause(p: CanaryPlan, t: Traffic, pause: Pause, jump: Jump | None, ends_step: bool = True) -> Step:
+    """A pause for an answer; `promote --full` before the last step takes the jump."""
     def run(release: Release) -> str:
         progress, want = _progress(release), t.want
         progress.record(release.kube, t.number, f"paused-{pause.kind}")
@@ -157,12 +161,12 @@ def _pause(p: CanaryPlan, t: Traffic, pause: Pause, ends_step: bool = True) -> S
             release.journal.approval(f"at {want.percent} %: {decision.note()}", decision.approved)
         if not decision.approved:
             raise Rejected(f"canary at {want.percent} % {decision.note()}")
-        jump = decision.full and not t.is_last
-        if ends_step or jump:
+        full = decision.full and jump is not None
+        if ends_step or full:
             progress.record(release.kube, t.number, PASSED)  # a re-run resumes after this step, not at it
-        if jump:
+        if full:
             say(f"promote --full: straight to {p.steps[-1].describe()}, no further analysis")
-            progress.full, release.go_to = True, t.last_group
+            release.next_steps, release.go_to = list(jump.steps), jump.then
         return decision.note()
     return Step(f"pause-{t.want.percent}", run, lambda f: describe_pause(p, t.want, pause), phase=STEPS)
 
@@ -181,31 +185,33 @@ def _hooks(hooks: list[Hook], point: HookPoint, percent: int | None = None,
     return [dataclasses.replace(s, phase=STEPS) for s in hook_steps(hooks, point, percent, next_percent)]
 
 
-def _first(hooks: list[Hook], point: HookPoint, percent: int | None, otherwise: str) -> str:
-    """The name of the first hook step at `point`, or `otherwise` when there is none."""
-    return next((step_name(h, percent) for h in hooks if h.at is point), otherwise)
-
-
-def _traffic(p: CanaryPlan, hooks: list[Hook]) -> list[Traffic]:
+def _traffic(p: CanaryPlan) -> list[Traffic]:
     """The traffic steps this run moves through: all of them, or a resumed run's from the one it resumes."""
-    n, last = len(p.steps), p.steps[-1]
-    last_group = _first(hooks, HookPoint.BETWEEN_STEPS, p.steps[-2].percent, f"step-{last.percent}") if n > 1 \
-        else f"step-{last.percent}"
-    after_last = _first(hooks, HookPoint.AFTER_LAST_STEP, None, "cleanup")
+    n = len(p.steps)
     return [Traffic(i, want, p.steps[i - 1] if i > p.resume_index else starting_counts(p),
-                    pause_after(p.spec, want, i == n - 1), i == n - 1, last_group, after_last)
+                    pause_after(p.spec, want, i == n - 1))
             for i, want in enumerate(p.steps) if i >= p.resume_index]
+
+
+def _jump(p: CanaryPlan, hooks: list[Hook], t: Traffic, last: Traffic) -> Jump | None:
+    if t is last:
+        return None
+    after = next((step_name(h) for h in hooks if h.at is HookPoint.AFTER_LAST_STEP), "cleanup")
+    return Jump((*_hooks(hooks, HookPoint.BETWEEN_STEPS, t.want.percent, last.want.percent),
+                 _move(p, last, ends_step=False)), after)
 
 
 def canary_steps(p: CanaryPlan, hooks: list[Hook] | None = None) -> list[Step]:
     """Every step of the run, in order, hooks at their points (`hooks`: the spec's unless given)."""
     hooks = list(p.spec.hooks if hooks is None else hooks)
     steps = [*_hooks(hooks, HookPoint.PRE_RELEASE), *_hooks(hooks, HookPoint.BEFORE_FIRST_STEP)]
-    for t in _traffic(p, hooks):
+    traffic = _traffic(p)
+    for t in traffic:
+        jump = _jump(p, hooks, t, traffic[-1])
         steps += _hooks(hooks, HookPoint.BETWEEN_STEPS, t.before.percent, t.want.percent) if t.index else []
         steps.append(_move(p, t, ends_step=not analysed(p.spec) and t.pause is None))
-        steps += [_analysis(p, t)] if analysed(p.spec) else []
-        steps += [_pause(p, t, t.pause)] if t.pause else []
+        steps += [_analysis(p, t, jump)] if analysed(p.spec) else []
+        steps += [_pause(p, t, t.pause, jump)] if t.pause else []
     steps += [*_hooks(hooks, HookPoint.AFTER_LAST_STEP), _cleanup(p)]
     abort = dataclasses.replace(steps[0], undo=lambda release: restore_stable(
         release.kube, p.namespace, p.service, p.stable, p.canary, p.total, p.spec.deadlines),

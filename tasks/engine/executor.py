@@ -9,10 +9,9 @@ used to repeat by hand:
   Cancelled (tasks/record/cancellation.py); a shutdown or reschedule is left alone (the Lease lets a re-run
   converge);
 - a re-run's resume from the recorded point (`resume_at`: the index of the first step to run);
-- where to go on: after a step, the next one; or the steps it added to run right after itself
-  (`release.next_steps`: the pause an Inconclusive canary analysis asks for); or a later step it names
-  (`release.go_to`: `promote --full` jumps to the canary's last step; the steps between do not run and leave no
-  row in the timeline).
+- where to go on after a step: the next one, or a later step it names (`release.go_to`; the steps between do not
+  run and leave no row in the timeline); the steps it added (`release.next_steps`) run first. An Inconclusive
+  canary analysis adds its pause; `promote --full` adds the moves to 100 % and goes on after the last step.
 What a strategy records at its end (the journal's fields, the report's details) it gives as an `Ending`.
 """
 
@@ -44,7 +43,7 @@ class Release:
     phase: str = ""
     done: list[str] = field(default_factory=list)  # names of the steps that ended well, in order
     go_to: str = ""  # set by a step's run: go on at the later step of this name
-    next_steps: list[Step] = field(default_factory=list)  # set by a step's run: run these right after it
+    next_steps: list[Step] = field(default_factory=list)  # set by a step's run: run these next
 
 
 @dataclass(frozen=True)
@@ -94,16 +93,16 @@ def roll_back(release: Release, ending: Ending, exc: Exception) -> ReleaseFailed
 
 
 def next_index(queue: list[Step], at: int, release: Release) -> int:
-    """Where to go on after `queue[at]` ran: the steps it added go in right after it, then the step it named in
-    `release.go_to` (a later one; those between are passed over), else the next."""
-    queue[at + 1:at + 1], release.next_steps = release.next_steps, []
-    target, release.go_to = release.go_to, ""
-    if not target:
-        return at + 1
-    later = [s.name for s in queue[at + 1:]]
-    if target not in later:
-        raise ValueError(f"step {queue[at].name} goes on at {target!r}, which is no later step")
-    return at + 1 + later.index(target)
+    """Where to go on after `queue[at]` ran: at the step it named in `release.go_to` (a later one; those between
+    are passed over), else at the next; the steps it added (`release.next_steps`) run first."""
+    go_on, target = at + 1, release.go_to
+    if target:
+        later = [s.name for s in queue[at + 1:]]
+        if target not in later:
+            raise ValueError(f"step {queue[at].name} goes on at {target!r}, which is no later step")
+        go_on += later.index(target)
+    queue[go_on:go_on], release.next_steps, release.go_to = release.next_steps, [], ""
+    return go_on
 
 
 def execute(steps: Sequence[Step], release: Release, ending: Ending, resume_at: int = 0,

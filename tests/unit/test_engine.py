@@ -159,11 +159,20 @@ def test_go_to_an_earlier_or_unknown_step_is_a_failure():
         assert recorded == [("aborted", "b", ["undo a"])]
 
 
-def test_a_step_may_add_steps_to_run_right_after_it():
+def test_a_step_may_add_steps_to_run_next():
     ran, r = [], release()
     extra = step("x", ran)
     execute([step("a", ran, then=lambda rel: rel.next_steps.append(extra)), step("b", ran)], r, ending([]))
     assert names(r) == ["a", "x", "b"]
+
+
+def test_added_steps_run_before_the_step_go_to_names():
+    ran, r = [], release()
+
+    def detour(rel: Release) -> None:
+        rel.next_steps, rel.go_to = [step("x", ran), step("y", ran)], "d"
+    execute([step("a", ran, then=detour), step("b", ran), step("c", ran), step("d", ran)], r, ending([]))
+    assert names(r) == ["a", "x", "y", "d"]
 
 
 def test_resume_at_starts_at_that_step_and_begin_runs_first():
@@ -309,17 +318,26 @@ def test_a_canary_failure_at_any_step_aborts_once(fake_canary):
 
 def test_promote_full_at_a_pause_jumps_to_the_last_step(fake_canary):
     fake_canary.answers["approval"] = StepDecision(True, True, "", "tester", "human")
-    r, _ = run_canary(canary_plan_of(approve_steps=[10, 30]))
-    assert names(r) == ["hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-30", "step-100",
+    r, _ = run_canary(canary_plan_of(approve_steps=[10, 30, 100]))
+    assert names(r) == ["hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-10", "step-100",
                         "hook-last", "cleanup"]
-    assert ("1/3", "passed", "10") in fake_canary.records and fake_canary.records[-1] == ("3/3", "promoted", "100")
+    assert ("gate", 10, 100) in r.hooks.ran, "the gate hears the increase it gates: 10 -> 100 %"
+    assert [rec for rec in fake_canary.records if rec[0] != "1/3"] == [
+        ("0/3", "progressing", "0"), ("3/3", "progressing", "100"), ("3/3", "promoted", "100")]
+
+
+def test_promote_full_at_the_last_step_just_goes_on(fake_canary):
+    fake_canary.answers["approval"] = StepDecision(True, True, "", "tester", "human")
+    r, _ = run_canary(canary_plan_of(approve_steps=[100]))
+    assert names(r)[-4:] == ["analysis-100", "pause-100", "hook-last", "cleanup"]
+    assert fake_canary.records[-2:] == [("3/3", "passed", "100"), ("3/3", "promoted", "100")]
 
 
 def test_promote_full_at_an_inconclusive_pause_goes_straight_to_100(fake_canary):
     fake_canary.outcomes[10] = Outcome.INCONCLUSIVE
     fake_canary.answers["inconclusive"] = StepDecision(True, True, "", "tester", "human")
     r, _ = run_canary(canary_plan_of(pause_s=5))
-    assert names(r) == ["hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-30", "step-100",
+    assert names(r) == ["hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-10", "step-100",
                         "hook-last", "cleanup"]
     assert ("1/3", "paused-inconclusive", "10") in fake_canary.records
 
