@@ -142,23 +142,32 @@ def test_approval_between_steps(cluster, prefect_api, kube, namespace, kubectl, 
         assert_back_to_stable(kube, namespace, sampler)
 
 
-def test_promote_full_from_a_pause_goes_straight_to_100(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
-    given_tutorial2_canary(kubectl, kube, namespace)
+def promoted_full_at_10(cluster, prefect_api, kube, namespace, tmp_path, paused: str, *extra: str) -> dict:
+    """A canary that pauses at 10 % (the Service records `paused`) answered `promote --full`: it went straight to
+    100 % (never 30 or 50 %) without a drop in ready pods and removed the old stable. Returns its result."""
     log = tmp_path / "canary.log"
     with EndpointSampler(kube, namespace, SVC) as sampler:
-        proc = greenlight_bg(cluster, prefect_api, *canary_args(namespace, "--approve-steps", "10", "--json"),
-                             log=log)
+        proc = greenlight_bg(cluster, prefect_api, *canary_args(namespace, *extra, "--json"), log=log)
         run_id = paused_run_id(log, proc)
+        ann = read(kube, "Service", namespace, SVC)["metadata"]["annotations"]
+        assert (ann["greenlight.io/canary-percent"], ann["greenlight.io/canary-state"]) == ("10", paused)
         r = greenlight(cluster, prefect_api, "promote", run_id, "--full", "--approver", "tester")
         assert r.returncode == 0, r.stderr[-2000:]
         assert proc.wait(300) == 0, log.read_text()[-3000:]
     text = log.read_text()
     result = json.loads(text[text.index("{\n"):])
     assert splits(result) == [(10, 1, 9), (100, 10, 0)]
-    assert {a["step"] for a in result["analysis"]} == {"10 %"}, "no analysis after promote --full"
     assert not seen(sampler, 3, 7) and not seen(sampler, 5, 5), sampler.describe()
     assert sampler.min_ready_after_start() >= 10, sampler.describe()
     assert read(kube, "Deployment", namespace, V1) is None and ready(kube, namespace, V2) == 10
+    return result
+
+
+def test_promote_full_from_a_pause_goes_straight_to_100(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
+    given_tutorial2_canary(kubectl, kube, namespace)
+    result = promoted_full_at_10(cluster, prefect_api, kube, namespace, tmp_path, "paused-approval",
+                                 "--approve-steps", "10")
+    assert {a["step"] for a in result["analysis"]} == {"10 %"}, "no analysis after promote --full"
 
 
 def test_promote_full_at_an_inconclusive_pause_goes_straight_to_100(cluster, prefect_api, kube, namespace, kubectl,
@@ -171,24 +180,11 @@ def test_promote_full_at_an_inconclusive_pause_goes_straight_to_100(cluster, pre
     spec = tmp_path / "inconclusive.yaml"
     spec.write_text(yaml.safe_dump({"analysis": {"http": None, "inconclusive_timeout_s": 120, "prometheus": [
         {"url": "http://127.0.0.1:9", "query": "up", "threshold": 1, "timeout_s": 2}]}}))
-    log = tmp_path / "canary.log"
-    with EndpointSampler(kube, namespace, SVC) as sampler:
-        proc = greenlight_bg(cluster, prefect_api, *canary_args(namespace, "--spec", str(spec), "--json"), log=log)
-        run_id = paused_run_id(log, proc)
-        ann = read(kube, "Service", namespace, SVC)["metadata"]["annotations"]
-        assert (ann["greenlight.io/canary-percent"], ann["greenlight.io/canary-state"]) == ("10", "paused-inconclusive")
-        r = greenlight(cluster, prefect_api, "promote", run_id, "--full", "--approver", "tester")
-        assert r.returncode == 0, r.stderr[-2000:]
-        assert proc.wait(300) == 0, log.read_text()[-3000:]
-    text = log.read_text()
-    result = json.loads(text[text.index("{\n"):])
-    assert splits(result) == [(10, 1, 9), (100, 10, 0)]
+    result = promoted_full_at_10(cluster, prefect_api, kube, namespace, tmp_path, "paused-inconclusive",
+                                 "--spec", str(spec))
     assert [(a["step"], a["outcome"]) for a in result["analysis"]] == [("10 %", "Inconclusive")]
     assert [s["step"] for s in result["steps"]] == ["preflight", "step-10", "analysis-10", "pause-10", "step-100",
                                                     "cleanup"]
-    assert not seen(sampler, 3, 7) and not seen(sampler, 5, 5), sampler.describe()
-    assert sampler.min_ready_after_start() >= 10, sampler.describe()
-    assert read(kube, "Deployment", namespace, V1) is None and ready(kube, namespace, V2) == 10
 
 
 def test_abort_command_rejects_a_paused_canary(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
