@@ -14,7 +14,7 @@ from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
-from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, chosen_record
+from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
 
@@ -32,7 +32,7 @@ def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
 def plan_rollback(kube: Kube, rb: Rollback) -> Plan:
     """`greenlight rollback --dry-run`: the record as the rollback's choice reads it (`--to` may go elsewhere),
     both Deployments, the Lease and the HPAs."""
-    record = chosen_record(rb.record, rb.choice)
+    record = rb.chosen
     facts = RollbackFacts(service=rb.svc, record=record,
                           target=read(kube, "Deployment", rb.namespace, record.previous_deployment),
                           live=read(kube, "Deployment", rb.namespace, record.live_deployment),

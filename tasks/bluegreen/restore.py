@@ -16,11 +16,12 @@ from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
 from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_selector, now_utc, verify_only
 from prefect_greenlight.tasks.decisions.autoscaling import target_of
 from prefect_greenlight.tasks.decisions.colors import live_deployments, pod_labels, selector_matches
-from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, SwitchKind, choose_rollback
+from prefect_greenlight.tasks.decisions.plan_rollback import chosen_record, replicas_of, rollback_annotations
+from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, choose_rollback
 from prefect_greenlight.tasks.errors import BadInput, PermanentError
 from prefect_greenlight.tasks.kube.autoscaling import apply_hpa, hpa_of
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, read, scale
-from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record, switch_annotations
+from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines
 
@@ -41,6 +42,11 @@ class Rollback:
     @property
     def record(self) -> ReleaseRecord:
         return read_record(self.svc)
+
+    @property
+    def chosen(self) -> ReleaseRecord:
+        """The record as this rollback's choice reads it (`--to` may go elsewhere than the recorded previous)."""
+        return chosen_record(self.record, self.choice)
 
     @property
     def current_selector(self) -> dict:
@@ -90,12 +96,8 @@ def switch_to_target(kube: Kube, rb: Rollback) -> str:
     dep = read(kube, "Deployment", rb.namespace, c.target)
     if not selector_matches(c.target_selector, pod_labels(dep)):
         raise PermanentError(f"selector {c.target_selector} does not select {c.target}'s pods")
-    annotations = switch_annotations(
-        live_deployment=c.target, live_color=c.target_color, previous_deployment=c.from_deployment,
-        previous_color=c.from_color, previous_selector=rb.current_selector, release_id=rb.release_id,
-        switched_at=now_utc(), kind=SwitchKind.ROLLBACK.value)
-    annotations[PREVIOUS_REPLICAS] = str((read(kube, "Deployment", rb.namespace, c.from_deployment) or {}).get(
-        "spec", {}).get("replicas", 0))
+    live_replicas = replicas_of(read(kube, "Deployment", rb.namespace, c.from_deployment))
+    annotations = rollback_annotations(rb.chosen, rb.current_selector, rb.release_id, now_utc(), live_replicas)
     return move_selector(kube, rb.namespace, rb.service, rb.current_selector, c.target_selector, annotations)
 
 

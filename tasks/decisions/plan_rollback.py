@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from prefect_greenlight.tasks.decisions.plan import NO_UNDO, PlanStep, StepKind, deployment_changes
 from prefect_greenlight.tasks.decisions.plan_bluegreen import field_lines
-from prefect_greenlight.tasks.decisions.rollback import RollbackChoice
+from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, SwitchKind
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.record.annotations import PREFIX, ReleaseRecord, switch_annotations
 from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines
@@ -42,7 +42,7 @@ def chosen_record(recorded: ReleaseRecord, choice: RollbackChoice) -> ReleaseRec
         previous_manifest=recorded.previous_manifest if choice.use_recorded_manifest else None)
 
 
-def _replicas(d: dict | None) -> int:
+def replicas_of(d: dict | None) -> int:
     return int(((d or {}).get("spec") or {}).get("replicas", 0) or 0)
 
 
@@ -69,21 +69,21 @@ def describe_restore(f: RollbackFacts) -> PlanStep:
         if not r.previous_manifest:
             change = f"{target} was deleted and no manifest was recorded: the rollback would fail here"
         else:
-            change = f"recreate {target} from the manifest recorded on the Service ({_replicas(r.previous_manifest)} " \
-                     "replicas, server-side apply)"
+            change = (f"recreate {target} from the manifest recorded on the Service "
+                      f"({replicas_of(r.previous_manifest)} replicas, server-side apply)")
         return PlanStep("restore", StepKind.CHANGE, f"Deployment {target}", change, undo=NOT_UNDONE)
-    if _replicas(f.target) == 0:
-        count = f.replicas_wanted or _replicas(f.live) or 1
+    if replicas_of(f.target) == 0:
+        count = f.replicas_wanted or replicas_of(f.live) or 1
         return PlanStep("restore", StepKind.CHANGE, f"Deployment {target}", f"scale {target} from 0 to {count}",
                         undo=NOT_UNDONE)
     return PlanStep("restore", StepKind.CHECK, f"Deployment {target}",
-                    f"{target} still has {_replicas(f.target)} replicas: nothing to do")
+                    f"{target} still has {replicas_of(f.target)} replicas: nothing to do")
 
 
 def _target_replicas(f: RollbackFacts) -> int:
     if f.target is None:
-        return _replicas(f.record.previous_manifest)
-    return _replicas(f.target) or f.replicas_wanted or _replicas(f.live) or 1
+        return replicas_of(f.record.previous_manifest)
+    return replicas_of(f.target) or f.replicas_wanted or replicas_of(f.live) or 1
 
 
 def describe_wait_ready(f: RollbackFacts) -> PlanStep:
@@ -93,15 +93,22 @@ def describe_wait_ready(f: RollbackFacts) -> PlanStep:
                     gate=f"{n} of {n} replicas ready within {f.deadlines.ready_s:.0f} s (fail fast as a release)")
 
 
+def rollback_annotations(r: ReleaseRecord, current: dict[str, str], release_id: str, switched_at: str,
+                         live_replicas: int) -> dict[str, str]:
+    """The release record the switch writes in its patch (the plan shows this very patch): the target live again
+    as one gone back to (switch-kind rollback: a second rollback changes nothing), the selector it leaves, and
+    how many replicas the rolled-back-from Deployment had."""
+    return {**switch_annotations(live_deployment=r.previous_deployment, live_color=r.previous_color,
+                                 previous_deployment=r.live_deployment, previous_color=r.live_color,
+                                 previous_selector=current, release_id=release_id, switched_at=switched_at,
+                                 kind=SwitchKind.ROLLBACK.value),
+            PREFIX + "previous-replicas": str(live_replicas)}
+
+
 def rollback_ops(f: RollbackFacts) -> list[dict]:
-    r = f.record
     current = (f.service.get("spec") or {}).get("selector") or {}
-    annotations = switch_annotations(
-        live_deployment=r.previous_deployment, live_color=r.previous_color, previous_deployment=r.live_deployment,
-        previous_color=r.live_color, previous_selector=current, release_id=f.release_id,
-        switched_at="<time of the switch>")
-    annotations[PREFIX + "previous-replicas"] = str(_replicas(f.live))
-    return selector_patch(f.service, current, r.previous_selector, annotations)
+    annotations = rollback_annotations(f.record, current, f.release_id, "<time of the switch>", replicas_of(f.live))
+    return selector_patch(f.service, current, f.record.previous_selector, annotations)
 
 
 def describe_switch(f: RollbackFacts) -> PlanStep:
@@ -143,7 +150,7 @@ def describe_cleanup(f: RollbackFacts) -> PlanStep:
     live, cleanup = f.record.live_deployment, f.cleanup
     if cleanup.mode is CleanupMode.KEEP or f.live is None:
         return PlanStep("cleanup", StepKind.CHECK, f"Deployment {live}", f"keep {live}")
-    what = f"scale {live} from {_replicas(f.live)} to 0" if cleanup.mode is CleanupMode.SCALE_TO_ZERO \
+    what = f"scale {live} from {replicas_of(f.live)} to 0" if cleanup.mode is CleanupMode.SCALE_TO_ZERO \
         else f"record {live}'s manifest on the Service, then delete {live}"
     return PlanStep("cleanup", StepKind.CHANGE, f"Deployment {live}",
                     f"record and delete {live}'s HorizontalPodAutoscaler if it has one; {what}",

@@ -1,14 +1,14 @@
 """`greenlight rollback` and `greenlight abort` as lists of steps (tasks/bluegreen/rollback_strategy.py,
 tasks/canary/abort_strategy.py), executed by the release engine on fakes: the run executes exactly the steps its
-plan describes, checks the Lease before each change, and a failure undoes nothing, is recorded "failed" and goes
-on as the step raised it (a cancel records nothing)."""
+plan describes (the switch sends the very patch the plan shows), checks the Lease before each change, and a
+failure undoes nothing, is recorded "failed" and goes on as the step raised it (a cancel records nothing)."""
 
 from __future__ import annotations
 
 import pytest
 
-from prefect_greenlight.tasks.bluegreen import rollback_strategy
-from prefect_greenlight.tasks.bluegreen.restore import Rollback
+from prefect_greenlight.tasks.bluegreen import restore, rollback_strategy
+from prefect_greenlight.tasks.bluegreen.restore import Rollback, switch_to_target
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import (
     RollbackRelease,
     rollback_ending,
@@ -21,6 +21,7 @@ from prefect_greenlight.tasks.decisions.plan import PlanFacts
 from prefect_greenlight.tasks.decisions.plan_abort import canary_abort
 from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, chosen_record
 from prefect_greenlight.tasks.decisions.rollback import choose_rollback
+from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.engine.executor import execute
 from prefect_greenlight.tasks.errors import BadInput, GuardFailed, PermanentError
 from prefect_greenlight.tasks.record.annotations import read_record
@@ -114,6 +115,20 @@ def test_a_cancelled_rollback_records_nothing_and_goes_on_cancelled(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         _execute(release)
     assert release.journal.finished == [] and calls == ["restore_target", "require_ready"]
+
+
+def test_the_switch_sends_the_patch_the_plan_shows(monkeypatch):
+    rb, sent = _rollback(), []
+    objects = {"blue-dep": deployment("blue-dep", BLUE_SEL), "green-dep": deployment("green-dep", GREEN_SEL)}
+    monkeypatch.setattr(restore, "read", lambda kube, kind, ns, name: objects[name])
+    monkeypatch.setattr(restore, "now_utc", lambda: "<time of the switch>")
+    monkeypatch.setattr(restore, "move_selector", lambda kube, ns, svc, frm, to, annotations: sent.append(
+        selector_patch(rb.svc, frm, to, annotations)) or "moved")
+    switch_to_target(None, rb)
+    facts = RollbackFacts(rb.svc, rb.chosen, objects["blue-dep"], objects["green-dep"], 0, rb.release_id)
+    planned = rollback_plan(facts, rb.cleanup, rb.deadlines, False, PlanFacts()).steps[3]
+    assert planned.name == "switch" and sent == [list(planned.patch)]
+    assert {"op": "add", "path": "/metadata/annotations/greenlight.io~1switch-kind", "value": "rollback"} in sent[0]
 
 
 # -- abort ----------------------------------------------------------------------------------------------------
