@@ -21,19 +21,18 @@ from prefect import flow
 
 from prefect_greenlight.tasks.canary.abort_strategy import (
     AbortRelease,
-    abort_ending,
     abort_steps,
     paused_holder,
     read_abort,
     reject_paused_run,
 )
 from prefect_greenlight.tasks.decisions.plan_abort import CanaryAbort
-from prefect_greenlight.tasks.engine.executor import execute
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.report import say
+from prefect_greenlight.tasks.report_only import execute_reporting
 from prefect_greenlight.tasks.spec import Deadlines
 
 
@@ -56,7 +55,7 @@ def abort_canary_release(kube: Kube, namespace: str, service: str, deadlines: De
     with ServiceLock(kube, namespace, service, a.abort_id, taker="abort") as lock:
         journal.started(endpoint_counts(kube, namespace, service), stable=a.stable, canary=a.canary)
         release = AbortRelease(kube, journal.timeline, lock=lock, journal=journal, abort=a)
-        execute(steps, release, abort_ending(kube, a, journal))                              # 3
+        execute_reporting(steps, release, "abort")                                           # 3
         journal.approval(f"aborted by {approver or 'unknown'}: {reason or 'greenlight abort'}", False)
         journal.finish("aborted", from_deployment=a.canary, to_deployment=a.stable, images=[],
                        after=endpoint_counts(kube, namespace, service), reason=how + (reason or "greenlight abort"))

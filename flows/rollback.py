@@ -23,15 +23,15 @@ from prefect import flow
 from prefect_greenlight.tasks.bluegreen.plan import plan_rollback
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
 from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read_rollback
-from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_ending, rollback_steps
+from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_steps
 from prefect_greenlight.tasks.decisions.rollback import RollbackAction
-from prefect_greenlight.tasks.engine.executor import execute
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline, say
+from prefect_greenlight.tasks.report_only import execute_reporting
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 
 
@@ -65,7 +65,7 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
     with ServiceLock(kube, namespace, service, release_id, taker="rollback") as lock:
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
         release = RollbackRelease(kube, journal.timeline, lock=lock, journal=journal, rb=rb)
-        execute(steps, release, rollback_ending(kube, rb, journal))                                 # 2-7
+        execute_reporting(steps, release, "rollback")                                             # 2-7
     journal.finish("rolled-back", from_deployment=live, to_deployment=target,
                    images=images_of(kube, namespace, target), after=endpoint_counts(kube, namespace, service))
     say(f"rolled back: Service {service} serves {target}")

@@ -4,7 +4,7 @@ where it goes, like blue-green's preflight):
   restore -> wait-ready -> switch -> verify-endpoints -> autoscaler -> cleanup
 
 A rollback is itself the undo: a failed step is reported, nothing is undone, the outcome recorded "failed"
-(tasks/report_only.py). The dry run describes this same list (tasks/decisions/plan_rollback.py).
+(tasks/report_only.py: execute_reporting). The dry run describes this same list (tasks/decisions/plan_rollback.py).
 """
 
 from __future__ import annotations
@@ -32,13 +32,12 @@ from prefect_greenlight.tasks.decisions.plan_rollback import (
     describe_wait_ready,
     rollback_summary,
 )
-from prefect_greenlight.tasks.engine.executor import Ending, Release
+from prefect_greenlight.tasks.engine.executor import Release
 from prefect_greenlight.tasks.engine.steps import Step, plan_of
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.kube.waiting import require_ready
-from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.report import say
-from prefect_greenlight.tasks.report_only import failed_ending, reporting, said
+from prefect_greenlight.tasks.report_only import reporting, said
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 
 
@@ -47,6 +46,12 @@ class RollbackRelease(Release):
     """The running rollback, as its steps see it: the engine's Release and what read-record found."""
 
     rb: Rollback
+
+    def record_failed(self, reason: str) -> None:
+        """A failed rollback: recorded "failed", from the live Deployment to the target, no images."""
+        rb = self.rb
+        self.journal.finish("failed", from_deployment=rb.choice.from_deployment, to_deployment=rb.choice.target,
+                            images=[], after=endpoint_counts(self.kube, rb.namespace, rb.service), reason=reason)
 
 
 def _wait_ready(release: RollbackRelease) -> str:
@@ -66,14 +71,6 @@ def rollback_steps() -> list[Step]:
         reporting("cleanup", lambda rel: said(retire_rolled_back(rel.kube, rel.rb)), describe_cleanup,
                   changes=True),
     ]
-
-
-def rollback_ending(kube, rb: Rollback, journal: Journal) -> Ending:
-    """A failed rollback: recorded "failed" (from the live Deployment to the target, no images), re-raised."""
-    c = rb.choice
-    return failed_ending("rollback", lambda reason: journal.finish(
-        "failed", from_deployment=c.from_deployment, to_deployment=c.target, images=[],
-        after=endpoint_counts(kube, rb.namespace, rb.service), reason=reason))
 
 
 def rollback_plan(f: RollbackFacts, cleanup: Cleanup, deadlines: Deadlines, target_has_hpa: bool,

@@ -5,7 +5,7 @@ the abort as a list of steps (the release engine, tasks/engine/):
                     EndpointSlices; the abort recorded on the Service
 
 An abort is itself the undo: a failure is reported, nothing undone, the outcome recorded "failed"
-(tasks/report_only.py).
+(tasks/report_only.py: execute_reporting).
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from prefect_greenlight.tasks.canary.steps import read_progress, record_progress
 from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION, LockAction, decide
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.decisions.plan_abort import CanaryAbort, canary_abort, describe_restore_stable
-from prefect_greenlight.tasks.engine.executor import Ending, Release
+from prefect_greenlight.tasks.engine.executor import Release
 from prefect_greenlight.tasks.engine.steps import Step, plan_of
 from prefect_greenlight.tasks.errors import BadInput, GreenlightError, LockHeld
 from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
-from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.report import say
-from prefect_greenlight.tasks.report_only import failed_ending, reporting
+from prefect_greenlight.tasks.report_only import reporting
 from prefect_greenlight.tasks.spec import Deadlines
 
 
@@ -34,6 +33,12 @@ class AbortRelease(Release):
     """The running abort, as its steps see it: the engine's Release and what the Service records."""
 
     abort: CanaryAbort
+
+    def record_failed(self, reason: str) -> None:
+        """A failed abort: recorded "failed", from the canary to the stable, no images."""
+        a = self.abort
+        self.journal.finish("failed", from_deployment=a.canary, to_deployment=a.stable, images=[],
+                            after=endpoint_counts(self.kube, a.namespace, a.service), reason=reason)
 
 
 def read_abort(kube: Kube, namespace: str, service: str, deadlines: Deadlines) -> CanaryAbort:
@@ -92,13 +97,6 @@ def _restore_stable(release: AbortRelease) -> str:
 
 def abort_steps() -> list[Step]:
     return [reporting("restore-stable", _restore_stable, describe_restore_stable, changes=True)]
-
-
-def abort_ending(kube: Kube, a: CanaryAbort, journal: Journal) -> Ending:
-    """A failed abort: recorded "failed" (from the canary to the stable, no images), re-raised."""
-    return failed_ending("abort", lambda reason: journal.finish(
-        "failed", from_deployment=a.canary, to_deployment=a.stable, images=[],
-        after=endpoint_counts(kube, a.namespace, a.service), reason=reason))
 
 
 def abort_plan(a: CanaryAbort, found: PlanFacts | None = None) -> Plan:

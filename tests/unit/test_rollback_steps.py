@@ -9,23 +9,18 @@ import pytest
 
 from prefect_greenlight.tasks.bluegreen import restore, rollback_strategy
 from prefect_greenlight.tasks.bluegreen.restore import Rollback, switch_to_target
-from prefect_greenlight.tasks.bluegreen.rollback_strategy import (
-    RollbackRelease,
-    rollback_ending,
-    rollback_plan,
-    rollback_steps,
-)
+from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_plan, rollback_steps
 from prefect_greenlight.tasks.canary import abort_strategy
-from prefect_greenlight.tasks.canary.abort_strategy import AbortRelease, abort_ending, abort_plan, abort_steps
+from prefect_greenlight.tasks.canary.abort_strategy import AbortRelease, abort_plan, abort_steps
 from prefect_greenlight.tasks.decisions.plan import PlanFacts
 from prefect_greenlight.tasks.decisions.plan_abort import canary_abort
 from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, chosen_record
 from prefect_greenlight.tasks.decisions.rollback import choose_rollback
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
-from prefect_greenlight.tasks.engine.executor import execute
 from prefect_greenlight.tasks.errors import BadInput, GuardFailed, PermanentError
 from prefect_greenlight.tasks.record.annotations import read_record
 from prefect_greenlight.tasks.record.report import Timeline
+from prefect_greenlight.tasks.report_only import execute_reporting
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 from tests.unit.builders import deployment, record_annotations, service
 
@@ -73,7 +68,7 @@ def _release(rb: Rollback) -> RollbackRelease:
 
 
 def _execute(release: RollbackRelease) -> None:
-    execute(rollback_steps(), release, rollback_ending(None, release.rb, release.journal))
+    execute_reporting(rollback_steps(), release, "rollback")
 
 
 def test_a_rollback_executes_the_steps_its_plan_describes(monkeypatch):
@@ -106,6 +101,19 @@ def test_a_failed_rollback_step_is_recorded_failed_and_raised_as_it_was_with_not
     assert len(release.undo) == 0
     assert release.journal.finished == [("failed", {"from_deployment": "green-dep", "to_deployment": "blue-dep",
                                                     "images": [], "after": None, "reason": str(guard)})]
+
+
+def test_a_failure_goes_on_with_the_cause_it_had(monkeypatch):
+    """The engine raises a reported failure `from` itself; the cause the step gave it (an API error) stays."""
+    api_error = ConnectionError("apiserver unreachable")
+    try:
+        raise PermanentError("could not scale blue-dep") from api_error
+    except PermanentError as exc:
+        failure = exc
+    _fake_rollback_actions(monkeypatch, [], fail="restore_target", error=failure)
+    with pytest.raises(PermanentError) as raised:
+        _execute(_release(_rollback()))
+    assert raised.value is failure and raised.value.__cause__ is api_error
 
 
 def test_a_cancelled_rollback_records_nothing_and_goes_on_cancelled(monkeypatch):
@@ -146,7 +154,7 @@ def _abort(monkeypatch, restore) -> tuple[AbortRelease, list[dict]]:
 
 
 def _execute_abort(release: AbortRelease) -> None:
-    execute(abort_steps(), release, abort_ending(None, release.abort, release.journal))
+    execute_reporting(abort_steps(), release, "abort")
 
 
 def test_an_abort_executes_the_step_its_plan_describes(monkeypatch):
