@@ -8,15 +8,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.restore import Rollback
+from prefect_greenlight.tasks.bluegreen.rollback_strategy import rollback_plan
 from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
-from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, rollback_plan
+from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
-from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record
-from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 
 
 def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
@@ -29,18 +29,16 @@ def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
     return blue_green_plan(plan, service, preview, facts, hooks)
 
 
-def plan_rollback(kube: Kube, namespace: str, service: dict, release_id: str, replicas_wanted: int, cleanup: Cleanup,
-                  deadlines: Deadlines, record: ReleaseRecord | None = None) -> Plan:
-    """`greenlight rollback --dry-run`: the record as read (or as the rollback's choice rewrote it: `--to`), both
-    Deployments, the Lease and the HPAs."""
-    record = record or read_record(service)
-    name = service["metadata"]["name"]
-    facts = RollbackFacts(service=service, record=record,
-                          target=read(kube, "Deployment", namespace, record.previous_deployment),
-                          live=read(kube, "Deployment", namespace, record.live_deployment),
-                          replicas_wanted=replicas_wanted, release_id=release_id)
-    hpas = list_objects(kube, "HorizontalPodAutoscaler", namespace)
-    found = plan_facts(kube, namespace, name, ("(the rollback asks for no permission review before it starts)",),
-                        tuple(sorted(h["metadata"]["name"] for h in hpas)), ())
+def plan_rollback(kube: Kube, rb: Rollback) -> Plan:
+    """`greenlight rollback --dry-run`: the record as the rollback's choice reads it (`--to` may go elsewhere),
+    both Deployments, the Lease and the HPAs."""
+    record = rb.chosen
+    facts = RollbackFacts(service=rb.svc, record=record,
+                          target=read(kube, "Deployment", rb.namespace, record.previous_deployment),
+                          live=read(kube, "Deployment", rb.namespace, record.live_deployment),
+                          replicas_wanted=rb.replicas_wanted, release_id=rb.release_id)
+    hpas = list_objects(kube, "HorizontalPodAutoscaler", rb.namespace)
+    asked = ("(the rollback asks for no permission review before it starts)",)
+    found = plan_facts(kube, rb.namespace, rb.service, asked, tuple(sorted(h["metadata"]["name"] for h in hpas)), ())
     has_hpa = bool(autoscalers_of(hpas, record.previous_deployment))
-    return rollback_plan(facts, cleanup, deadlines, has_hpa, found)
+    return rollback_plan(facts, rb.cleanup, rb.deadlines, has_hpa, found)
