@@ -34,9 +34,8 @@ class Answer(Protocol):
     """What a person filled in (the pause form)."""
 
     approve: bool
-    full: bool
     reason: str
-    approver: str
+    approver: str  # and `full`, where the pause offers it
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def decide(kind: PauseKind, answer: Answer | None, waited_s: float, allows_full:
     if answer is not None:
         approved = bool(answer.approve)
         return Decision(approved, answer.reason, answer.approver, "human",
-                        full=approved and allows_full and bool(answer.full))
+                        full=approved and allows_full and bool(getattr(answer, "full", False)))
     if kind.approves_on_timeout:
         return Decision(True, f"no objection within {waited_s:.0f} s", "greenlight", "timeout")
     return Decision(False, f"no answer within {waited_s:.0f} s", "", "timeout")

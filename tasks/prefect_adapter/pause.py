@@ -27,9 +27,14 @@ class PauseForm(RunInput):
     """What whoever answers a paused release fills in."""
 
     approve: bool = Field(False, description="Go on (unticked: stop, and the release is rolled back).")
-    full: bool = Field(False, description="Canary only: skip the remaining steps and analyses, straight to 100 %.")
     reason: str = Field("", description="Why (recorded on the Service, in the history and in the flow run).")
     approver: str = Field("", description="Who is answering.")
+
+
+class PromoteForm(PauseForm):
+    """The same form where a pause may also skip ahead (a canary's)."""
+
+    full: bool = Field(False, description="Skip the remaining steps and analyses: straight to 100 %.")
 
 
 def current_run_id() -> str:
@@ -45,7 +50,8 @@ def pause_run(kind: PauseKind | None, timeout_s: float, description: str, allows
     answers = f"greenlight approve {run_id}  |  greenlight reject {run_id}"
     answers += f"  |  greenlight promote {run_id} [--full]" if allows_full else ""
     say(f"paused ({kind.value}) for up to {timeout_s:.0f} s: {answers}")
-    form = PauseForm.with_initial_data(description=description, approve=kind.approves_on_timeout)
+    form = (PromoteForm if allows_full else PauseForm).with_initial_data(description=description,
+                                                                         approve=kind.approves_on_timeout)
     started = time.monotonic()
     try:
         answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(timeout_s)), poll_interval=POLL_INTERVAL_S)
@@ -64,9 +70,10 @@ def resume_self() -> None:
 
 
 def answer_run(flow_run_id: str, approve: bool, full: bool = False, reason: str = "", approver: str = "") -> None:
-    """Answer a paused release from code or the CLI."""
-    resume_flow_run(flow_run_id, run_input={"approve": approve, "full": full, "reason": reason,
-                                            "approver": approver})
+    """Answer a paused release from code or the CLI (`full` only where the pause offers it: the server checks
+    the answer against the paused run's form)."""
+    answer = {"approve": approve, "reason": reason, "approver": approver, **({"full": True} if full else {})}
+    resume_flow_run(flow_run_id, run_input=answer)
 
 
 def run_state_name(flow_run_id: str) -> str:

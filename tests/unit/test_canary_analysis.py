@@ -16,7 +16,7 @@ from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
 from prefect_greenlight.tasks.canary.preflight import derive_canary
 from prefect_greenlight.tasks.decisions.pause import PauseKind, decide
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.prefect_adapter.pause import PauseForm
+from prefect_greenlight.tasks.prefect_adapter.pause import PromoteForm as PauseForm
 from prefect_greenlight.tasks.spec import parse_spec
 from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, CanarySpec, HttpAnalysis, PrometheusAnalysis
 
