@@ -95,6 +95,7 @@ def _prefect_runs(pipeline_id: str) -> list[dict]:
     except Exception:  # noqa: BLE001 - the clusters still answer
         return []
     return [{"id": str(r.id), "name": r.name, "state": r.state.type.value if r.state else "?",
+             "message": (r.state.message or "") if r.state else "",
              "tags": list(r.tags), "parameters": r.parameters,
              "pipeline": not any(t.startswith("greenlight.stage:") for t in r.tags)} for r in runs]
 
@@ -124,6 +125,7 @@ def pipeline_status(pipeline_id: str, spec: PipelineSpec | None, kubeconfig: str
         done.append(flags)
     point = resume_point(done)
     return {"pipeline_id": pipeline_id, "state": own[0]["state"] if own else "unknown (no Prefect flow run)",
+            "state_message": own[0]["message"] if own else "",
             "flow_run_id": own[0]["id"] if own else "", "next": point.describe([s.name for s in spec.stages]),
             "targets": rows, "child_runs": [{k: r[k] for k in ("id", "name", "state")} for r in runs
                                             if not r["pipeline"]]}
@@ -136,6 +138,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
     print(f"pipeline {status['pipeline_id']}: {status['state']} {status['flow_run_id']}; {status['next']}")
+    if status["state_message"]:
+        print(f"  {status['state_message']}")  # e.g. who rejected the gate, and why
     for r in status["targets"]:
         print(f"  {r['stage']:<12} {r['target']:<14} {r['context']}:{r['namespace']}/{r['service']:<20} "
               f"{r['last']:<24} serving {r['serving']}")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from prefect import flow
 
+from prefect_greenlight.tasks.decisions.pause import AUTOMATIC, Decision, PauseKind
 from prefect_greenlight.tasks.decisions.pipeline import (
     RELEASED,
     TargetOutcome,
@@ -43,11 +44,10 @@ from prefect_greenlight.tasks.pipeline.targets import (
     serving_now,
     soak,
 )
-from prefect_greenlight.tasks.record.approval import request_approval
+from prefect_greenlight.tasks.prefect_adapter.pause import pause_run
 from prefect_greenlight.tasks.record.events import PipelineEvent, emit_pipeline
 from prefect_greenlight.tasks.record.history import pipeline_tags
 from prefect_greenlight.tasks.record.report import artifact_key, markdown_artifact, say
-from prefect_greenlight.tasks.spec import Approval, ApprovalMode
 from prefect_greenlight.tasks.spec.pipeline import GateMode, PipelineSpec, Strategy
 
 
@@ -88,6 +88,7 @@ class PipelineRun:
             "namespace": t.target.namespace, "service": t.target.service, "strategy": t.target.strategy.value,
             "outcome": TargetOutcome.NOT_STARTED.value, "seconds": 0.0, "reason": ""} for row in stages for t in row}
         self.t0 = t0  # the run's start, before resolve and pre-flight
+        self.gates: list[dict] = []  # every gate's answer: who, why, how
 
     def row(self, t: PipelineTarget) -> dict:
         return self.rows[(t.stage_index, t.name)]
@@ -151,21 +152,29 @@ class PipelineRun:
         return PipelineFailed(message, result)
 
     # -- the gate after a stage
-    def gate(self, i: int) -> bool:
+    def gate(self, i: int) -> Decision:
+        """The gate after stage `i`: automatic, a soak, or the one pause (a person answers; no answer within its
+        timeout is a rejection). The answer, who and why, goes in the result and, when it stops the pipeline, in
+        its final state (`greenlight pipeline status`)."""
         stage, nxt = self.spec.stages[i], self.spec.stages[i + 1].name
         if stage.gate.mode is GateMode.SOAK:
             soak(self.stages[i], stage.gate.soak_s, stage.gate.interval_s, say)
-            return True
+            return self.answered(stage.name, nxt, Decision(True, f"soaked {stage.gate.soak_s:.0f} s", "greenlight",
+                                                           "auto"))
         if stage.gate.mode is GateMode.AUTO:
-            return True
+            return self.answered(stage.name, nxt, AUTOMATIC)
         emit_pipeline(PipelineEvent.PAUSED, self.pipeline_id, stage=stage.name, next_stage=nxt)
         summary = "\n\n".join([f"### Promote pipeline `{self.pipeline_id}` to stage `{nxt}`?",
                                f"Stage `{stage.name}` passed:", stage_table(self.table(upto=i)),
                                ("Tick **approve** to start the next stage; leave it unticked to stop the "
                                 "pipeline (what is released stays).")])
-        decision = request_approval(Approval(mode=ApprovalMode.MANUAL, timeout_s=stage.gate.timeout_s), summary)
+        decision = pause_run(PauseKind.GATE, stage.gate.timeout_s, summary)
         say(f"pipeline {self.pipeline_id}: promotion to {nxt} {decision.note()}")
-        return decision.approved
+        return self.answered(stage.name, nxt, decision)
+
+    def answered(self, stage: str, next_stage: str, decision: Decision) -> Decision:
+        self.gates.append({"stage": stage, "next_stage": next_stage, **decision.as_dict()})
+        return decision
 
     # -- step 5: the report
     def table(self, upto: int | None = None) -> list[dict]:
@@ -180,7 +189,8 @@ class PipelineRun:
                           stage_table(rows)])
         markdown_artifact(artifact_key("pipeline", self.pipeline_id), md, f"pipeline {outcome}")
         return {"pipeline_id": self.pipeline_id, "outcome": outcome, "message": message, "resumed": resumed,
-                "seconds": round(time.monotonic() - self.t0, 1), "targets": rows, "table": stage_table(rows)}
+                "seconds": round(time.monotonic() - self.t0, 1), "targets": rows, "table": stage_table(rows),
+                "gates": self.gates}
 
 
 def _dry_run(run: PipelineRun) -> dict:
@@ -214,14 +224,15 @@ def run_pipeline(spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None = 
         stage = spec.stages[i]
         if i > 0 and (i > start.stage_index or start.ask_gate):
             try:
-                approved = run.gate(i - 1)
+                decision = run.gate(i - 1)
             except SoakFailed as exc:
                 for name in exc.targets:
                     run.rows[(i - 1, name)]["reason"] = str(exc)[:500]
                 raise run.fail(i - 1, exc.targets, f"soak: {exc}", resumed, soaked=True) from None
-            if not approved:
-                result = run.result("rejected", f"promotion to stage {stage.name} rejected", resumed)
-                emit_pipeline(PipelineEvent.FAILED, pipeline_id, stage=stage.name, reason="rejected at the gate")
+            if not decision.approved:
+                result = run.result("rejected", f"promotion to stage {stage.name} {decision.note()}", resumed)
+                emit_pipeline(PipelineEvent.FAILED, pipeline_id, stage=stage.name, reason=result["message"],
+                              decision=decision.as_dict())
                 raise PipelineFailed(result["message"], result)
         todo = [t for t in stages[i] if run.row(t)["outcome"] == TargetOutcome.NOT_STARTED.value]
         if failed := run.release_stage(todo, stage.max_parallel):

@@ -1,59 +1,13 @@
-"""Step 5, approval: pause the flow run with a form in the Prefect UI (approve: bool, reason, approver) whose
-description summarises the release. The default answer is "no": a resume without input rejects.
-
-Modes: auto (no pause); manual (wait up to timeout_s, then count it a rejection); timed (approve after
-auto_after_s unless a human answers first). `decide` is pure; `request_approval` does the pausing.
+"""Step 5, approval: the blue-green release pauses with the one pause form (tasks/prefect_adapter/pause.py) whose
+description summarises the release. Modes: auto (no pause); manual (a person must answer within timeout_s, else it
+counts as a rejection); timed (approved after auto_after_s unless a person answers first).
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-
-from pydantic import Field
-
+from prefect_greenlight.tasks.decisions.pause import Decision, PauseKind
+from prefect_greenlight.tasks.prefect_adapter.pause import answer_run, pause_run
 from prefect_greenlight.tasks.spec import Approval, ApprovalMode
-
-log = logging.getLogger(__name__)
-POLL_INTERVAL_S = 2
-
-
-try:
-    from prefect.input import RunInput
-except ImportError:  # pragma: no cover - prefect is a hard dependency; this keeps the pure part importable
-    from pydantic import BaseModel as RunInput  # type: ignore[assignment]
-
-
-class ApprovalForm(RunInput):
-    """What the approver fills in."""
-
-    approve: bool = Field(False, description="Promote green: switch the Service's traffic to it.")
-    reason: str = Field("", description="Why (recorded on the Service and in the flow run).")
-    approver: str = Field("", description="Who is answering.")
-
-
-@dataclass(frozen=True)
-class ApprovalDecision:
-    approved: bool
-    reason: str
-    approver: str
-    how: str  # "auto", "human", "timeout"
-
-    def note(self) -> str:
-        verdict = "approved" if self.approved else "rejected"
-        who = self.approver or ("nobody" if self.how == "timeout" else "unknown")
-        return f"{verdict} by {who} ({self.how}){': ' + self.reason if self.reason else ''}"
-
-
-def decide(mode: ApprovalMode, answer: ApprovalForm | None, timed_out: bool, waited_s: float) -> ApprovalDecision:
-    """Turn what happened during the pause into a decision."""
-    if mode is ApprovalMode.AUTO:
-        return ApprovalDecision(True, "automatic promotion", "greenlight", "auto")
-    if timed_out or answer is None:
-        if mode is ApprovalMode.TIMED:
-            return ApprovalDecision(True, f"no objection within {waited_s:.0f} s", "greenlight", "timeout")
-        return ApprovalDecision(False, f"no answer within {waited_s:.0f} s", "", "timeout")
-    return ApprovalDecision(bool(answer.approve), answer.reason, answer.approver, "human")
 
 
 def _labels(selector: dict) -> str:
@@ -83,50 +37,15 @@ def summary_markdown(summary: dict, smoke_rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def request_approval(approval: Approval, description: str) -> ApprovalDecision:
-    """Pause the current flow run for an answer (no-op in auto mode)."""
-    if approval.mode is ApprovalMode.AUTO:
-        return decide(approval.mode, None, False, 0)
-    import time
-
-    from prefect.context import FlowRunContext
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import pause_flow_run
-
-    from prefect_greenlight.tasks.record.report import say
-
+def request_approval(approval: Approval, description: str) -> Decision:
+    """Pause the current flow run for an answer (no pause in auto mode): the one pause of
+    tasks/prefect_adapter/pause.py, its rule tasks/decisions/pause.py."""
+    kind = {ApprovalMode.AUTO: None, ApprovalMode.MANUAL: PauseKind.APPROVAL,
+            ApprovalMode.TIMED: PauseKind.TIMED}[approval.mode]
     timeout = approval.auto_after_s if approval.mode is ApprovalMode.TIMED else approval.timeout_s
-    form = ApprovalForm.with_initial_data(description=description, approve=False)
-    ctx = FlowRunContext.get()
-    run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else "?"
-    say(f"waiting up to {timeout:.0f} s for approval ({approval.mode.value}): "
-        f"greenlight approve {run_id}  |  greenlight reject {run_id}")
-    started = time.monotonic()
-    try:
-        answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(timeout)),
-                                poll_interval=POLL_INTERVAL_S)
-        return decide(approval.mode, answer, False, time.monotonic() - started)
-    except FlowPauseTimeout:
-        _resume_self()
-        return decide(approval.mode, None, True, time.monotonic() - started)
-
-
-def _resume_self() -> None:
-    """After a pause times out the server still shows the run Paused; move it back to Running so the release
-    can finish (roll back, or promote in timed mode) and end in a true final state."""
-    from prefect.client.orchestration import get_client
-    from prefect.context import FlowRunContext
-    from prefect.states import Running
-
-    ctx = FlowRunContext.get()
-    if ctx is None:
-        return
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(ctx.flow_run.id, Running(), force=True)
+    return pause_run(kind, timeout, description)
 
 
 def resume(flow_run_id: str, approve: bool, reason: str = "", approver: str = "") -> None:
     """Answer a paused release from code or the CLI (`greenlight approve/reject RUN_ID`)."""
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(flow_run_id, run_input={"approve": approve, "reason": reason, "approver": approver})
+    answer_run(flow_run_id, approve, reason=reason, approver=approver)

@@ -191,6 +191,26 @@ def test_every_stage_passes_with_an_api_approval_between_staging_and_prod(cluste
                       "greenlight.pipeline.completed"]
 
 
+def test_a_pipeline_rejected_at_its_gate_says_who_and_why(clusters, ns, prefect_api, tmp_path, staging):
+    """The gate is the one pause of every release: a rejection's who and why reach the pipeline's result, its
+    failed event and `greenlight pipeline status`; prod stays untouched."""
+    pid = f"reject-{uuid.uuid4().hex[:6]}"
+    spec = pipeline_file(tmp_path, ns, pid, gate="manual")
+    log = tmp_path / "pipeline.log"
+    proc = greenlight_bg(staging, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
+                         clusters.kubeconfig, "--json", log=log)
+    run_id = paused_run_id(log, proc, timeout=180, api=prefect_api)
+    answer = greenlight(staging, prefect_api, "reject", run_id, "--reason", "error budget spent", "--approver", "ana")
+    assert answer.returncode == 0, answer.stderr
+    assert proc.wait(120) == 1, log.read_text()[-4000:]
+    note = "rejected by ana (human): error budget spent"
+    assert f"promotion to stage prod {note}" in log.read_text()
+    assert serving(clusters, ns)["prod-a"] == ("blue-dep", OLD) and serving(clusters, ns)["prod-b"] == ("blue-dep", OLD)
+    status = greenlight(staging, prefect_api, "pipeline", "status", pid, "--kubeconfig", clusters.kubeconfig)
+    assert status.returncode == 0, status.stderr
+    assert "FAILED" in status.stdout and note in status.stdout, status.stdout
+
+
 @pytest.mark.parametrize("policy", ["target", "atomic"])
 def test_a_fault_in_prod_b_rolls_back_by_policy(clusters, ns, prefect_api, tmp_path, staging, policy):
     pid = f"fail-{policy}-{uuid.uuid4().hex[:6]}"

@@ -13,9 +13,10 @@ import pytest
 from prefect_greenlight.tasks.canary.analysis import AnalysisContext, AnalysisResult, Outcome, combine, run_providers
 from prefect_greenlight.tasks.canary.analysis.http_probe import ProbeStats, judge
 from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
-from prefect_greenlight.tasks.canary.pause import CanaryStepForm, decide
 from prefect_greenlight.tasks.canary.preflight import derive_canary
+from prefect_greenlight.tasks.decisions.pause import PauseKind, decide
 from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.prefect_adapter.pause import PromoteForm as PauseForm
 from prefect_greenlight.tasks.spec import parse_spec
 from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, CanarySpec, HttpAnalysis, PrometheusAnalysis
 
@@ -170,10 +171,10 @@ def test_derive_canary_separates_selectors():
 
 
 def test_pause_decisions():
-    assert decide("approval", None, 5).approved is False
-    assert decide("timed", None, 5).approved is True
-    answer = CanaryStepForm(approve=True, full=True, reason="ok", approver="me")
-    d = decide("approval", answer, 1)
+    assert decide(PauseKind.APPROVAL, None, 5).approved is False
+    assert decide(PauseKind.TIMED, None, 5).approved is True
+    answer = PauseForm(approve=True, full=True, reason="ok", approver="me")
+    d = decide(PauseKind.APPROVAL, answer, 1, allows_full=True)
     assert d.approved and d.full and d.note() == "promoted to 100 % by me (human): ok"
-    rejected = decide("approval", CanaryStepForm(approve=False, full=True), 1)
+    rejected = decide(PauseKind.APPROVAL, PauseForm(approve=False, full=True), 1, allows_full=True)
     assert not rejected.approved and not rejected.full

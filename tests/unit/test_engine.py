@@ -16,17 +16,16 @@ from prefect_greenlight.tasks.bluegreen import strategy as bluegreen
 from prefect_greenlight.tasks.canary import progress as canary_progress
 from prefect_greenlight.tasks.canary import strategy as canary
 from prefect_greenlight.tasks.canary.analysis import AnalysisResult, Outcome
-from prefect_greenlight.tasks.canary.pause import StepDecision
 from prefect_greenlight.tasks.canary.preflight import CanaryPlan
 from prefect_greenlight.tasks.decisions.canary import SplitVerdict, step_plan
 from prefect_greenlight.tasks.decisions.hooks import HookRecord
+from prefect_greenlight.tasks.decisions.pause import Decision
 from prefect_greenlight.tasks.decisions.plan import PlanFacts, PlanStep, StepKind, deployment_changes
 from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
 from prefect_greenlight.tasks.engine.executor import Ending, Release, execute
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step
 from prefect_greenlight.tasks.errors import PermanentError, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.record import cancellation
-from prefect_greenlight.tasks.record.approval import ApprovalDecision
 from prefect_greenlight.tasks.record.report import Timeline
 from prefect_greenlight.tasks.spec import Hook
 from prefect_greenlight.tasks.spec.canary import CanarySpec
@@ -259,7 +258,7 @@ def fake_canary(monkeypatch):
         return [AnalysisResult("prometheus", seen.outcomes.get(ctx.percent, Outcome.SUCCESSFUL), "q")]
 
     def pause(kind, timeout_s, form):
-        return seen.answers.get(kind, StepDecision(True, False, "", "tester", "human"))
+        return seen.answers.get(kind, Decision(True, "", "tester", "human", full=False))
 
     def restore(*args) -> str:
         seen.restored += 1
@@ -317,7 +316,7 @@ def test_a_canary_failure_at_any_step_aborts_once(fake_canary):
 
 
 def test_promote_full_at_a_pause_jumps_to_the_last_step(fake_canary):
-    fake_canary.answers["approval"] = StepDecision(True, True, "", "tester", "human")
+    fake_canary.answers["approval"] = Decision(True, "", "tester", "human", full=True)
     r, _ = run_canary(canary_plan_of(approve_steps=[10, 30, 100]))
     assert names(r) == ["hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-10", "step-100",
                         "hook-last", "cleanup"]
@@ -327,7 +326,7 @@ def test_promote_full_at_a_pause_jumps_to_the_last_step(fake_canary):
 
 
 def test_promote_full_at_the_last_step_just_goes_on(fake_canary):
-    fake_canary.answers["approval"] = StepDecision(True, True, "", "tester", "human")
+    fake_canary.answers["approval"] = Decision(True, "", "tester", "human", full=True)
     r, _ = run_canary(canary_plan_of(approve_steps=[100]))
     assert names(r)[-4:] == ["analysis-100", "pause-100", "hook-last", "cleanup"]
     assert fake_canary.records[-2:] == [("3/3", "passed", "100"), ("3/3", "promoted", "100")]
@@ -335,7 +334,7 @@ def test_promote_full_at_the_last_step_just_goes_on(fake_canary):
 
 def test_promote_full_at_an_inconclusive_pause_goes_straight_to_100(fake_canary):
     fake_canary.outcomes[10] = Outcome.INCONCLUSIVE
-    fake_canary.answers["inconclusive"] = StepDecision(True, True, "", "tester", "human")
+    fake_canary.answers["inconclusive"] = Decision(True, "", "tester", "human", full=True)
     r, _ = run_canary(canary_plan_of(pause_s=5))
     assert names(r) == ["hook-pre", "hook-first", "step-10", "analysis-10", "pause-10", "hook-gate-10", "step-100",
                         "hook-last", "cleanup"]
@@ -370,7 +369,7 @@ def fake_blue_green(monkeypatch):
         monkeypatch.setattr(bluegreen, name, lambda *a, _n=name: f"{_n} done")
     monkeypatch.setattr(bluegreen, "smoke_test", lambda *a: [{"pod": "p", "path": "/", "status": 200,
                                                                "latency_ms": 1, "ok": True}])
-    monkeypatch.setattr(bluegreen, "request_approval", lambda *a: ApprovalDecision(True, "auto", "", "auto"))
+    monkeypatch.setattr(bluegreen, "request_approval", lambda *a: Decision(True, "auto", "", "auto"))
 
 
 def test_blue_green_runs_exactly_its_planned_steps_and_undoes_the_right_ones(fake_blue_green):
