@@ -42,8 +42,8 @@ from typing import Any, TypeVar
 from prefect.exceptions import TerminationSignal
 
 from prefect_greenlight.tasks.decisions.undo import CANCEL_STATES, cancel_means_undo
-from prefect_greenlight.tasks.prefect_adapter.private_api import cancel_intent, record_cancel_intent
 from prefect_greenlight.tasks.errors import CancelRequested
+from prefect_greenlight.tasks.prefect_adapter.private_api import cancel_intent, record_cancel_intent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
