@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from kubernetes import client
 
 from tests.e2e.release_helpers import (
     ROOT,
@@ -90,9 +91,8 @@ def test_a_missing_verb_is_named_before_anything_changes(cluster, prefect_api, k
     tutorial1(kubectl, kube, namespace)
     sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
     role = kube.api.sanitize_for_serialization(
-        kube.api.call_api(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/greenlight-release",
-                          "GET", response_type="object", auth_settings=["BearerToken"],
-                          _return_http_data_only=True))
+        client.RbacAuthorizationV1Api(kube.api).read_namespaced_role("greenlight-release", namespace))
+    role["metadata"] = {"name": "greenlight-release", "namespace": namespace}
     for rule in role["rules"]:
         if rule.get("resources") == ["services"]:
             rule["verbs"] = [v for v in rule["verbs"] if v != "patch"]
