@@ -40,21 +40,13 @@ def said(detail: str) -> str:
 
 def execute_reporting(steps: Sequence[Step], release: Reporting, what: str) -> None:
     """Run `steps` with the engine; a failure is recorded (`release.record_failed`) and raised as it was."""
-    causes: dict[int, tuple[BaseException | None, bool]] = {}
-
     def report(exc: Exception) -> Exception:
         release.record_failed(str(exc))
-        causes[id(exc)] = (exc.__cause__, exc.__suppress_context__)
-        return exc
+        return exc  # the executor raises it as it was
 
     def record(outcome: str, failure: ReleaseFailed, phase: str) -> None:  # only a failure before the first step
         release.record_failed(failure.reason)
 
     ending = Ending(what, lambda phase, reason, cancelled, changes: f"{what} failed during {phase}: {reason}",
                     record, report)
-    try:
-        execute(steps, release, ending)
-    except Exception as exc:
-        if id(exc) in causes:  # `raise report(exc) from exc` made it its own cause: the one it had, back
-            exc.__cause__, exc.__suppress_context__ = causes[id(exc)]
-        raise
+    execute(steps, release, ending)

@@ -127,7 +127,10 @@ def execute(steps: Sequence[Step], release: Release, ending: Ending, resume_at: 
             raise
         except Exception as exc:  # noqa: BLE001 - every failure after the first change is undone or reported
             if current and current[0].on_failure is OnFailure.REPORT and ending.report is not None:
-                raise ending.report(exc) from exc
+                reported = ending.report(exc)
+                if reported is exc:  # raised as it was, with the cause it had
+                    raise
+                raise reported from exc
             await_cancel()  # the failure may be a cancel arriving early: then it raises TerminationSignal
             raise roll_back(release, ending, exc) from exc
     except BaseException as exc:  # Prefect's TerminationSignal: a cancel rolls back, then ends Cancelled
