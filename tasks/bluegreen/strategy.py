@@ -35,12 +35,16 @@ from prefect_greenlight.tasks.decisions.plan_bluegreen import (
     describe_wait_ready,
 )
 from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
-from prefect_greenlight.tasks.engine.executor import Release
+from prefect_greenlight.tasks.engine.executor import Ending, Release
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step, plan_of
-from prefect_greenlight.tasks.errors import Rejected
+from prefect_greenlight.tasks.errors import CleanupFailed, Rejected, ReleaseFailed
+from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.hooks.steps import hook_steps
+from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.approval import request_approval, summary_markdown
 from prefect_greenlight.tasks.record.events import ReleaseEvent
+from prefect_greenlight.tasks.record.journal import CLEANUP_FAILED, Journal
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import ApprovalMode, HookPoint
 
@@ -147,3 +151,30 @@ def blue_green_plan(r: ReleasePlan, service: dict, preview: dict | None, found: 
                    f"{c.service}", blue_green_steps(r), BlueGreenFacts(service, preview, hooks), found)
     return Plan(plan.strategy, plan.namespace, plan.service, plan.summary, (describe_preflight(r), *plan.steps),
                 plan.facts)
+
+
+def blue_green_ending(kube: Kube, plan: ReleasePlan, journal: Journal, hooks: HookRunner) -> Ending:
+    """How a failed blue-green release ends: rolled back, recorded; a failed clean-up only reported."""
+    c = plan.colors
+
+    def announce(phase: str, reason: str, cancelled: bool, changes: int) -> str:
+        return (f"release {'cancelled' if cancelled else 'failed'} during {phase}: {reason}; rolling back "
+                f"{changes} change(s)")
+
+    def record(outcome: str, failure: ReleaseFailed, phase: str) -> None:
+        hooks.finish(outcome)
+        journal.finish(outcome, from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
+                       after=endpoint_counts(kube, plan.namespace, c.service), reason=f"{phase}: {failure.reason}",
+                       details="### Rollback\n\n" + str(failure) + "\n\n" + hooks.markdown())
+
+    def cleanup_failed(exc: Exception) -> CleanupFailed:
+        """Green serves, verified: released, but the old version was not taken out of service. A re-run (the
+        history shows the release unfinished) resumes the clean-up."""
+        failure = CleanupFailed(str(exc))
+        say(f"{failure}; Service {c.service} serves {c.green}: run the release again to finish the clean-up")
+        journal.finish(CLEANUP_FAILED, from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
+                       after=endpoint_counts(kube, plan.namespace, c.service), reason=str(failure),
+                       details=f"### Clean-up\n\n{failure}. Run the same release again to finish it.")
+        return failure
+
+    return Ending("rollback", announce, record, cleanup_failed, outcome_of_success="rolled-back")
