@@ -172,7 +172,10 @@ def retrying(what: str, fn: Callable[[], T], policy: RetryPolicy | None = None,
         except Exception as exc:  # noqa: BLE001 - classified below
             err = classify(exc, what)
             elapsed = clock() - started
-            delay = policy.delay(attempt, elapsed, random.random()) if retry_if(exc, err) else None
+            # The first failure always gets one retry on a fresh connection, however long it took: a read that
+            # sat its whole read timeout on a stalled connection must not spend the budget alone.
+            spent = elapsed if attempt > 1 else 0.0
+            delay = policy.delay(attempt, spent, random.random()) if retry_if(exc, err) else None
             if delay is None:
                 if attempt > 1 and getattr(err, "retryable", False):
                     err = type(err)(f"{err} (gave up after {attempt} attempts over {elapsed:.0f} s)")

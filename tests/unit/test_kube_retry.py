@@ -123,3 +123,17 @@ def test_a_non_idempotent_call_is_re_sent_only_when_it_was_never_sent():
         retrying("patch", fn, retry_if=lambda exc, _e: never_sent(exc), sleep=clock.sleep, clock=clock)
     assert len(calls) == 1, "ambiguous: the caller re-reads and decides"
     assert "gave up" not in str(info.value)
+
+
+def test_a_first_attempt_that_sat_its_whole_read_timeout_still_gets_a_fresh_connection():
+    """A stalled connection: the first read waits its 30 s read timeout, as long as the whole budget. It is retried
+    once on a new connection (which answers); a second attempt as slow ends the call, bounded."""
+    clock = Clock()
+    fn, calls = failing(READ_TIMEOUT, clock=clock, cost_s=30.0)
+    assert retrying("read Deployment ns/green", fn, RetryPolicy(budget_s=30), sleep=clock.sleep, clock=clock) == "ok"
+    assert len(calls) == 2 and len(clock.sleeps) == 1
+    clock = Clock()
+    fn, calls = failing(*[READ_TIMEOUT] * 5, clock=clock, cost_s=30.0)
+    with pytest.raises(TemporaryError, match=r"gave up after 2 attempts over 60 s"):
+        retrying("read Deployment ns/green", fn, RetryPolicy(budget_s=30), sleep=clock.sleep, clock=clock)
+    assert len(calls) == 2
