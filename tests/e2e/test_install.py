@@ -23,22 +23,11 @@ import yaml
 from tests.e2e.prefect_ops import PrefectOps, Worker, api_call
 from tests.e2e.release_helpers import ROOT, TUTORIAL1, selector, tutorial1
 from tests.e2e.sampler import EndpointSampler
+from tests.e2e.test_packaging import USER_PREFECT_YAML
 
 WHEELHOUSE = Path(os.environ.get("GREENLIGHT_CACHE", ROOT / ".cache")) / "wheelhouse"
 WATCHED = ("prefect", "fastapi", "pydantic", "kubernetes", "sqlalchemy", "starlette", "httpx")
 POOL = "user-pool"
-USER_PREFECT_YAML = """
-name: user-project
-pull:
-- prefect.deployments.steps.set_working_directory:
-    directory: {project}
-deployments:
-- name: release-web
-  entrypoint: prefect_greenlight.flows.blue_green:blue_green_release
-  work_pool:
-    name: {pool}
-  enforce_parameter_schema: true
-"""
 
 
 def _run(argv: list, env: dict | None = None, cwd: Path | None = None, timeout: float = 600):
@@ -88,7 +77,7 @@ def test_a_user_project_deploys_by_module_path_and_releases_through_the_worker(
     tutorial1(kubectl, kube, namespace)
     project = tmp_path / "user-project"
     project.mkdir()
-    (project / "prefect.yaml").write_text(USER_PREFECT_YAML.format(project=project, pool=POOL))
+    (project / "prefect.yaml").write_text(USER_PREFECT_YAML.format(project=project, name="release-web", pool=POOL))
     bin_dir = user_venv["venv"] / "bin"
     env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
            "PREFECT_API_URL": prefect_api, "KUBECONFIG": cluster.kubeconfig,

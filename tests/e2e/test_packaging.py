@@ -159,10 +159,10 @@ pull:
 - prefect.deployments.steps.set_working_directory:
     directory: {project}
 deployments:
-- name: blue-green-from-package
+- name: {name}
   entrypoint: prefect_greenlight.flows.blue_green:blue_green_release
   work_pool:
-    name: greenlight
+    name: {pool}
   enforce_parameter_schema: true
 """
 
@@ -172,7 +172,7 @@ def test_pip_installed_flow_deploys_from_a_users_project_by_module_path(cluster,
     """The README's way for a user who only `pip install`ed greenlight: a module-path entrypoint in their own
     prefect.yaml. The run executes in their project directory, beside their own flows/ and tasks/."""
     tutorial1(kubectl, kube, namespace)
-    (user_project / "prefect.yaml").write_text(USER_PREFECT_YAML.format(project=user_project))
+    (user_project / "prefect.yaml").write_text(USER_PREFECT_YAML.format(project=user_project, name="blue-green-from-package", pool="greenlight"))
     env = {k: v for k, v in prefect_env(prefect_ops.api).items() if k != "PYTHONPATH"}
     out = _run([*PREFECT, "--no-prompt", "deploy", "--all"], env, user_project, timeout=300)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
