@@ -139,8 +139,6 @@ def _private_uses(tree: ast.AST) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("prefect._internal"):
             found.append(node.module)
-        if isinstance(node, ast.ImportFrom) and node.module == "prefect._internal":
-            found.append(node.module)
         if isinstance(node, ast.Attribute) and node.attr in private_api.WORKER_ATTRIBUTES + (
                 "_propose_crashed_state", "_mark_flow_run_as_cancelled", "_send_heartbeats"):
             found.append(node.attr)
