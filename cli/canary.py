@@ -41,7 +41,8 @@ def add_parsers(sub: Any, cluster_flags: Callable[[argparse.ArgumentParser], Non
     ca.add_argument("--container", help="image mode: container to update")
     ca.add_argument("--canary-name", help="image mode: the canary Deployment's name")
     ca.add_argument("--total", type=int, help="pods of both versions (default: stable's replicas)")
-    ca.add_argument("--steps", type=_percentages, help="canary percentages, e.g. 10,30,50,100")
+    ca.add_argument("--steps", type=_percentages, help="canary percentages, e.g. 10,30,50,100 (shorthand; write "
+                    "set_weight/pause/analysis steps in --spec)")
     ca.add_argument("--pause", type=float, help="seconds to pause after each step (promote ends it early)")
     ca.add_argument("--approve-steps", type=_percentages, help="steps after which a human must approve")
     ca.add_argument("--approval-timeout", type=float, help="seconds before an unanswered approval rejects")
@@ -51,6 +52,8 @@ def add_parsers(sub: Any, cluster_flags: Callable[[argparse.ArgumentParser], Non
     ca.add_argument("--max-latency-ms", type=float, help="canary's p95 latency limit (default 1000)")
     ca.add_argument("--no-analysis", action="store_true", help="no HTTP analysis")
     ca.add_argument("--failure-limit", type=int, help="failed analyses tolerated (default 0)")
+    ca.add_argument("--analysis-interval", type=float, help="seconds between an analysis' rounds (default 5)")
+    ca.add_argument("--analysis-count", type=int, help="rounds per analysis (default 3: a 10 s window)")
     ca.add_argument("--cleanup", choices=["delete", "scale-to-zero"], help="old stable at 100 %% (default delete)")
     ca.add_argument("--ready-timeout", type=float, help="seconds each scale-up has to become ready")
     ca.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock")
@@ -81,7 +84,8 @@ def build_canary_spec(args: argparse.Namespace, namespace: str | None) -> Canary
                         ("steps", args.steps), ("pause_s", args.pause), ("approve_steps", args.approve_steps),
                         ("approval_timeout_s", args.approval_timeout), ("cleanup", args.cleanup),
                         ("deadlines.ready_s", args.ready_timeout), ("lock_wait_s", args.lock_wait),
-                        ("release_id", args.release_id), ("analysis.failure_limit", args.failure_limit)):
+                        ("release_id", args.release_id), ("analysis.failure_limit", args.failure_limit),
+                        ("analysis.interval_s", args.analysis_interval), ("analysis.count", args.analysis_count)):
         set_path(data, path, value)
     if args.no_analysis:
         set_path(data, "analysis.http", {})  # BadInput if the spec file's analysis is not a mapping

@@ -3,12 +3,12 @@
   1. preflight   read the Service and both Deployments; decide the canary and the replica plan; refuse bad input
      (hooks)     pre-release, then before-first-step
   2. canary      the first step applies the canary beside stable with its replicas and waits until it is ready
-  3. each step   (10 %, 30 %, 50 %, 100 % by default; counts from tasks/decisions/canary.py)
-       (hooks)   between-steps, before every step but the first (a gate for the next increase)
-       a. move   the canary UP to its count, ready; then stable DOWN to its count; the EndpointSlices verified
-       b. analyse HTTP probes of canary vs stable, Prometheus queries: Failed beyond failure_limit aborts,
-                  Inconclusive pauses for a human
-       c. pause  approval (approve_steps) or a timed pause; `promote --full` jumps to 100 %, reject aborts
+  3. the steps   the spec's step list (Argo Rollouts' `steps:`), or 10 %, 30 %, 50 %, 100 % expanded to one:
+       (hooks)   between-steps, before every weight but the first (a gate for the next increase)
+       a. weight the canary UP to its count, ready; then stable DOWN to its count; the EndpointSlices verified
+       b. analyse HTTP probes of canary vs stable, Prometheus queries, in rounds over a window (3 rounds 5 s
+                  apart by default): Failed beyond failure_limit aborts, Inconclusive pauses for a human
+       c. pause  until approved, or timed; `promote --full` jumps to 100 %, reject aborts
      (hooks)     after-last-step, at 100 %
   4. clean up    the old stable (at 0 now) is deleted, as the tutorial does, or kept at 0
 

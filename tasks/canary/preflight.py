@@ -175,7 +175,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         if overlapping(match, pod_labels(b)):
             warnings.append(f"{a['metadata']['name']}'s selector {match} also matches {b['metadata']['name']}'s "
                             "pods: the Deployments overlap (pods are attributed by owner references)")
-    replicas = step_plan(total, spec.steps)[0].canary
+    replicas = step_plan(total, spec.weights)[0].canary
     canary["spec"]["replicas"] = replicas
     try:
         dry_run = apply_deployment(kube, ns, canary, dry_run=True)
@@ -183,7 +183,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         raise BadInput(f"the apiserver rejects canary Deployment {name!r}: {exc}") from exc
     plan = CanaryPlan(spec=spec, release_id=release_id or spec.release_id or new_release_id(), canary=name,
                       canary_manifest=canary, canary_existed=existing is not None, total=total,
-                      steps=tuple(step_plan(total, spec.steps)),
+                      steps=tuple(step_plan(total, spec.weights)),
                       stable_image=stable["spec"]["template"]["spec"]["containers"][0].get("image", ""),
                       warnings=tuple(warnings), service_ports=ports,
                       canary_changes=deployment_changes(stable, dry_run), permissions=tuple(map(str, permissions)),
@@ -204,7 +204,7 @@ def _resume(service: dict, spec: CanarySpec, canary: str, stable: dict) -> Resum
     from prefect_greenlight.tasks.canary.steps import read_progress
 
     decision = decide_resume(CanaryRecord.from_progress(read_progress(service)), spec.stable, canary,
-                             tuple(spec.steps), spec.total, _replicas(stable))
+                             tuple(spec.weights), spec.total, _replicas(stable))
     if decision.action is ResumeAction.REFUSE:
         raise BadInput(decision.message)
     return decision

@@ -1,12 +1,14 @@
 """The canary as a list of steps (the release engine, tasks/engine/), in the second tutorial's order:
 
-  (pre-release hooks) (before-first-step hooks), then for each traffic step (10, 30, 50, 100 % by default):
-  (between-steps hooks, before every step but the first) step-<p> -> (analysis-<p>) -> (pause-<p>);
-  then (after-last-step hooks) -> cleanup
+  (pre-release hooks) (before-first-step hooks), then the spec's step list (`CanarySpec.step_list`: as written,
+  or the percentages 10, 30, 50, 100 expanded), cut at each weight: (between-steps hooks, before every weight but
+  the first) step-<p> -> its analyses and pauses in the written order (analysis-<p>, pause-<p>, `-2` for a second
+  one); then (after-last-step hooks) -> cleanup
 
 `step-<p>` moves the Deployments to the step's replica counts (the first applies the canary) and verifies the
-split by EndpointSlices; `analysis-<p>` judges the canary (Failed beyond failure_limit aborts; Inconclusive adds a
-`pause-<p>` for a human right after it); `pause-<p>` is an approval (approve_steps) or a timed pause. A `promote
+split by EndpointSlices; `analysis-<p>` judges the canary over its window (Failed beyond failure_limit aborts;
+Inconclusive adds a `pause-<p>` for a human right after it); `pause-<p>` waits until approved, or for its time;
+the last of a weight's steps records it passed. A `promote
 --full` answer at a pause runs the between-steps hooks from there to 100 % and the move to 100 % next (the engine's
 `release.next_steps`), then goes on after the last step (`release.go_to`): no further step, analysis or pause. A
 re-run of an unfinished canary starts its traffic steps at the one it resumes (plan.resume_index), after the hooks.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from prefect_greenlight.tasks.canary.analysis import AnalysisContext, Outcome, combine, run_providers
+from prefect_greenlight.tasks.canary.analysis import AnalysisContext, Outcome, run_window
 from prefect_greenlight.tasks.canary.analysis.http_probe import HttpProbe
 from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
 from prefect_greenlight.tasks.canary.pause import pause_for_decision
@@ -35,14 +37,13 @@ from prefect_greenlight.tasks.decisions.hooks import step_name
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.decisions.plan_canary import (
     Pause,
-    analysed,
     describe_analysis,
     describe_cleanup,
     describe_move,
     describe_pause,
     describe_preflight,
     inconclusive_pause,
-    pause_after,
+    pause_of,
 )
 from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
 from prefect_greenlight.tasks.engine.executor import Ending, Release
@@ -56,6 +57,7 @@ from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
 from prefect_greenlight.tasks.spec import Hook, HookPoint
+from prefect_greenlight.tasks.spec.canary import AnalysisWindow, CanaryStep
 
 STEPS = "steps"  # the phase a failure before the clean-up is reported in ("canary failed during steps: ...")
 
@@ -69,13 +71,13 @@ class CanaryFacts:
 
 @dataclass(frozen=True)
 class Traffic:
-    """One traffic step of the release: its index (0-based) and counts, the counts before it, the pause the spec
-    asks for after it."""
+    """One traffic step of the release: its index (0-based) and counts, the counts before it, and the analysis
+    and pause steps of the step list that follow its weight, in order."""
 
     index: int
     want: StepCounts
     before: StepCounts
-    pause: Pause | None
+    gates: tuple[CanaryStep, ...]
 
     @property
     def number(self) -> int:  # 1-based, as the progress record counts
@@ -124,32 +126,34 @@ def _providers(kube: Kube, plan: CanaryPlan) -> list:
     return out + [PrometheusQuery(q) for q in spec.analysis.prometheus]
 
 
-def _analysis(p: CanaryPlan, t: Traffic, jump: Jump | None) -> Step:
+def _analysis(p: CanaryPlan, t: Traffic, name: str, window: AnalysisWindow, jump: Jump | None,
+              ends_step: bool) -> Step:
+    pause_name = name.replace("analysis", "pause", 1)
+
     def run(release: Release) -> str:
         progress, percent = _progress(release), t.want.percent
-        results = run_providers(_providers(release.kube, p), AnalysisContext(p.namespace, p.service, p.canary,
-                                                                             p.stable, percent))
-        outcome = combine(results)
-        rows = [r.row(percent) for r in results]
+        ctx = AnalysisContext(p.namespace, p.service, p.canary, p.stable, percent)
+        found = run_window(_providers(release.kube, p), ctx, window,
+                           lambda r: say(f"analysis at {percent} %, {r.describe()}"))
+        rows = [r.row(percent) for r in found.results]
         progress.analyses += rows
-        table_artifact(artifact_key("canary-analysis", p.service, p.release_id, f"step-{percent}"), rows,
-                       f"Canary analysis at {percent} %: {outcome.value}")
-        detail = f"{outcome.value}: " + "; ".join(f"{r.provider}: {r.message}" for r in results)
-        say(f"analysis at {percent} %: {detail}")
-        if outcome is Outcome.FAILED:
+        table_artifact(artifact_key("canary-analysis", p.service, p.release_id, name), rows,
+                       f"Canary analysis at {percent} %: {found.outcome.value} ({found.rounds_run()})")
+        detail = found.describe()
+        if found.outcome is Outcome.FAILED:
             progress.failures += 1
             if progress.failures > p.spec.analysis.failure_limit:
                 raise PermanentError(f"analysis at {percent} % failed ({progress.failures} failed, limit "
                                      f"{p.spec.analysis.failure_limit}): {detail}")
-        if outcome is Outcome.INCONCLUSIVE:  # a human decides, right after this step
-            release.next_steps = [_pause(p, t, inconclusive_pause(p.spec), jump, ends_step=t.pause is None)]
-        elif t.pause is None:
+        if found.outcome is Outcome.INCONCLUSIVE:  # a human decides, right after this step
+            release.next_steps = [_pause(p, t, pause_name, inconclusive_pause(p.spec), jump, ends_step)]
+        elif ends_step:
             progress.record(release.kube, t.number, PASSED)
         return detail
-    return Step(f"analysis-{t.want.percent}", run, lambda f: describe_analysis(p, t.want), phase=STEPS)
+    return Step(name, run, lambda f: describe_analysis(p, t.want, name, window, pause_name), phase=STEPS)
 
 
-def _pause(p: CanaryPlan, t: Traffic, pause: Pause, jump: Jump | None, ends_step: bool = True) -> Step:
+def _pause(p: CanaryPlan, t: Traffic, name: str, pause: Pause, jump: Jump | None, ends_step: bool) -> Step:
     """A pause for an answer; `promote --full` before the last step takes the jump."""
     def run(release: Release) -> str:
         progress, want = _progress(release), t.want
@@ -168,7 +172,7 @@ def _pause(p: CanaryPlan, t: Traffic, pause: Pause, jump: Jump | None, ends_step
             say(f"promote --full: straight to {p.steps[-1].describe()}, no further analysis")
             release.next_steps, release.go_to = list(jump.steps), jump.then
         return decision.note()
-    return Step(f"pause-{t.want.percent}", run, lambda f: describe_pause(p, t.want, pause), phase=STEPS)
+    return Step(name, run, lambda f: describe_pause(p, name, pause), phase=STEPS)
 
 
 def _cleanup(p: CanaryPlan) -> Step:
@@ -185,12 +189,35 @@ def _hooks(hooks: list[Hook], point: HookPoint, percent: int | None = None,
     return [dataclasses.replace(s, phase=STEPS) for s in hook_steps(hooks, point, percent, next_percent)]
 
 
+def _groups(p: CanaryPlan) -> list[tuple[CanaryStep, ...]]:
+    """The step list cut at each weight: per traffic step, the analysis and pause steps after its weight."""
+    groups: list[list[CanaryStep]] = []
+    for step in p.spec.step_list():
+        if step.set_weight is not None:
+            groups.append([])
+        else:
+            groups[-1].append(step)
+    return [tuple(g) for g in groups]
+
+
 def _traffic(p: CanaryPlan) -> list[Traffic]:
     """The traffic steps this run moves through: all of them, or a resumed run's from the one it resumes."""
-    n = len(p.steps)
-    return [Traffic(i, want, p.steps[i - 1] if i > p.resume_index else starting_counts(p),
-                    pause_after(p.spec, want, i == n - 1))
-            for i, want in enumerate(p.steps) if i >= p.resume_index]
+    return [Traffic(i, want, p.steps[i - 1] if i > p.resume_index else starting_counts(p), gates)
+            for i, (want, gates) in enumerate(zip(p.steps, _groups(p))) if i >= p.resume_index]
+
+
+def _gate_steps(p: CanaryPlan, t: Traffic, jump: Jump | None) -> list[Step]:
+    """The traffic step's analyses and pauses, named `analysis-<p>` / `pause-<p>` (`-2`, `-3` for repeats); the
+    last of them records the step passed."""
+    out, seen = [], {"analysis": 0, "pause": 0}
+    for k, gate in enumerate(t.gates):
+        kind = "analysis" if gate.analysis is not None else "pause"
+        seen[kind] += 1
+        name = f"{kind}-{t.want.percent}" + (f"-{seen[kind]}" if seen[kind] > 1 else "")
+        last = k == len(t.gates) - 1
+        out.append(_analysis(p, t, name, gate.analysis, jump, last) if gate.analysis is not None else
+                   _pause(p, t, name, pause_of(p.spec, gate.pause), jump, last))
+    return out
 
 
 def _jump(p: CanaryPlan, hooks: list[Hook], t: Traffic, last: Traffic) -> Jump | None:
@@ -209,9 +236,7 @@ def canary_steps(p: CanaryPlan, hooks: list[Hook] | None = None) -> list[Step]:
     for t in traffic:
         jump = _jump(p, hooks, t, traffic[-1])
         steps += _hooks(hooks, HookPoint.BETWEEN_STEPS, t.before.percent, t.want.percent) if t.index else []
-        steps.append(_move(p, t, ends_step=not analysed(p.spec) and t.pause is None))
-        steps += [_analysis(p, t, jump)] if analysed(p.spec) else []
-        steps += [_pause(p, t, t.pause, jump)] if t.pause else []
+        steps += [_move(p, t, ends_step=not t.gates), *_gate_steps(p, t, jump)]
     steps += [*_hooks(hooks, HookPoint.AFTER_LAST_STEP), _cleanup(p)]
     abort = dataclasses.replace(steps[0], undo=lambda release: restore_stable(
         release.kube, p.namespace, p.service, p.stable, p.canary, p.total, p.spec.deadlines),

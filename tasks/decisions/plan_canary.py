@@ -1,7 +1,7 @@
 """How each step of a canary release describes itself in the plan (`--dry-run`): each percentage's move with the
 replica counts of tasks/decisions/canary.py and the EndpointSlice split it must show, its analysis, its pause;
 built from what preflight decided (tasks/canary/preflight.py: CanaryPlan). Pure. Which pause follows a step is
-decided here too (`pause_after`), for the run and the plan alike. The list of steps, and so the plan's order, is
+decided here too (`pause_of`), for the run and the plan alike. The list of steps, and so the plan's order, is
 the strategy's (tasks/canary/strategy.py).
 """
 
@@ -14,7 +14,7 @@ from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.plan import FieldChange, PlanStep, StepKind
 from prefect_greenlight.tasks.decisions.plan_bluegreen import field_lines
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
-from prefect_greenlight.tasks.spec.canary import CanarySpec, StableCleanup
+from prefect_greenlight.tasks.spec.canary import AnalysisWindow, CanarySpec, PauseFor, StableCleanup
 
 
 class CanaryRelease(Protocol):
@@ -80,18 +80,14 @@ def analysis_lines(r: CanaryRelease) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def analysed(spec: CanarySpec) -> bool:
-    """Whether each step has an analysis (`analysis-<percent>`)."""
-    return bool(spec.analysis.http or spec.analysis.prometheus)
-
-
-def describe_analysis(r: CanaryRelease, want: StepCounts) -> PlanStep:
+def describe_analysis(r: CanaryRelease, want: StepCounts, name: str, window: AnalysisWindow,
+                      pause_name: str) -> PlanStep:
     a = r.spec.analysis
-    return PlanStep(f"analysis-{want.percent}", StepKind.GATE, f"pods of {r.canary} and {r.stable}",
-                    "probes and queries; nothing changes", details=analysis_lines(r),
-                    gate=(f"Successful goes on; Failed aborts once more than {a.failure_limit} analyses failed; "
-                          f"Inconclusive pauses for a human (pause-{want.percent}, up to "
-                          f"{a.inconclusive_timeout_s:.0f} s)"))
+    return PlanStep(name, StepKind.GATE, f"pods of {r.canary} and {r.stable}",
+                    f"probes and queries, {window.describe()}; nothing changes", details=analysis_lines(r),
+                    gate=(f"every round Successful goes on; a Failed round ends it and aborts once more than "
+                          f"{a.failure_limit} analyses failed; an Inconclusive one pauses for a human ({pause_name}, "
+                          f"up to {a.inconclusive_timeout_s:.0f} s)"))
 
 
 @dataclass(frozen=True)
@@ -103,31 +99,27 @@ class Pause:
     timeout_s: float
 
 
-def pause_after(spec: CanarySpec, want: StepCounts, is_last: bool) -> Pause | None:
-    """The pause the spec asks for after the step at `want` (`pause-<percent>`), if any: an approval at the
-    approve_steps, else a timed pause after every step but the last."""
-    if want.percent in spec.approve_steps:
+def pause_of(spec: CanarySpec, step: PauseFor) -> Pause:
+    """A written or expanded pause step: timed for its duration, else an approval within approval_timeout_s."""
+    if step.duration_s is None:
         return Pause("approval", spec.approval_timeout_s)
-    if spec.pause_s > 0 and not is_last:
-        return Pause("timed", spec.pause_s)
-    return None
+    return Pause("timed", step.duration_s)
 
 
 def inconclusive_pause(spec: CanarySpec) -> Pause:
     return Pause("inconclusive", spec.analysis.inconclusive_timeout_s)
 
 
-def describe_pause(r: CanaryRelease, want: StepCounts, pause: Pause) -> PlanStep:
-    spec = r.spec
+def describe_pause(r: CanaryRelease, name: str, pause: Pause) -> PlanStep:
     if pause.kind == "approval":
         gate = (f"approval: `greenlight promote RUN_ID [--full]` or the UI; no answer within "
-                f"{spec.approval_timeout_s:.0f} s counts as a rejection (aborts)")
+                f"{pause.timeout_s:.0f} s counts as a rejection (aborts)")
     elif pause.kind == "timed":
-        gate = f"timed: goes on after {spec.pause_s:.0f} s unless aborted (promote ends it early)"
+        gate = f"timed: goes on after {pause.timeout_s:.0f} s unless aborted (promote ends it early)"
     else:
         gate = (f"the analysis was Inconclusive: a human must answer within {pause.timeout_s:.0f} s "
                 "(`greenlight promote RUN_ID [--full]`); no answer aborts")
-    return PlanStep(f"pause-{want.percent}", StepKind.GATE, "", "nothing changes", gate=gate)
+    return PlanStep(name, StepKind.GATE, "", "nothing changes", gate=gate)
 
 
 def describe_cleanup(r: CanaryRelease) -> PlanStep:
@@ -139,4 +131,5 @@ def describe_cleanup(r: CanaryRelease) -> PlanStep:
 def describe_preflight(r: CanaryRelease) -> PlanStep:
     return PlanStep("preflight", StepKind.CHECK, f"Service {r.service}, Deployments {r.stable}, {r.canary}",
                     f"read and decide: {r.total} pods in all; " + ", ".join(s.describe() for s in r.steps)
-                    + "; the apiserver accepted the canary's server-side dry run; nothing changed")
+                    + "; the apiserver accepted the canary's server-side dry run; nothing changed",
+                    details=(f"the step list: {'; '.join(s.describe() for s in r.spec.step_list())}",))

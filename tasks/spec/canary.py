@@ -61,11 +61,69 @@ class PrometheusAnalysis(SpecModel):
     timeout_s: float = Field(10.0, gt=0, le=300)
 
 
-class Analysis(SpecModel):
+class AnalysisWindow(SpecModel):
+    """How long one analysis watches the canary: `count` rounds of every provider, `interval_s` apart (Argo
+    Rollouts' interval and count; Flagger's interval x iterations). The defaults, 3 rounds 5 s apart, look at a
+    pod for at least 10 s: one that turns bad 8 s after it starts is caught before traffic moves on."""
+
+    interval_s: float = Field(5.0, gt=0, le=3600, description="Seconds between two rounds of probes and queries.")
+    count: int = Field(3, ge=1, le=1000, description="Rounds per analysis; the first Failed round ends it.")
+
+    @property
+    def window_s(self) -> float:
+        return self.interval_s * (self.count - 1)
+
+    def describe(self) -> str:
+        if self.count == 1:
+            return "1 round"
+        return f"{self.count} rounds {self.interval_s:g} s apart (a {self.window_s:g} s window)"
+
+
+class Analysis(AnalysisWindow):
     http: HttpAnalysis | None = Field(default_factory=HttpAnalysis, description="None: no HTTP probes.")
-    prometheus: list[PrometheusAnalysis] = Field(default_factory=list)
+    prometheus: list[PrometheusAnalysis] = Field(default_factory=list, description="Prometheus queries, each "
+                                                 "compared with its threshold.")
     failure_limit: int = Field(0, ge=0, le=100, description="Failed analyses tolerated; one more aborts.")
     inconclusive_timeout_s: Seconds = Field(3600, gt=0, description="Wait for a human after an inconclusive one.")
+
+
+class PauseFor(SpecModel):
+    """A pause in the step list: for `duration_s` (then it goes on by itself; `promote` ends it early), or, with
+    no duration, until a human approves (no answer within `approval_timeout_s` aborts)."""
+
+    duration_s: Seconds | None = Field(None, gt=0, description="Seconds to wait; none: until approved.")
+
+    @property
+    def kind(self) -> str:
+        return "approval" if self.duration_s is None else "timed"
+
+
+class CanaryStep(SpecModel):
+    """One entry of a written step list (Argo Rollouts' `steps:`): exactly one of `set_weight`, `pause`,
+    `analysis`. A bare number in the list is a `set_weight`."""
+
+    set_weight: int | None = Field(None, ge=1, le=100, description="Move the canary to this percentage.")
+    pause: PauseFor | None = Field(None, description="Pause: `{}` until approved, `{duration_s: 60}` timed.")
+    analysis: AnalysisWindow | None = Field(None, description="Analyse over a window (the spec's `analysis` "
+                                            "providers; `{}` takes its window too).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "CanaryStep":
+        given = [k for k in ("set_weight", "pause", "analysis") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a step is exactly one of set_weight, pause, analysis; got {given or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "set_weight" if self.set_weight is not None else "pause" if self.pause is not None else "analysis"
+
+    def describe(self) -> str:
+        if self.set_weight is not None:
+            return f"set_weight {self.set_weight}"
+        if self.pause is not None:
+            return "pause until approved" if self.pause.duration_s is None else f"pause {self.pause.duration_s:g} s"
+        return f"analysis, {self.analysis.describe()}"
 
 
 class StableCleanup(str, Enum):
@@ -85,9 +143,15 @@ class CanarySpec(SpecModel):
     container: str | None = Field(None, description="Image mode: container to update (default: the first).")
     canary_name: Name | None = Field(None, description="Image mode: canary name (default: <stable>-canary).")
     total: int | None = Field(None, ge=1, le=10000, description="Pods of both versions; default: stable's replicas.")
-    steps: list[int] = Field(list(DEFAULT_STEPS), description="Canary percentages, increasing, last 100.")
-    pause_s: Seconds = Field(0, description="Pause after each step but the last (promote/abort may end it early).")
-    approve_steps: list[int] = Field(default_factory=list, description="Steps after which a human must approve.")
+    steps: list[int | CanaryStep] = Field(list(DEFAULT_STEPS), description=(
+        "The canary's steps. Percentages only (`[10, 30, 50, 100]`) are shorthand: each weight, then an analysis "
+        "(unless there is none), then a pause (`approve_steps`, `pause_s`). A list with a step object is taken as "
+        "written: `set_weight`, `pause`, `analysis` (Argo Rollouts' `steps:`). Weights rise; a last one below 100 "
+        "is followed by 100."))
+    pause_s: Seconds = Field(0, description="Shorthand: pause after each step but the last (promote/abort may end it "
+                             "early).")
+    approve_steps: list[int] = Field(default_factory=list, description="Shorthand: steps after which a human must "
+                                     "approve.")
     approval_timeout_s: Seconds = Field(3600, gt=0, description="No answer within this counts as a rejection.")
     analysis: Analysis = Field(default_factory=Analysis)
     cleanup: StableCleanup = Field(StableCleanup.DELETE, description="What happens to the old stable at 100 %.")
@@ -99,16 +163,20 @@ class CanarySpec(SpecModel):
 
     @field_validator("steps")
     @classmethod
-    def _steps(cls, v: list[int]) -> list[int]:
+    def _steps(cls, v: list[int | CanaryStep]) -> list[int | CanaryStep]:
         if not v:
             raise ValueError("give at least one step")
-        bad = [s for s in v if not 1 <= s <= 100]
+        weights = [s if isinstance(s, int) else s.set_weight for s in v]
+        weights = [w for w in weights if w is not None]
+        bad = [w for w in weights if not 1 <= w <= 100]
         if bad:
             raise ValueError(f"steps must be percentages 1..100, got {bad}")
-        if any(b <= a for a, b in zip(v, v[1:])):
-            raise ValueError(f"steps must be strictly increasing, got {v}")
-        if v[-1] != 100:
-            raise ValueError(f"the last step must be 100, got {v[-1]}")
+        if not isinstance(v[0], int) and v[0].set_weight is None:
+            raise ValueError("the first step must set a weight (a percentage or `set_weight`)")
+        if any(b <= a for a, b in zip(weights, weights[1:])):
+            raise ValueError(f"weights must be strictly increasing, got {weights}")
+        if all(isinstance(s, int) for s in v) and weights[-1] != 100:
+            raise ValueError(f"the last step must be 100, got {weights[-1]}")
         return v
 
     @model_validator(mode="after")
@@ -116,12 +184,52 @@ class CanarySpec(SpecModel):
         check_hooks(self.hooks, CANARY_POINTS, "canary")
         if (self.manifest is None) == (self.image is None):
             raise ValueError("give exactly one of manifest (a canary Deployment) or image (derive it from stable)")
-        unknown = sorted(set(self.approve_steps) - set(self.steps))
+        if self.written and (self.approve_steps or self.pause_s):
+            raise ValueError("approve_steps and pause_s are shorthand for a list of percentages; with written "
+                             "steps put `pause` steps in the list instead")
+        unknown = sorted(set(self.approve_steps) - set(self.weights))
         if unknown:
-            raise ValueError(f"approve_steps {unknown} are not among the steps {self.steps}")
+            raise ValueError(f"approve_steps {unknown} are not among the steps {self.weights}")
         if self.canary_name is not None and self.canary_name == self.stable:
             raise ValueError("canary_name must differ from stable")
         return self
+
+    @property
+    def written(self) -> bool:
+        """Whether the steps are a written list (any step object), not percentages to expand."""
+        return any(isinstance(s, CanaryStep) for s in self.steps)
+
+    @property
+    def weights(self) -> list[int]:
+        """The traffic steps' percentages, in order, ending at 100."""
+        out = [s if isinstance(s, int) else s.set_weight for s in self.step_list()]
+        return [w for w in out if w is not None]
+
+    def step_list(self) -> tuple[CanaryStep, ...]:
+        """The steps as written, or the shorthand expanded: each weight, its analysis (when there are providers),
+        then its pause (an approval at approve_steps, else `pause_s` after every step but the last). Ends at 100."""
+        if self.written:
+            out = [CanaryStep(set_weight=s) if isinstance(s, int) else self._resolved(s) for s in self.steps]
+            last = [s.set_weight for s in out if s.set_weight is not None][-1]
+            return tuple(out + ([CanaryStep(set_weight=100)] if last != 100 else []))
+        analysed = bool(self.analysis.http or self.analysis.prometheus)
+        out = []
+        for p in self.steps:
+            out.append(CanaryStep(set_weight=p))
+            out += [self._resolved(CanaryStep(analysis=AnalysisWindow()))] if analysed else []
+            if p in self.approve_steps:
+                out.append(CanaryStep(pause=PauseFor()))
+            elif self.pause_s > 0 and p != 100:
+                out.append(CanaryStep(pause=PauseFor(duration_s=self.pause_s)))
+        return tuple(out)
+
+    def _resolved(self, step: CanaryStep) -> CanaryStep:
+        """An analysis step with the spec's window wherever the step does not set its own."""
+        if step.analysis is None:
+            return step
+        given = step.analysis.model_dump(include=step.analysis.model_fields_set)
+        window = AnalysisWindow(**{"interval_s": self.analysis.interval_s, "count": self.analysis.count, **given})
+        return CanaryStep(analysis=window)
 
     @property
     def canary_name_or_default(self) -> str:

@@ -13,6 +13,7 @@ import pytest
 from prefect.exceptions import TerminationSignal
 
 from prefect_greenlight.tasks.bluegreen import strategy as bluegreen
+from prefect_greenlight.tasks.canary import analysis
 from prefect_greenlight.tasks.canary import progress as canary_progress
 from prefect_greenlight.tasks.canary import strategy as canary
 from prefect_greenlight.tasks.canary.analysis import AnalysisResult, Outcome
@@ -234,11 +235,12 @@ CANARY_HOOKS = tuple(Hook.model_validate({"name": n, "at": at, "webhook": {"url"
 def canary_plan_of(resume_index: int = 0, **spec) -> CanaryPlan:
     spec_ = CanarySpec(**{"service": "my-app-service", "stable": "my-app-v1", "image": "my-app:2",
                           "hooks": [h.model_dump() for h in CANARY_HOOKS], "steps": [10, 30, 100],
-                          "analysis": {"prometheus": [{"url": "http://p", "query": "q", "threshold": 1}]}, **spec})
+                          "analysis": {"prometheus": [{"url": "http://p", "query": "q", "threshold": 1}], "count": 1},
+                          **spec})
     canary_ = manifest("my-app-v1-canary", {"app": "my-app", "greenlight.io/track": "canary"}, replicas=1,
                        containers=[container(image="my-app:2")])
     return CanaryPlan(spec=spec_, release_id="c1", canary="my-app-v1-canary", canary_manifest=canary_,
-                      canary_existed=False, total=10, steps=tuple(step_plan(10, spec_.steps)), stable_image="app:1",
+                      canary_existed=False, total=10, steps=tuple(step_plan(10, spec_.weights)), stable_image="app:1",
                       service_ports=({"port": 80, "targetPort": 80},),
                       canary_changes=deployment_changes(deployment("my-app-v1", {"app": "my-app"}), canary_),
                       resume_index=resume_index, resume_message="resuming" if resume_index else "",
@@ -265,7 +267,7 @@ def fake_canary(monkeypatch):
         return "stable back"
 
     monkeypatch.setattr(canary, "move_traffic", move)
-    monkeypatch.setattr(canary, "run_providers", analyse)
+    monkeypatch.setattr(analysis, "run_providers", analyse)
     monkeypatch.setattr(canary, "pause_for_decision", pause)
     monkeypatch.setattr(canary, "restore_stable", restore)
     monkeypatch.setattr(canary, "remove_old_stable", lambda *a: "deleted")
@@ -358,6 +360,21 @@ def test_a_resumed_canary_starts_its_traffic_steps_where_it_resumes(fake_canary)
     assert fake_canary.records[0] == ("1/3", "passed", "10")
     steps = canary.canary_steps(plan)
     assert steps[0].undo is not None, "a resumed run moved traffic before: the abort is pushed first"
+
+
+def test_a_written_step_list_runs_in_its_order_each_pause_its_kind(fake_canary):
+    written = [{"set_weight": 10}, {"pause": {"duration_s": 30}}, {"set_weight": 30}, {"analysis": {}},
+               {"pause": {"duration_s": 5}}, {"pause": {}}, {"set_weight": 100}]
+    plan = canary_plan_of(steps=written)
+    r, _ = run_canary(plan)
+    assert names(r) == planned_names(plan) == [
+        "hook-pre", "hook-first", "step-10", "pause-10", "hook-gate-10", "step-30", "analysis-30", "pause-30",
+        "pause-30-2", "hook-gate-30", "step-100", "hook-last", "cleanup"]
+    assert [s for n, s, _ in fake_canary.records if n == "2/3"] == [
+        "progressing", "paused-timed", "paused-approval", "passed"], "passed only after the last of the step's gates"
+    plan_json = canary.canary_plan(plan, PlanFacts()).as_dict()
+    assert "set_weight 10; pause 30 s; set_weight 30; analysis, 1 round; pause 5 s; pause until approved; " \
+        "set_weight 100" in plan_json["steps"][0]["details"][0]
 
 
 # -- blue-green

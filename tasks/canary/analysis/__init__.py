@@ -6,13 +6,21 @@ with a message (Argo Rollouts' AnalysisRun phases; Flagger's metric checks). One
 - `prometheus.PrometheusQuery`: one instant query compared with a threshold.
 
 `combine` is pure: any Failed -> Failed; else any Inconclusive -> Inconclusive; else Successful.
+
+An analysis is a window, not an instant (`run_window`): `count` rounds of every provider, `interval_s` apart; the
+first Failed round ends it (Failed); otherwise its outcome is its worst round's, and that round's results are
+reported (the first Inconclusive one, else the last).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
+
+from prefect_greenlight.tasks.spec.canary import AnalysisWindow
 
 
 class Outcome(str, Enum):
@@ -69,3 +77,71 @@ def run_providers(providers: list[Provider], ctx: AnalysisContext) -> list[Analy
         except Exception as exc:  # noqa: BLE001 - reported as a result, never swallowed
             out.append(AnalysisResult(p.name, Outcome.INCONCLUSIVE, f"{type(exc).__name__}: {exc}"))
     return out
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of a window: its number (1-based) of `count`, and every provider's result."""
+
+    number: int
+    count: int
+    results: tuple[AnalysisResult, ...]
+
+    @property
+    def outcome(self) -> Outcome:
+        return combine(list(self.results))
+
+    def describe(self) -> str:
+        return (f"round {self.number}/{self.count}: {self.outcome.value}: "
+                + "; ".join(f"{r.provider}: {r.message}" for r in self.results))
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """The window's outcome, the round that decided it, and how many rounds ran."""
+
+    deciding: Round
+    ran: int
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.deciding.outcome
+
+    @property
+    def results(self) -> list[AnalysisResult]:
+        n, c = self.deciding.number, self.deciding.count
+        return [AnalysisResult(r.provider, r.outcome, f"round {n}/{c}: {r.message}", r.metrics)
+                for r in self.deciding.results]
+
+    def rounds_run(self) -> str:
+        return f"{self.ran} of {self.deciding.count} round(s)"
+
+    def describe(self) -> str:
+        return f"{self.outcome.value} after {self.rounds_run()}: {self.deciding.describe()}"
+
+
+def decide_window(rounds: list[Round]) -> Round:
+    """Pure: the round that decides a window: the first Failed, else the first Inconclusive, else the last."""
+    for outcome in (Outcome.FAILED, Outcome.INCONCLUSIVE):
+        found = next((r for r in rounds if r.outcome is outcome), None)
+        if found is not None:
+            return found
+    return rounds[-1]
+
+
+def run_window(providers: list[Provider], ctx: AnalysisContext, window: AnalysisWindow,
+               on_round: Callable[[Round], None] = lambda r: None,
+               sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> WindowResult:
+    """`window.count` rounds, each starting `window.interval_s` after the previous one started; a Failed round
+    ends the window at once."""
+    rounds: list[Round] = []
+    start = clock()
+    for n in range(1, window.count + 1):
+        if n > 1:
+            sleep(max(0.0, start + (n - 1) * window.interval_s - clock()))
+        rounds.append(Round(n, window.count, tuple(run_providers(providers, ctx))))
+        on_round(rounds[-1])
+        if rounds[-1].outcome is Outcome.FAILED:
+            break
+    return WindowResult(decide_window(rounds), len(rounds))
