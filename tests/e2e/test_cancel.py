@@ -1,7 +1,8 @@
 """Cancel in the UI means abort: a release cancelled through the API (as the UI's Cancel and `prefect flow-run
 cancel` do) while a process worker runs it rolls back exactly as a failure does, verified, and the run ends
-Cancelled with the undo steps in its report — blue-green in its post-switch window and paused for a timed
-approval, a canary in a timed pause — with no failed request through the ClusterIP."""
+Cancelled with the undo steps in its report — blue-green in its post-switch window and paused for an approval
+(manual or timed), a canary in each kind of pause (until approved, timed, after an inconclusive analysis) — with no
+failed request through the ClusterIP. (A pipeline cancelled at its gate: tests/e2e/test_pipeline.py.)"""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _events(prefect_ops, namespace, service) -> list[str]:
 
 
 @pytest.mark.both_ends
-@pytest.mark.parametrize("where", ["post-switch", "timed-approval"])
+@pytest.mark.parametrize("where", ["post-switch", "timed-approval", "approval"])
 def test_cancelled_blue_green_rolls_back_and_ends_cancelled(where, prefect_ops, cluster, prefect_api, kube, namespace,
                                                             kubectl):
     tutorial1(kubectl, kube, namespace)
@@ -53,8 +54,10 @@ def test_cancelled_blue_green_rolls_back_and_ends_cancelled(where, prefect_ops, 
             "manifest": yaml.safe_load((TUTORIAL1 / "green-dep.yaml").read_text()), "cleanup": {"delay_s": 1}}
     if where == "post-switch":
         spec["post_switch"] = {"window_s": 120, "interval_s": 1}
-    else:
+    elif where == "timed-approval":
         spec["approval"] = {"mode": "timed", "auto_after_s": 120}
+    else:
+        spec["approval"] = {"mode": "manual", "timeout_s": 120}
     with EndpointSampler(kube, namespace, SERVICE) as sampler:
         run = prefect_ops.run("blue-green", {"spec": spec})
         if where == "post-switch":  # cancelled while green serves: the undo must switch back first
@@ -89,13 +92,22 @@ def test_cancelled_blue_green_rolls_back_and_ends_cancelled(where, prefect_ops, 
     assert read(kube, "Lease", namespace, f"greenlight-{SERVICE}") is None  # released: the next release may start
 
 
+CANARY_PAUSES = {  # each kind of canary pause, as the spec asks for it
+    "timed": {"pause_s": 120},
+    "approval": {"steps": [{"set_weight": 10}, {"pause": {}}, {"set_weight": 100}], "approval_timeout_s": 120},
+    "inconclusive": {"analysis": {"http": None, "count": 1, "inconclusive_timeout_s": 120, "prometheus": [
+        {"url": "http://127.0.0.1:9", "query": "up", "threshold": 1, "timeout_s": 2}]}},
+}
+
+
 @pytest.mark.both_ends
-def test_cancelled_canary_aborts_to_stable_and_ends_cancelled(prefect_ops, cluster, prefect_api, kube, namespace,
-                                                              kubectl):
+@pytest.mark.parametrize("pause", sorted(CANARY_PAUSES))
+def test_cancelled_canary_aborts_to_stable_and_ends_cancelled(pause, prefect_ops, cluster, prefect_api, kube,
+                                                              namespace, kubectl):
     given_applied(kubectl, TUTORIAL2 / "v1-deployment.yaml", TUTORIAL2 / "canary-service.yaml")
     given_ready(kube, namespace, V1)
     assert wait_endpoints(kube, namespace, SVC, V1, 10, 60).ok
-    spec = {"namespace": namespace, "service": SVC, "stable": V1, "pause_s": 120,
+    spec = {"namespace": namespace, "service": SVC, "stable": V1, **CANARY_PAUSES[pause],
             "manifest": yaml.safe_load((TUTORIAL2 / "v2-canary-deployment.yaml").read_text())}
     with EndpointSampler(kube, namespace, SVC) as sampler:
         run = prefect_ops.run("canary", {"spec": spec})
@@ -103,7 +115,7 @@ def test_cancelled_canary_aborts_to_stable_and_ends_cancelled(prefect_ops, clust
         def paused_at_10() -> bool:
             ann = (read(kube, "Service", namespace, SVC) or {}).get("metadata", {}).get("annotations") or {}
             return (ann.get("greenlight.io/canary-percent"), ann.get("greenlight.io/canary-state")) == (
-                "10", "paused-timed")
+                "10", f"paused-{pause}")
 
         wait_until("the canary paused at 10 %", paused_at_10, 120, 0.3)
         prefect_ops.cancel(run)
