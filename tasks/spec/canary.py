@@ -174,7 +174,7 @@ class CanarySpec(SpecModel):
         if not isinstance(v[0], int) and v[0].set_weight is None:
             raise ValueError("the first step must set a weight (a percentage or `set_weight`)")
         if any(b <= a for a, b in zip(weights, weights[1:])):
-            raise ValueError(f"weights must be strictly increasing, got {weights}")
+            raise ValueError(f"steps must be strictly increasing in weight, got {weights}")
         if all(isinstance(s, int) for s in v) and weights[-1] != 100:
             raise ValueError(f"the last step must be 100, got {weights[-1]}")
         return v

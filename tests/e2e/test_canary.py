@@ -223,7 +223,21 @@ BAD = {
                                 "approve_steps [20] are not among the steps"),
     "manifest-and-image": (lambda t: ["--stable", V1, "--manifest", str(CANARY), "--image", "my-app:v2"],
                            "not allowed with argument"),
+    "written-steps-and-approve-steps": (lambda t: ["--stable", V1, "--manifest", str(CANARY), "--approve-steps", "10",
+                                                   "--spec", _written_steps(t)],
+                                        "approve_steps and pause_s are shorthand"),
+    "written-step-of-two-kinds": (lambda t: ["--stable", V1, "--manifest", str(CANARY), "--spec",
+                                             _written_steps(t, {"set_weight": 10, "pause": {}})],
+                                  "a step is exactly one of set_weight, pause, analysis"),
 }
+
+
+def _written_steps(tmp_path, first: dict | None = None) -> str:
+    import yaml
+
+    out = tmp_path / f"steps-{len(str(first))}.yaml"
+    out.write_text(yaml.safe_dump({"steps": [first or {"set_weight": 10}, {"pause": {}}, {"set_weight": 100}]}))
+    return str(out)
 
 
 def test_bad_canary_input_exits_2_and_changes_nothing(cluster, prefect_api, kube, namespace, kubectl, tmp_path):

@@ -63,7 +63,7 @@ def test_a_written_analysis_takes_the_spec_window_where_it_sets_none():
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"steps": [{"pause": {}}, 100]}, "the first step must set a weight"),
-    ({"steps": [10, {"set_weight": 5}, 100]}, "weights must be strictly increasing, got [10, 5, 100]"),
+    ({"steps": [10, {"set_weight": 5}, 100]}, "steps must be strictly increasing in weight, got [10, 5, 100]"),
     ({"steps": [{"set_weight": 10, "pause": {}}, 100]}, "exactly one of set_weight, pause, analysis"),
     ({"steps": [{}]}, "exactly one of set_weight, pause, analysis; got none"),
     ({"steps": [{"set_weight": 10}, 100], "approve_steps": [10]}, "approve_steps and pause_s are shorthand"),
