@@ -40,7 +40,9 @@ def describe_gate(spec: PipelineSpec, i: int) -> PlanStep:
     if gate.mode is GateMode.SOAK:
         change = (f"soak: every {gate.interval_s:g} s for {gate.soak_s:g} s, the pods each of stage {stage.name}'s "
                   "Services routes to pass their target's smoke checks")
-        verdict = f"every round passes; a failing round fails stage {stage.name} ({POLICY[stage.on_failure]})"
+        policy = ("the targets that failed it are rolled back" if stage.on_failure is FailurePolicy.TARGET
+                  else POLICY[stage.on_failure])
+        verdict = f"every round passes; a failing round fails stage {stage.name} ({policy})"
     elif gate.mode is GateMode.MANUAL:
         change = f"pause the pipeline's flow run with the approval form (stage {stage.name}'s results)"
         verdict = f"approved within {gate.timeout_s:g} s; a rejection or no answer stops the pipeline"
