@@ -51,6 +51,9 @@ def print_result(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
         return
+    if result.get("plan_text"):  # a dry run: the pipeline's own steps, then each target's plan
+        print(result["plan_text"])
+        print()
     for plan in result.get("plans", []):
         print(f"=== stage {plan['stage']}, target {plan['target']} ({plan['where']})")
         print(plan["plan_text"])

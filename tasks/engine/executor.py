@@ -12,7 +12,8 @@ used to repeat by hand:
 - where to go on after a step: the next one, or a later step it names (`release.go_to`; the steps between do not
   run and leave no row in the timeline); the steps it added (`release.next_steps`) run first. An Inconclusive
   canary analysis adds its pause; `promote --full` adds the moves to 100 % and goes on after the last step.
-What a strategy records at its end (the journal's fields, the report's details) it gives as an `Ending`.
+What a strategy records at its end (the journal's fields, the report's details) and what its failed run raises it
+gives as an `Ending`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class Ending:
     record: Callable[[str, ReleaseFailed, str], None]  # (outcome, failure, phase) -> journal, hooks record
     report: Callable[[Exception], Exception] | None = None  # a failure after the point of no return -> raise this
     outcome_of_success: str = "aborted"  # a verified undo that was not a cancel nor a rejection: rolled-back/aborted
+    raised: Callable[[ReleaseFailed, Exception], Exception] | None = None  # (failure, cause) -> what the failed run
+    # raises after its undo (default the ReleaseFailed; the cause itself is raised as it was): a pipeline's result
 
 
 def outcome(exc: Exception, failure: ReleaseFailed, undone: str) -> str:
@@ -132,7 +135,11 @@ def execute(steps: Sequence[Step], release: Release, ending: Ending, resume_at: 
                     raise
                 raise reported from exc
             await_cancel()  # the failure may be a cancel arriving early: then it raises TerminationSignal
-            raise roll_back(release, ending, exc) from exc
+            failure = roll_back(release, ending, exc)
+            raised = failure if ending.raised is None else ending.raised(failure, exc)
+            if raised is exc:
+                raise
+            raise raised from exc
     except BaseException as exc:  # Prefect's TerminationSignal: a cancel rolls back, then ends Cancelled
         if current and current[0].on_failure is OnFailure.REPORT:
             raise

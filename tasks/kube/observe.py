@@ -1,9 +1,10 @@
 """Read-only views of the cluster that several steps share: a Deployment's ready pods, the pods a Service routes
-to right now, and the Service's endpoints per Deployment for reports.
+to right now, the Deployment its selector selects, and the Service's endpoints per Deployment for reports.
 """
 
 from __future__ import annotations
 
+from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
 from prefect_greenlight.tasks.decisions.endpoints import (
     EndpointCounts,
     deployment_by_rs_name,
@@ -49,6 +50,17 @@ def serving_pods(kube: Kube, namespace: str, service: str) -> tuple[list[dict], 
     owners = deployment_of_pods(pods, list_objects(kube, "ReplicaSet", namespace, scope),
                                 list_objects(kube, "Deployment", namespace))
     return pods, owners
+
+
+def selected_deployment(kube: Kube, namespace: str, service: str) -> tuple[str, str] | None:
+    """(name, image of its first container) of the Deployment whose pods the Service's selector selects now;
+    None when the Service is missing or selects none."""
+    svc = read(kube, "Service", namespace, service)
+    selector = ((svc or {}).get("spec") or {}).get("selector") or {}
+    for d in list_objects(kube, "Deployment", namespace) if svc else []:
+        if selector_matches(selector, pod_labels(d)):
+            return d["metadata"]["name"], d["spec"]["template"]["spec"]["containers"][0].get("image", "")
+    return None
 
 
 def endpoint_counts(kube: Kube, namespace: str, service: str) -> EndpointCounts | None:

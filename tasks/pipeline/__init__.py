@@ -1,1 +1,2 @@
-"""A promotion pipeline's reads of its targets' clusters (flows/pipeline.py)."""
+"""A promotion pipeline (flows/pipeline.py): its list of steps (`strategy`), the run around it (`run`), the board
+of its targets (`board`), their child flow runs (`children`) and the reads of their clusters (`targets`)."""

@@ -1,7 +1,6 @@
 """A pipeline's reads of its targets' clusters (flows/pipeline.py): one client per cluster (kubeconfig context or
-cluster block), the
-pre-flight of every target before anything changes anywhere, each Service's history and what it serves now, and
-the soak gate's checks. Nothing here writes to a cluster.
+cluster block), the pre-flight of every target before anything changes anywhere, each Service's history and what
+it serves now, and the soak gate's checks. Nothing here writes to a cluster.
 """
 
 from __future__ import annotations
@@ -9,9 +8,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from kubernetes import config
+
+from prefect_greenlight.tasks.bluegreen.preflight import preflight as bluegreen_preflight
+from prefect_greenlight.tasks.bluegreen.smoke import check_pod
+from prefect_greenlight.tasks.canary.preflight import preflight as canary_preflight
+from prefect_greenlight.tasks.decisions.smoke import summarize
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, connect, read
+from prefect_greenlight.tasks.kube.observe import selected_deployment, serving_pods
 from prefect_greenlight.tasks.record.history import HistoryEntry, read_history
+from prefect_greenlight.tasks.spec import SmokeCheck
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec, Stage, Strategy, Target, release_spec, target_name
 
 
@@ -32,8 +39,6 @@ class PipelineTarget:
 
 
 def contexts_of(kubeconfig: str | None) -> set[str]:
-    from kubernetes import config
-
     try:
         contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
     except Exception as exc:  # no kubeconfig, unreadable: named in the BadInput
@@ -81,9 +86,6 @@ def resolve(spec: PipelineSpec, pipeline_id: str, kubeconfig: str | None) -> lis
 def preflight_all(stages: list[list[PipelineTarget]]) -> list[str]:
     """Each target's own release pre-flight (read-only: reads, server-side dry runs, access reviews), all before
     the first change in any cluster. BadInput listing every target that would be refused; else the warnings."""
-    from prefect_greenlight.tasks.bluegreen.preflight import preflight as bluegreen_preflight
-    from prefect_greenlight.tasks.canary.preflight import preflight as canary_preflight
-
     problems: list[str] = []
     warnings: list[str] = []
     for t in (t for row in stages for t in row):
@@ -105,27 +107,17 @@ def history_of(t: PipelineTarget) -> list[HistoryEntry]:
 
 def serving_now(t: PipelineTarget) -> str:
     """`<Deployment> (<image>)` the Service selects now, read from the cluster; "?" when it cannot be read."""
-    from prefect_greenlight.cli.status import service_status
-
     try:
-        status = service_status(t.kube, t.target.namespace, t.target.service)
+        live = selected_deployment(t.kube, t.target.namespace, t.target.service)
     except Exception:  # noqa: BLE001 - a report cell, not a step
         return "?"
-    live = next((d for d in status["deployments"] if d["selected"]), None)
-    if live is None:
-        return "?"
-    return f"{live['name']} ({live['image']})"
+    return "?" if live is None else f"{live[0]} ({live[1]})"
 
 
 def soak_problems(targets: list[PipelineTarget]) -> dict[str, str]:
     """One round of the soak gate's checks, the post-switch window's model: the pods each Service really routes to
     (its EndpointSlices' ready endpoints) must exist and pass the target's smoke checks through port-forward.
     Returns target name -> what failed."""
-    from prefect_greenlight.tasks.bluegreen.smoke import check_pod
-    from prefect_greenlight.tasks.decisions.smoke import summarize
-    from prefect_greenlight.tasks.kube.observe import serving_pods
-    from prefect_greenlight.tasks.spec import SmokeCheck
-
     problems = {}
     for t in targets:
         pods, _ = serving_pods(t.kube, t.target.namespace, t.target.service)

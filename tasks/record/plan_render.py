@@ -71,3 +71,11 @@ def publish_plan(plan: Plan, release_id: str) -> str:
     markdown_artifact(key, plan_markdown(plan), f"plan of {plan.strategy} release {release_id}: "
                                                 f"{len(plan.steps)} steps")
     return key
+
+
+def pipeline_plan_text(plan: Plan) -> str:
+    """A pipeline's plan: its stages and gates (each target's own plan is its release's dry run, printed apart)."""
+    head = [f"plan ({plan.strategy} {plan.service}, {len(plan.steps)} steps): {plan.summary}; nothing changed by "
+            "this dry run"]
+    body = [line for i, s in enumerate(plan.steps, 1) for line in _step_lines(i, s)]
+    return "\n".join(head + body + [f"warning: {w}" for w in plan.facts.warnings])

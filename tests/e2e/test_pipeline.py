@@ -8,7 +8,8 @@ ClusterIP traffic inside each cluster's own network namespace.
 - prod-b's target fails (a fault image only there): prod-b rolls itself back, and with `atomic` prod-a and
   staging are rolled back too, newest first, each verified (EndpointSlices and traffic);
 - bad pipeline specs exit 2 with nothing changed in any cluster;
-- a pipeline killed at its gate, re-run: staging is not released twice, the pipeline resumes and completes.
+- a pipeline killed at its gate, re-run: staging is not released twice, the pipeline resumes and completes;
+- the dry run describes the same list of steps, then every target's plan, and changes nothing.
 """
 
 from __future__ import annotations
@@ -240,6 +241,24 @@ def test_a_fault_in_prod_b_rolls_back_by_policy(clusters, ns, prefect_api, tmp_p
     for n, s in sampled.items():
         assert s.zero_ready_instants() == 0, f"{n}: {s.describe()}"
         print(f"{policy} {n}: {s.requests.sent()} ClusterIP requests, {len(s.requests.failed())} failed")
+
+
+def test_the_dry_run_describes_the_pipelines_steps_and_every_targets_plan(clusters, ns, prefect_api, tmp_path,
+                                                                          staging):
+    """`--dry-run`: the list of steps the run executes (stage-…, gate-…), described, then each target's own plan
+    (its release's dry run, a child flow run); nothing changes in any cluster."""
+    spec = pipeline_file(tmp_path, ns, f"plan-{uuid.uuid4().hex[:6]}", gate="manual", on_failure="atomic")
+    before = {n: resource_versions(k, ns) for n, k in clusters.kubes.items()}
+    run = greenlight(staging, prefect_api, "pipeline", "run", "--spec", str(spec), "--kubeconfig",
+                     clusters.kubeconfig, "--dry-run", "--json")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(run.stdout[:run.stdout.rindex("}") + 1])
+    assert result["outcome"] == "dry-run"
+    assert result["plan"]["step_names"] == ["stage-staging", "gate-staging", "stage-prod"]
+    assert "approval form" in result["plan_text"] and "rolled back, newest stage first" in result["plan_text"]
+    assert [(p["target"], p["plan"]["step_names"][:2]) for p in result["plans"]] == [
+        (n, ["preflight", "apply"]) for n in NAMES]
+    assert {n: resource_versions(k, ns) for n, k in clusters.kubes.items()} == before
 
 
 BAD = {

@@ -142,6 +142,17 @@ def test_a_rejection_is_recorded_as_rejected():
     assert recorded == [("rejected", "gate", ["undo a"])]
 
 
+def test_an_ending_may_say_what_the_failed_run_raises_after_its_undo():
+    ran, recorded = [], []
+    end = dataclasses.replace(ending(recorded), raised=lambda failure, exc: ValueError(f"{len(failure.undo)} undone"))
+    with pytest.raises(ValueError, match="1 undone") as raised:
+        execute([step("a", ran, undo=True), step("b", ran, fail=PermanentError("x"))], release(), end)
+    assert ran == ["a", "b", "undo a"] and isinstance(raised.value.__cause__, PermanentError)
+    cause = PermanentError("as it was")
+    with pytest.raises(PermanentError, match="as it was"):
+        execute([step("c", [], fail=cause)], release(), dataclasses.replace(end, raised=lambda failure, exc: exc))
+
+
 def test_go_to_goes_on_at_a_later_step_and_the_steps_between_leave_no_row():
     ran, r = [], release()
     jump = step("b", ran, then=lambda rel: setattr(rel, "go_to", "e"))
