@@ -132,7 +132,7 @@ SPANNED = {
     "prefect.artifacts.create_progress_artifact": "progress artifact",
     "prefect.artifacts.update_progress_artifact": "progress artifact",
     "prefect_greenlight.tasks.bluegreen.smoke.endpoint_counts": "journal: endpoint counts",
-    "prefect_greenlight.tasks.record.history.record_release": "journal: history on the Service",
+    "prefect_greenlight.tasks.kube.history.record_release": "journal: history on the Service",
     "prefect_greenlight.tasks.record.events.emit": "journal: release events",
 }
 

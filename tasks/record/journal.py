@@ -1,7 +1,7 @@
 """Everything a release tells the outside world besides its logs, in one place: the progress artifact updated per
 step, the Prefect events (tasks/record/events.py), the markdown report with its before/after EndpointSlice tables, and
-the entry in the Service's cluster-side history (tasks/record/history.py). The flows call it at their numbered steps;
-none of it can fail a release.
+the entry in the Service's cluster-side history (tasks/decisions/history.py, written by tasks/kube/history.py). The
+flows call it at their numbered steps; none of it can fail a release.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from prefect_greenlight.tasks.decisions.endpoints import EndpointCounts
+from prefect_greenlight.tasks.decisions.history import HistoryEntry
+from prefect_greenlight.tasks.kube.history import record_release
 from prefect_greenlight.tasks.record.events import ReleaseEvent, emit
-from prefect_greenlight.tasks.record.history import HistoryEntry, current_pipeline, current_run, record_release
+from prefect_greenlight.tasks.record.history import current_pipeline, current_run
 from prefect_greenlight.tasks.record.report import Timeline, artifact_key, in_run, markdown_artifact
 
 log = logging.getLogger(__name__)
