@@ -109,7 +109,7 @@ def answer_flags(p: argparse.ArgumentParser) -> None:
 
 def check_answerable(args: argparse.Namespace) -> None:
     """Refuse (exit 1) to answer a run that is not paused or whose release process is gone."""
-    from prefect_greenlight.tasks.record.dead_runs import require_answerable
+    from prefect_greenlight.tasks.prefect_adapter.dead_runs import require_answerable
 
     require_answerable(args.run_id, args.kubeconfig, args.context, cluster_config=args.cluster_block,
                        warn=lambda m: print(f"warning: {m}", file=sys.stderr))
@@ -204,8 +204,8 @@ def cmd_blue_green(args: argparse.Namespace) -> int:
 
 def _run_flow(flow: Any, params: dict[str, Any]) -> dict:
     """Run a release flow in this process, started again while a busy Prefect server keeps it from starting
-    (tasks/record/starting.py); a Prefect server refusing its parameters is bad input (exit 2)."""
-    from prefect_greenlight.tasks.record.starting import start_release
+    (tasks/prefect_adapter/starting.py); a Prefect server refusing its parameters is bad input (exit 2)."""
+    from prefect_greenlight.tasks.prefect_adapter.starting import start_release
 
     try:
         return start_release(flow, params)
@@ -252,7 +252,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
-    from prefect_greenlight.tasks.record.automations import event_kinds, install_webhook
+    from prefect_greenlight.tasks.prefect_adapter.automations import event_kinds, install_webhook
 
     result = install_webhook(args.url, event_kinds(args.events or ["rolled-back"]), args.name,
                              header_secrets("--header-secret", args.header_secret))
@@ -266,7 +266,7 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
-    from prefect_greenlight.tasks.record.approval import resume
+    from prefect_greenlight.tasks.prefect_adapter.approval import resume
 
     check_answerable(args)
     resume(args.run_id, approve=args.command == "approve", reason=args.reason, approver=args.approver)
@@ -360,7 +360,7 @@ def entry() -> None:
     import atexit
 
     from prefect_greenlight.cli import no_server
-    from prefect_greenlight.tasks.record.starting import client_retry_defaults
+    from prefect_greenlight.tasks.prefect_adapter.starting import client_retry_defaults
 
     client_retry_defaults()  # before Prefect is imported: it reads its settings once
     temporary = no_server.prepare(sys.argv[1:])

@@ -26,8 +26,8 @@ from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_steps
 from prefect_greenlight.tasks.decisions.rollback import RollbackAction
 from prefect_greenlight.tasks.kube.client import Kube, connect
-from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline, say

@@ -9,7 +9,7 @@ concurrency limit (`--limit`), Pending/Submitting states.
 
 - **Cancel** (UI, `prefect flow-run cancel`): every CANCEL_POLL_S the worker reads which of its runs are
   CANCELLING and raises a ThreadCancel inside that run's thread; the release rolls back, verified, and ends
-  Cancelled (tasks/record/cancellation.py).
+  Cancelled (tasks/prefect_adapter/cancellation.py).
 - **A crashed thread** (an exception outside the flow engine, or a run left non-final) is marked Crashed.
 - **Shutdown** (SIGTERM/SIGINT): no new runs; running releases get SHUTDOWN_GRACE_S to end; what still runs then
   is handed over: a ThreadHandover stops it where it is (no rollback, the Service's Lease stays) and the run is
@@ -47,6 +47,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Crashed
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
+from prefect_greenlight.tasks.prefect_adapter.cancellation import ThreadCancel, ThreadHandover
 from prefect_greenlight.tasks.prefect_adapter.private_api import (
     base_cancel_run,
     mark_cancelled,
@@ -55,7 +56,6 @@ from prefect_greenlight.tasks.prefect_adapter.private_api import (
     worker_logger,
     worker_pool_name,
 )
-from prefect_greenlight.tasks.record.cancellation import ThreadCancel, ThreadHandover
 from prefect_greenlight.worker.decisions import LIVE_STATES, AfterThread, InfraId, after_thread, flow_import, orphaned
 from prefect_greenlight.worker.threads import ReleaseThread
 

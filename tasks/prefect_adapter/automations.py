@@ -18,7 +18,7 @@ import json
 from typing import Iterable
 
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.hooks.secrets import SecretLoader, load_secret, secret_headers
+from prefect_greenlight.tasks.prefect_adapter.secrets import SecretLoader, load_secret, secret_headers
 from prefect_greenlight.tasks.record.events import PREFIX, ReleaseEvent
 from prefect_greenlight.tasks.spec.hooks import header_name_problem, secret_block_problem
 
