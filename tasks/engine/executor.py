@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step
+from prefect_greenlight.tasks.engine.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, CancelRequested, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.prefect_adapter.cancellation import await_cancel, cancel_requested, sigterm_deferred
 from prefect_greenlight.tasks.record.report import Timeline, say

@@ -18,9 +18,9 @@ from prefect_greenlight.tasks.decisions.plan_abort import canary_abort
 from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, chosen_record
 from prefect_greenlight.tasks.decisions.rollback import choose_rollback
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
+from prefect_greenlight.tasks.engine.report_only import execute_reporting
 from prefect_greenlight.tasks.errors import BadInput, GuardFailed, PermanentError
 from prefect_greenlight.tasks.record.report import Timeline
-from prefect_greenlight.tasks.report_only import execute_reporting
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 from tests.unit.builders import deployment, record_annotations, service
 
