@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.errors import BadInput, PipelineFailed
 from prefect_greenlight.tasks.spec import load_yaml_documents, parse_spec
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec
 
@@ -60,8 +60,6 @@ def print_result(result: dict, as_json: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace, quiet) -> int:
-    from prefect_greenlight.tasks.errors import PipelineFailed
-
     spec = load_pipeline_spec(args.spec, args.pipeline_id)
     quiet()
     from prefect import tags

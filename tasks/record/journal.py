@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
 from prefect_greenlight.tasks.decisions.endpoints import EndpointCounts
 from prefect_greenlight.tasks.decisions.history import HistoryEntry
 from prefect_greenlight.tasks.kube.history import record_release
@@ -102,8 +104,6 @@ class Journal:
         if not in_run():
             return
         try:
-            from prefect.artifacts import create_progress_artifact
-
             self._progress_id = create_progress_artifact(
                 0.0, key=artifact_key("progress", self.service, self.release_id),
                 description=f"{self.strategy} release {self.release_id} of Service {self.service}")
@@ -121,8 +121,6 @@ class Journal:
 
     def _send_progress(self, percent: float) -> None:
         try:
-            from prefect.artifacts import update_progress_artifact
-
             update_progress_artifact(self._progress_id, percent)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not update the progress artifact: %s", exc)
