@@ -5,8 +5,8 @@ threads of this one process (each call is its own top-level Prefect flow run), a
 
 JOBS.json: {"namespaces": [...] or "targets": [[namespace, service], ...], "limit": 0, "kubeconfig": "...",
 "manifest": "green.yaml", "spec": {extra spec fields}, "dry_run": false}; each release is started through
-tasks/prefect_adapter/starting.py (retried while the server keeps it from starting). OUT.json gets per release start/end (wall
-clock), outcome or error, and this process's import time and peak RSS.
+tasks/prefect_adapter/starting.py (retried while the server keeps it from starting). OUT.json gets per release
+start/end (wall clock), outcome or error, and this process's import time and peak RSS.
 """
 
 import time

@@ -67,7 +67,6 @@ def canary_line(canary: dict) -> str:
 def release_history(kube: Kube, namespace: str, service: str) -> list[dict]:
     """The Service's release history (oldest first), from its `greenlight.io/history` annotation."""
 
-
     svc = read(kube, "Service", namespace, service)
     if svc is None:
         raise BadInput(f"Service {service!r} not found in namespace {namespace!r}")

@@ -90,7 +90,6 @@ def load_flow(module: str, fn: str) -> Any:
 def execute(flow: Any, flow_run_id: UUID) -> None:
     """A release's thread: Prefect's flow engine on the run as the API holds it now."""
 
-
     heartbeats_not_joined()
     run_flow(flow, flow_run=load_flow_run(flow_run_id), return_type="state")
 
@@ -126,7 +125,6 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
         """BaseWorker's loops, polling every POLL_S unless PREFECT_WORKER_QUERY_SECONDS is given, with greenlight's
         shutdown on the first SIGTERM or SIGINT (whichever command started the worker: Prefect's own handler turns a
         SIGTERM into a SIGINT, which a process started in the background ignores); a second one exits at once."""
-
         given = "PREFECT_WORKER_QUERY_SECONDS" in os.environ
         stopping = self._on_signals(asyncio.current_task())
         try:

@@ -4,7 +4,8 @@ where it goes, like blue-green's preflight):
   restore -> wait-ready -> switch -> verify-endpoints -> autoscaler -> cleanup
 
 A rollback is itself the undo: a failed step is reported, nothing is undone, the outcome recorded "failed"
-(tasks/engine/report_only.py: execute_reporting). The dry run describes this same list (tasks/decisions/plan_rollback.py).
+(tasks/engine/report_only.py: execute_reporting). The dry run describes this same list
+(tasks/decisions/plan_rollback.py).
 """
 
 from __future__ import annotations

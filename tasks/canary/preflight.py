@@ -202,7 +202,6 @@ def _replicas(deployment: dict | None) -> int:
 
 def _resume(service: dict, spec: CanarySpec, canary: str, stable: dict) -> ResumeDecision:
     """Start afresh, or resume the unfinished canary the Service records with its recorded total; refuse another."""
-
     decision = decide_resume(CanaryRecord.from_progress(read_progress(service)), spec.stable, canary,
                              tuple(spec.steps), spec.total, _replicas(stable))
     if decision.action is ResumeAction.REFUSE:

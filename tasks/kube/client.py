@@ -92,7 +92,6 @@ class Kube:
 def connect(kubeconfig: str | None = None, context: str | None = None, cluster_config: str | None = None) -> Kube:
     """Credentials from a KubernetesClusterConfig block named `cluster_config`, else a kubeconfig (flag, then
     $KUBECONFIG, then ~/.kube/config), else the in-cluster service account (tasks/kube/credentials.py)."""
-
     source = choose_source(kubeconfig, context, cluster_config,
                            env_kubeconfig=os.environ.get("KUBECONFIG", "").split(os.pathsep)[0],
                            home_kubeconfig=os.path.expanduser("~/.kube/config"), exists=os.path.exists)

@@ -3,8 +3,9 @@
 
 `choose_source` decides (pure: the environment is passed in); `load_cluster_block` reads the block from the Prefect
 API through prefect-kubernetes' block class: the one place the Kubernetes wing touches Prefect, because connect()
-takes a block's name (README "Layout"). Only names and paths leave this module: the block's kubeconfig (tokens, client keys) is handed to the
-Kubernetes client's own Configuration and never logged, returned as text or put into a parameter.
+takes a block's name (README "Layout"). Only names and paths leave this module: the block's kubeconfig (tokens,
+client keys) is handed to the Kubernetes client's own Configuration and never logged, returned as text or put into a
+parameter.
 
 prefect-kubernetes is the `blocks` extra (`pip install 'prefect-greenlight[blocks]'`): importing it costs about a
 second (it imports its worker, kopf and kubernetes_asyncio; README, "Kubernetes credentials"), so it is imported
@@ -93,6 +94,7 @@ class ClusterBlock:
 
 def _block_class():
     try:
+        # lazy: prefect-kubernetes costs ≈ 1.2 s more (pyproject, the [blocks] extra)
         from prefect_kubernetes.credentials import KubernetesClusterConfig
     except ImportError as exc:
         raise BadInput(f"a cluster block was named but prefect-kubernetes is not installed: {EXTRA_HINT}") from exc

@@ -87,7 +87,6 @@ def covered(rules: list[dict], p: Permission) -> bool:
 
 def _rules(kube: Kube, namespace: str) -> tuple[list[dict], bool]:
     """(resource rules, complete?) of the credentials in `namespace`; ([], False) if they cannot be listed."""
-
     review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
               "spec": {"namespace": namespace}}
     try:
@@ -95,7 +94,6 @@ def _rules(kube: Kube, namespace: str) -> tuple[list[dict], bool]:
             review, _preload_content=False, _request_timeout=TIMEOUT)
     except Exception:  # noqa: BLE001 - fall back to asking permission by permission
         return [], False
-
     status = json.loads(resp.data).get("status") or {}
     return list(status.get("resourceRules") or []), not status.get("incomplete", False)
 
@@ -111,7 +109,6 @@ def missing(kube: Kube, namespace: str, needed: list[Permission]) -> list[Permis
         review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                   "spec": {"resourceAttributes": {"namespace": namespace, "verb": p.verb, "group": p.group,
                                                   "resource": p.resource, "subresource": p.subresource}}}
-
         resp = client.AuthorizationV1Api(kube.api).create_self_subject_access_review(review, _request_timeout=TIMEOUT)
         return bool(resp.status.allowed)
 

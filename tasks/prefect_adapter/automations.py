@@ -70,7 +70,6 @@ def install_webhook(url: str, kinds: list[ReleaseEvent], name: str, header_secre
                     load: SecretLoader = load_secret) -> dict:
     """Create or replace the Webhook block and the automation called `name`; returns their ids (and the secret
     headers by block name)."""
-
     if not url.startswith(("http://", "https://")):
         raise BadInput(f"--url {url!r}: must be an http:// or https:// URL")
     headers = notification_headers(header_secrets or {}, load)

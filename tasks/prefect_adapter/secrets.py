@@ -25,7 +25,6 @@ SecretLoader = Callable[[str], object]  # a Secret block's name -> its value (a 
 def load_secret(name: str) -> object:
     """The value of the Prefect Secret block `name` (as stored: `Secret.get()` would turn a string that happens
     to be JSON, "12345", into a number); BadInput naming the block when there is none."""
-
     block = load_block(Secret, SECRET_BLOCK_TYPE, name, f"Secret(value=...).save({name!r}) or in the UI, Blocks",
                        "Secret")
     return block.value.get_secret_value()

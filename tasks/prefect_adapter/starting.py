@@ -52,7 +52,6 @@ def start_retryable(exc: BaseException, begun: bool) -> bool:
     """A failure to start (the flow's body never ran) that the server may not repeat: busy, locked, unreachable."""
     if begun or not isinstance(exc, Exception):
         return False
-
     if isinstance(exc, httpx.TransportError):
         return True
     if isinstance(exc, httpx.HTTPStatusError):

@@ -12,7 +12,6 @@ from prefect_greenlight.tasks.errors import TemporaryError
 def read_variable(name: str) -> object:
     """The value of the Prefect Variable `name` (str, number, bool, list or dict), None when it is unset.
     Raises TemporaryError when the API cannot answer: the caller then refuses to act, and a retry may succeed."""
-
     try:
         return Variable.get(name, default=None)
     except Exception as exc:  # noqa: BLE001 - any failure to read is "not known now", never "allowed"

@@ -75,7 +75,6 @@ def in_run() -> bool:
 def table_artifact(key: str, rows: list[dict], description: str) -> None:
     if not in_run() or not rows:
         return
-
     try:
         create_table_artifact(key=key, table=rows, description=description)
     except Exception as exc:  # noqa: BLE001 - an artifact is a report, not a release step
@@ -85,7 +84,6 @@ def table_artifact(key: str, rows: list[dict], description: str) -> None:
 def markdown_artifact(key: str, markdown: str, description: str) -> None:
     if not in_run():
         return
-
     try:
         create_markdown_artifact(key=key, markdown=markdown, description=description)
     except Exception as exc:  # noqa: BLE001
@@ -94,5 +92,4 @@ def markdown_artifact(key: str, markdown: str, description: str) -> None:
 
 def artifact_key(*parts: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]

@@ -1,6 +1,6 @@
-"""No run stays Paused forever (tasks/decisions/lease.py, tasks/prefect_adapter/dead_runs.py): the final state a dead holder's
-flow run gets, whether a paused run can still take an answer, and ServiceLock ending the dead holder's run when it
-takes an expired Lease over (against the fake Lease API of test_lock_faults)."""
+"""No run stays Paused forever (tasks/decisions/lease.py, tasks/prefect_adapter/dead_runs.py): the final state a dead
+holder's flow run gets, whether a paused run can still take an answer, and ServiceLock (tasks/prefect_adapter/lease.py)
+ending the dead holder's run when it takes an expired Lease over (against the fake Lease API of test_lock_faults)."""
 
 from __future__ import annotations
 

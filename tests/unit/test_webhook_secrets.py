@@ -1,5 +1,5 @@
-"""Webhook headers from Prefect Secret blocks (tasks/prefect_adapter/secrets.py): a hook's `secret_headers` and `headers`
-as the spec validates them, the request a hook sends, preflight refusing a missing block, the CLI's
+"""Webhook headers from Prefect Secret blocks (tasks/prefect_adapter/secrets.py): a hook's `secret_headers` and
+`headers` as the spec validates them, the request a hook sends, preflight refusing a missing block, the CLI's
 `--hook-header-secret` and `greenlight webhook --header-secret`. Prefect's `Secret.load` is faked (no server);
 every test also checks that the secret value is in nothing that may be printed, logged or reported."""
 

@@ -1,6 +1,6 @@
 """The greenlight worker's decisions (worker/decisions.py) and its thread interruption (worker/threads.py with
-tasks/prefect_adapter/cancellation.py): an exception raised inside a running release thread, at most once, never during a
-rollback."""
+tasks/prefect_adapter/cancellation.py): an exception raised inside a running release thread, at most once, never during
+a rollback."""
 
 from __future__ import annotations
 
