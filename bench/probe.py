@@ -165,7 +165,7 @@ def _instrument_greenlight() -> None:
         wrapped = span(what, original)
         setattr(owner, name, wrapped)
         for mod_name, mod in list(sys.modules.items()):
-            if mod_name.split(".")[0] in ("tasks", "flows") and getattr(mod, name, None) is original:
+            if mod_name.startswith("prefect_greenlight.") and getattr(mod, name, None) is original:
                 setattr(mod, name, wrapped)
     from prefect.tasks import Task
 
