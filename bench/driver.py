@@ -5,8 +5,8 @@ threads of this one process (each call is its own top-level Prefect flow run), a
 
 JOBS.json: {"namespaces": [...] or "targets": [[namespace, service], ...], "limit": 0, "kubeconfig": "...",
 "manifest": "green.yaml", "spec": {extra spec fields}, "dry_run": false}; each release is started through
-tasks/record/starting.py (retried while the server keeps it from starting). OUT.json gets per release start/end (wall
-clock), outcome or error, and this process's import time and peak RSS.
+tasks/prefect_adapter/starting.py (retried while the server keeps it from starting). OUT.json gets per release
+start/end (wall clock), outcome or error, and this process's import time and peak RSS.
 """
 
 import time
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 def release(namespace: str, kubeconfig: str, manifest: dict, extra: dict, service: str = "production-svc",
             dry_run: bool = False) -> dict:
     from prefect_greenlight.flows.blue_green import blue_green_release
-    from prefect_greenlight.tasks.record.starting import start_release
+    from prefect_greenlight.tasks.prefect_adapter.starting import start_release
     from prefect_greenlight.tasks.spec import BlueGreenSpec
 
     start = time.time()
@@ -40,7 +40,7 @@ def release(namespace: str, kubeconfig: str, manifest: dict, extra: dict, servic
 def main(jobs_path: str, out_path: str) -> int:
     import yaml
 
-    from prefect_greenlight.tasks.record.starting import client_retry_defaults
+    from prefect_greenlight.tasks.prefect_adapter.starting import client_retry_defaults
 
     client_retry_defaults()  # before Prefect is imported
 

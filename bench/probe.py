@@ -132,7 +132,7 @@ SPANNED = {
     "prefect.artifacts.create_progress_artifact": "progress artifact",
     "prefect.artifacts.update_progress_artifact": "progress artifact",
     "prefect_greenlight.tasks.bluegreen.smoke.endpoint_counts": "journal: endpoint counts",
-    "prefect_greenlight.tasks.record.history.record_release": "journal: history on the Service",
+    "prefect_greenlight.tasks.kube.history.record_release": "journal: history on the Service",
     "prefect_greenlight.tasks.record.events.emit": "journal: release events",
 }
 
@@ -165,7 +165,7 @@ def _instrument_greenlight() -> None:
         wrapped = span(what, original)
         setattr(owner, name, wrapped)
         for mod_name, mod in list(sys.modules.items()):
-            if mod_name.split(".")[0] in ("tasks", "flows") and getattr(mod, name, None) is original:
+            if mod_name.startswith("prefect_greenlight.") and getattr(mod, name, None) is original:
                 setattr(mod, name, wrapped)
     from prefect.tasks import Task
 

@@ -77,7 +77,7 @@ def _round(kube, plan, observer: SliceWatch, as_tasks: bool) -> dict:
         switch_traffic,
         verify_endpoints,
     )
-    from prefect_greenlight.tasks.decisions.undo import UndoStack
+    from prefect_greenlight.tasks.engine.undo import UndoStack
     from prefect_greenlight.tasks.record.report import say as gl_say
 
     sw = switch_traffic if as_tasks else switch_traffic.fn

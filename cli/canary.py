@@ -66,6 +66,7 @@ def add_parsers(sub: Any, cluster_flags: Callable[[argparse.ArgumentParser], Non
     pr.add_argument("--full", action="store_true", help="skip the remaining steps and analyses")
     pr.add_argument("--reason", default="")
     pr.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+    # lazy: cli.main imports this module
     from prefect_greenlight.cli.main import answer_flags
 
     answer_flags(pr)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from prefect_greenlight.tasks.kube.credentials import block_namespace
+
 
 def credential_flags(p: argparse.ArgumentParser, kubeconfig_help: str, context_help: str) -> None:
     source = p.add_mutually_exclusive_group()
@@ -26,10 +28,9 @@ def default_namespace(args: argparse.Namespace) -> str | None:
     if args.namespace:
         return args.namespace
     if args.cluster_block:  # the block's context's namespace; a missing block is refused here, before any change
-        from prefect_greenlight.tasks.kube.credentials import block_namespace
-
         return block_namespace(args.cluster_block, args.context)
     try:
+        # lazy: the Kubernetes client (≈ 0.1 s) is not needed for --help or bad input
         from kubernetes import config
 
         _, active = config.list_kube_config_contexts(config_file=args.kubeconfig)
@@ -47,6 +48,7 @@ def credentials(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def connect_from(args: argparse.Namespace):
+    # lazy: the Kubernetes client (≈ 0.1 s) is not needed for --help or bad input
     from prefect_greenlight.tasks.kube.client import connect
 
     return connect(**credentials(args))

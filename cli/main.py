@@ -19,12 +19,15 @@ block), --context C, -n NAMESPACE.
 from __future__ import annotations
 
 import argparse
+import atexit
 import getpass
 import json
 import os
 import sys
 from typing import Any
 
+from prefect_greenlight.cli import no_server, pipeline, worker
+from prefect_greenlight.cli.canary import add_parsers, build_canary_spec
 from prefect_greenlight.cli.cluster_args import (
     cluster_flags,
     connect_from,
@@ -36,7 +39,9 @@ from prefect_greenlight.cli.parameters import check_parameter_size, refused_para
 from prefect_greenlight.cli.quiet import quiet_expected_tracebacks
 from prefect_greenlight.cli.server_auth import refused_credentials
 from prefect_greenlight.cli.spec_input import add_hook_flags, base_spec, header_secrets, port_flag, set_path
+from prefect_greenlight.cli.worker import cmd_worker as run_worker
 from prefect_greenlight.tasks.errors import BadInput, CleanupFailed, GreenlightError, ReleaseFailed
+from prefect_greenlight.tasks.prefect_adapter.starting import client_retry_defaults, start_release
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -109,7 +114,8 @@ def answer_flags(p: argparse.ArgumentParser) -> None:
 
 def check_answerable(args: argparse.Namespace) -> None:
     """Refuse (exit 1) to answer a run that is not paused or whose release process is gone."""
-    from prefect_greenlight.tasks.record.dead_runs import require_answerable
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
+    from prefect_greenlight.tasks.prefect_adapter.dead_runs import require_answerable
 
     require_answerable(args.run_id, args.kubeconfig, args.context, cluster_config=args.cluster_block,
                        warn=lambda m: print(f"warning: {m}", file=sys.stderr))
@@ -141,14 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     _blue_green_parser(sub)
     _service_parsers(sub)
     _prefect_parsers(sub)
-    from prefect_greenlight.cli.canary import add_parsers
-
     add_parsers(sub, cluster_flags)
-    from prefect_greenlight.cli import pipeline
-
     pipeline.add_parsers(sub, _Parser)
-    from prefect_greenlight.cli import worker
-
     worker.add_parser(sub)
     return parser
 
@@ -195,6 +195,7 @@ def cmd_blue_green(args: argparse.Namespace) -> int:
     params = dict(spec=build_spec(args), dry_run=args.dry_run, **credentials(args))
     quiet_expected_tracebacks()  # imports Prefect: bad input is refused before, in a fraction of the time
     check_parameter_size(params)
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.flows.blue_green import blue_green_release
 
     result = _run_flow(blue_green_release, params)
@@ -204,9 +205,7 @@ def cmd_blue_green(args: argparse.Namespace) -> int:
 
 def _run_flow(flow: Any, params: dict[str, Any]) -> dict:
     """Run a release flow in this process, started again while a busy Prefect server keeps it from starting
-    (tasks/record/starting.py); a Prefect server refusing its parameters is bad input (exit 2)."""
-    from prefect_greenlight.tasks.record.starting import start_release
-
+    (tasks/prefect_adapter/starting.py); a Prefect server refusing its parameters is bad input (exit 2)."""
     try:
         return start_release(flow, params)
     except Exception as exc:
@@ -217,6 +216,7 @@ def _run_flow(flow: Any, params: dict[str, Any]) -> dict:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.flows.rollback import rollback_release
 
     cleanup = parse_spec(Cleanup, {"mode": args.cleanup, "delay_s": args.scale_down_delay}, "arguments")
@@ -228,6 +228,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.cli.status import print_status, service_status
 
     status = service_status(connect_from(args), default_namespace(args) or "default", args.service)
@@ -239,6 +240,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.cli.status import print_history, release_history
 
     if args.limit < 1:
@@ -252,7 +254,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
-    from prefect_greenlight.tasks.record.automations import event_kinds, install_webhook
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
+    from prefect_greenlight.tasks.prefect_adapter.automations import event_kinds, install_webhook
 
     result = install_webhook(args.url, event_kinds(args.events or ["rolled-back"]), args.name,
                              header_secrets("--header-secret", args.header_secret))
@@ -266,7 +269,8 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
-    from prefect_greenlight.tasks.record.approval import resume
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
+    from prefect_greenlight.tasks.prefect_adapter.approval import resume
 
     check_answerable(args)
     resume(args.run_id, approve=args.command == "approve", reason=args.reason, approver=args.approver)
@@ -275,12 +279,11 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 
 def cmd_canary(args: argparse.Namespace) -> int:
-    from prefect_greenlight.cli.canary import build_canary_spec
-
     params = dict(spec=build_canary_spec(args, default_namespace(args)), dry_run=args.dry_run,
                   **credentials(args))
     quiet_expected_tracebacks()
     check_parameter_size(params)
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.flows.canary import canary_release
 
     result = _run_flow(canary_release, params)
@@ -289,6 +292,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.tasks.canary.pause import resume_canary
 
     check_answerable(args)
@@ -298,6 +302,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.flows.canary_abort import abort_canary
 
     result = abort_canary(namespace=default_namespace(args) or "default", service=args.service,
@@ -307,16 +312,12 @@ def cmd_abort(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from prefect_greenlight.cli import pipeline
-
     if args.pipeline_command == "run":
         return pipeline.cmd_run(args, quiet_expected_tracebacks)
     return pipeline.cmd_status(args)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from prefect_greenlight.cli.worker import cmd_worker as run_worker
-
     return run_worker(args)
 
 
@@ -357,13 +358,9 @@ def entry() -> None:
     """The `greenlight` command: run, then leave without the interpreter's teardown. Finalising the ~3,000
     modules Prefect and the Kubernetes client import takes ≈ 0.6 s (BENCHMARKS.md, P3) and achieves nothing for
     a process that ends here; the atexit handlers (Prefect draining its log and event workers) still run."""
-    import atexit
-
-    from prefect_greenlight.cli import no_server
-    from prefect_greenlight.tasks.record.starting import client_retry_defaults
-
     client_retry_defaults()  # before Prefect is imported: it reads its settings once
     temporary = no_server.prepare(sys.argv[1:])
+    # after no_server.prepare(): this imports Prefect
     from prefect_greenlight.tasks.prefect_adapter.private_api import heartbeats_not_joined
 
     heartbeats_not_joined()

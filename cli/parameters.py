@@ -21,6 +21,7 @@ from prefect_greenlight.tasks.spec.manifest_param import compact_json
 
 def parameter_limit() -> int:
     """The Prefect server's limit on flow-run parameters, from the local settings (0: no limit)."""
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect.settings import get_current_settings
 
     return int(get_current_settings().server.api.max_parameter_size)

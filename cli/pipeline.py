@@ -7,7 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.decisions.pipeline import resume_point, target_done
+from prefect_greenlight.tasks.errors import BadInput, PipelineFailed
 from prefect_greenlight.tasks.spec import load_yaml_documents, parse_spec
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec
 
@@ -63,15 +64,15 @@ def print_result(result: dict, as_json: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace, quiet) -> int:
-    from prefect_greenlight.tasks.errors import PipelineFailed
-
     spec = load_pipeline_spec(args.spec, args.pipeline_id)
     quiet()
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect import tags
 
     from prefect_greenlight.flows.pipeline import new_pipeline_id, pipeline_release
 
     spec = spec.model_copy(update={"pipeline_id": spec.pipeline_id or new_pipeline_id()})
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.tasks.pipeline.targets import resolve
 
     resolve(spec, spec.pipeline_id, args.kubeconfig)  # unknown contexts, bad release options: before any flow run
@@ -88,6 +89,7 @@ def cmd_run(args: argparse.Namespace, quiet) -> int:
 def _prefect_runs(pipeline_id: str) -> list[dict]:
     """The pipeline's flow runs (its own and its targets'), newest first; [] when Prefect cannot be reached."""
     try:
+        # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
         from prefect.client.schemas.sorting import FlowRunSort
@@ -104,7 +106,7 @@ def _prefect_runs(pipeline_id: str) -> list[dict]:
 
 
 def pipeline_status(pipeline_id: str, spec: PipelineSpec | None, kubeconfig: str | None) -> dict:
-    from prefect_greenlight.tasks.decisions.pipeline import resume_point, target_done
+    # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
     from prefect_greenlight.tasks.pipeline.targets import history_of, resolve, serving_now
 
     runs = _prefect_runs(pipeline_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
+from prefect_greenlight.cli.no_server import hide_drain_lines, hide_server_lines
 from prefect_greenlight.tasks.errors import GreenlightError
 
 
@@ -37,7 +38,5 @@ def quiet_expected_tracebacks() -> None:
         if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, _QuietFormatter):
             handler.setFormatter(_QuietFormatter(handler.formatter))
     if not os.environ.get("PREFECT_API_URL"):
-        from prefect_greenlight.cli.no_server import hide_drain_lines, hide_server_lines
-
         hide_server_lines()
         hide_drain_lines()

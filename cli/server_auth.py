@@ -32,6 +32,7 @@ def _server_url(response, env: dict) -> str:
     if env.get("PREFECT_API_URL"):
         return env["PREFECT_API_URL"]
     try:
+        # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
         from prefect.settings import get_current_settings
 
         configured = get_current_settings().api.url  # from the active Prefect profile
@@ -47,6 +48,7 @@ def _auth_string_set(env: dict) -> bool:
     if env.get("PREFECT_API_AUTH_STRING"):
         return True
     try:
+        # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
         from prefect.settings import get_current_settings
 
         secret = get_current_settings().api.auth_string  # from the active Prefect profile

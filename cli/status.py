@@ -4,15 +4,17 @@ Deployments' readiness, EndpointSlices, the release lock)."""
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 from prefect_greenlight.tasks.canary.steps import read_progress
+from prefect_greenlight.tasks.decisions.annotations import read_record
 from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
 from prefect_greenlight.tasks.decisions.endpoints import deployment_of_pods, tally
+from prefect_greenlight.tasks.decisions.history import read_history
 from prefect_greenlight.tasks.decisions.lease import decide
 from prefect_greenlight.tasks.decisions.workload import selector_query
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
-from prefect_greenlight.tasks.record.annotations import read_record
 
 
 def service_status(kube: Kube, namespace: str, service: str) -> dict:
@@ -64,9 +66,6 @@ def canary_line(canary: dict) -> str:
 
 def release_history(kube: Kube, namespace: str, service: str) -> list[dict]:
     """The Service's release history (oldest first), from its `greenlight.io/history` annotation."""
-    from dataclasses import asdict
-
-    from prefect_greenlight.tasks.record.history import read_history
 
     svc = read(kube, "Service", namespace, service)
     if svc is None:

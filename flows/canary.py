@@ -33,14 +33,14 @@ from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION
 from prefect_greenlight.tasks.engine.executor import Release, execute
 from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.kube.client import Kube, connect
-from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
-from prefect_greenlight.tasks.record.cancellation import ending_cancelled
+from prefect_greenlight.tasks.prefect_adapter.cancellation import ending_cancelled
+from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
+from prefect_greenlight.tasks.prefect_adapter.starting import release_begun
 from prefect_greenlight.tasks.record.history import current_run
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import say
-from prefect_greenlight.tasks.record.starting import release_begun
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 
 

@@ -27,12 +27,12 @@ from prefect_greenlight.tasks.canary.abort_strategy import (
     reject_paused_run,
 )
 from prefect_greenlight.tasks.decisions.plan_abort import CanaryAbort
+from prefect_greenlight.tasks.engine.report_only import execute_reporting
 from prefect_greenlight.tasks.kube.client import Kube, connect
-from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.report import say
-from prefect_greenlight.tasks.report_only import execute_reporting
 from prefect_greenlight.tasks.spec import Deadlines
 
 

@@ -25,13 +25,13 @@ from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
 from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read_rollback
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_steps
 from prefect_greenlight.tasks.decisions.rollback import RollbackAction
+from prefect_greenlight.tasks.engine.report_only import execute_reporting
 from prefect_greenlight.tasks.kube.client import Kube, connect
-from prefect_greenlight.tasks.kube.lease import ServiceLock
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
+from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline, say
-from prefect_greenlight.tasks.report_only import execute_reporting
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 
 

@@ -22,6 +22,16 @@ class BadInput(GreenlightError):
         super().__init__("; ".join(self.problems))
 
 
+def block_not_loaded(exc: ValueError, slug: str, name: str, create: str, kind: str) -> BadInput:
+    """What a user is told when Prefect block SLUG/NAME cannot be loaded: "no Prefect block ... (create one with
+    CREATE; ...)" when there is none, "... cannot be read as a KIND (ErrorType)" when it does not validate (a
+    pydantic ValidationError's text quotes the stored values: a token, a key)."""
+    if "Unable to find block document" in str(exc):
+        return BadInput(f"no Prefect block {slug}/{name} (create one with {create}; list them with "
+                        "`prefect block ls`)")
+    return BadInput(f"Prefect block {slug}/{name} cannot be read as a {kind} ({type(exc).__name__})")
+
+
 class TemporaryError(GreenlightError):
     """A transient condition (apiserver unreachable, conflict, 5xx): the same call may succeed if retried."""
 

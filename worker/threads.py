@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prefect_greenlight.tasks.record.cancellation import ThreadTerminated, forget_thread, interruptible
+from prefect_greenlight.tasks.prefect_adapter.cancellation import ThreadTerminated, forget_thread, interruptible
 
 log = logging.getLogger(__name__)
 

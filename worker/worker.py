@@ -9,7 +9,7 @@ concurrency limit (`--limit`), Pending/Submitting states.
 
 - **Cancel** (UI, `prefect flow-run cancel`): every CANCEL_POLL_S the worker reads which of its runs are
   CANCELLING and raises a ThreadCancel inside that run's thread; the release rolls back, verified, and ends
-  Cancelled (tasks/record/cancellation.py).
+  Cancelled (tasks/prefect_adapter/cancellation.py).
 - **A crashed thread** (an exception outside the flow engine, or a run left non-final) is marked Crashed.
 - **Shutdown** (SIGTERM/SIGINT): no new runs; running releases get SHUTDOWN_GRACE_S to end; what still runs then
   is handed over: a ThreadHandover stops it where it is (no rollback, the Service's Lease stays) and the run is
@@ -44,18 +44,21 @@ from prefect.client.schemas.filters import (
     WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.flow_engine import load_flow_run, run_flow
+from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 from prefect.states import Crashed
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
+from prefect_greenlight.tasks.prefect_adapter.cancellation import ThreadCancel, ThreadHandover
 from prefect_greenlight.tasks.prefect_adapter.private_api import (
     base_cancel_run,
+    heartbeats_not_joined,
     mark_cancelled,
     mark_crashed,
     start_in_worker,
     worker_logger,
     worker_pool_name,
 )
-from prefect_greenlight.tasks.record.cancellation import ThreadCancel, ThreadHandover
 from prefect_greenlight.worker.decisions import LIVE_STATES, AfterThread, InfraId, after_thread, flow_import, orphaned
 from prefect_greenlight.worker.threads import ReleaseThread
 
@@ -86,9 +89,6 @@ def load_flow(module: str, fn: str) -> Any:
 
 def execute(flow: Any, flow_run_id: UUID) -> None:
     """A release's thread: Prefect's flow engine on the run as the API holds it now."""
-    from prefect.flow_engine import load_flow_run, run_flow
-
-    from prefect_greenlight.tasks.prefect_adapter.private_api import heartbeats_not_joined
 
     heartbeats_not_joined()
     run_flow(flow, flow_run=load_flow_run(flow_run_id), return_type="state")
@@ -125,8 +125,6 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
         """BaseWorker's loops, polling every POLL_S unless PREFECT_WORKER_QUERY_SECONDS is given, with greenlight's
         shutdown on the first SIGTERM or SIGINT (whichever command started the worker: Prefect's own handler turns a
         SIGTERM into a SIGINT, which a process started in the background ignores); a second one exits at once."""
-        from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
-
         given = "PREFECT_WORKER_QUERY_SECONDS" in os.environ
         stopping = self._on_signals(asyncio.current_task())
         try:

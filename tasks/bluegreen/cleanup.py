@@ -15,8 +15,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect_greenlight.tasks.bluegreen.autoscaler import retire_autoscaler, settle_autoscaler
 from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.decisions.annotations import PREVIOUS_MANIFEST
 from prefect_greenlight.tasks.kube.client import Kube, json_patch, read
-from prefect_greenlight.tasks.record.annotations import PREVIOUS_MANIFEST
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import CleanupMode
 

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prefect_greenlight.tasks.decisions.annotations import read_record
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of, hpa_problems
 from prefect_greenlight.tasks.decisions.colors import (
     ColorPlan,
@@ -18,6 +19,7 @@ from prefect_greenlight.tasks.decisions.colors import (
     pod_labels,
     set_image,
 )
+from prefect_greenlight.tasks.decisions.history import read_history
 from prefect_greenlight.tasks.decisions.hooks import HookContext, released_image
 from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.repeat import (
@@ -35,8 +37,6 @@ from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.hooks.preflight import check_hook_jobs
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
 from prefect_greenlight.tasks.kube.permissions import needed, require
-from prefect_greenlight.tasks.record.annotations import read_record
-from prefect_greenlight.tasks.record.history import read_history
 from prefect_greenlight.tasks.spec import BlueGreenSpec, CleanupMode, RollbackGreen
 
 

@@ -12,9 +12,9 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
 from prefect_greenlight.tasks.bluegreen.switch import verify_only
+from prefect_greenlight.tasks.decisions.annotations import PREFIX
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import TIMEOUT, Kube, json_patch, never_sent, read, retrying
-from prefect_greenlight.tasks.record.annotations import PREFIX
 from prefect_greenlight.tasks.record.report import say
 
 PREVIEW_OF = PREFIX + "preview-of"

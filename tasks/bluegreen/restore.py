@@ -14,6 +14,7 @@ from prefect_greenlight.tasks.bluegreen.autoscaler import retire_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import record_manifest
 from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
 from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_selector, now_utc, verify_only
+from prefect_greenlight.tasks.decisions.annotations import ReleaseRecord, read_record
 from prefect_greenlight.tasks.decisions.autoscaling import target_of
 from prefect_greenlight.tasks.decisions.colors import live_deployments, pod_labels, selector_matches
 from prefect_greenlight.tasks.decisions.plan_rollback import chosen_record, replicas_of, rollback_annotations
@@ -21,7 +22,6 @@ from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, choose_r
 from prefect_greenlight.tasks.errors import BadInput, PermanentError
 from prefect_greenlight.tasks.kube.autoscaling import apply_hpa, hpa_of
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, read, scale
-from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines
 

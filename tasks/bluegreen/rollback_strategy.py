@@ -4,7 +4,8 @@ where it goes, like blue-green's preflight):
   restore -> wait-ready -> switch -> verify-endpoints -> autoscaler -> cleanup
 
 A rollback is itself the undo: a failed step is reported, nothing is undone, the outcome recorded "failed"
-(tasks/report_only.py: execute_reporting). The dry run describes this same list (tasks/decisions/plan_rollback.py).
+(tasks/engine/report_only.py: execute_reporting). The dry run describes this same list
+(tasks/decisions/plan_rollback.py).
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from prefect_greenlight.tasks.decisions.plan_rollback import (
     rollback_summary,
 )
 from prefect_greenlight.tasks.engine.executor import Release
+from prefect_greenlight.tasks.engine.report_only import reporting, said
 from prefect_greenlight.tasks.engine.steps import Step, plan_of
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.kube.waiting import require_ready
 from prefect_greenlight.tasks.record.report import say
-from prefect_greenlight.tasks.report_only import reporting, said
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 
 

@@ -42,7 +42,7 @@ from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.hooks.steps import hook_steps
 from prefect_greenlight.tasks.kube.client import Kube
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
-from prefect_greenlight.tasks.record.approval import request_approval, summary_markdown
+from prefect_greenlight.tasks.prefect_adapter.approval import request_approval, summary_markdown
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import CLEANUP_FAILED, Journal
 from prefect_greenlight.tasks.record.report import say

@@ -12,13 +12,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.decisions.annotations import PREFIX, switch_annotations
 from prefect_greenlight.tasks.decisions.endpoints import covering_selector
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.decisions.undo import may_switch_back
 from prefect_greenlight.tasks.errors import GuardFailed, PermanentError
 from prefect_greenlight.tasks.kube.client import Kube, json_patch, read
 from prefect_greenlight.tasks.kube.waiting import EndpointWatch, wait_endpoints
-from prefect_greenlight.tasks.record.annotations import PREFIX, switch_annotations
 from prefect_greenlight.tasks.record.report import say
 
 PREVIOUS_REPLICAS = PREFIX + "previous-replicas"

@@ -5,7 +5,7 @@ the abort as a list of steps (the release engine, tasks/engine/):
                     EndpointSlices; the abort recorded on the Service
 
 An abort is itself the undo: a failure is reported, nothing undone, the outcome recorded "failed"
-(tasks/report_only.py: execute_reporting).
+(tasks/engine/report_only.py: execute_reporting).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION, LockActi
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.decisions.plan_abort import CanaryAbort, canary_abort, describe_restore_stable
 from prefect_greenlight.tasks.engine.executor import Release
+from prefect_greenlight.tasks.engine.report_only import reporting
 from prefect_greenlight.tasks.engine.steps import Step, plan_of
 from prefect_greenlight.tasks.errors import BadInput, GreenlightError, LockHeld
 from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.report import say
-from prefect_greenlight.tasks.report_only import reporting
 from prefect_greenlight.tasks.spec import Deadlines
 
 

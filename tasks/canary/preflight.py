@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prefect_greenlight.tasks.canary.steps import read_progress
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, step_plan
 from prefect_greenlight.tasks.decisions.canary_progress import CanaryRecord, ResumeAction, ResumeDecision, decide_resume
@@ -201,8 +202,6 @@ def _replicas(deployment: dict | None) -> int:
 
 def _resume(service: dict, spec: CanarySpec, canary: str, stable: dict) -> ResumeDecision:
     """Start afresh, or resume the unfinished canary the Service records with its recorded total; refuse another."""
-    from prefect_greenlight.tasks.canary.steps import read_progress
-
     decision = decide_resume(CanaryRecord.from_progress(read_progress(service)), spec.stable, canary,
                              tuple(spec.weights), spec.total, _replicas(stable))
     if decision.action is ResumeAction.REFUSE:

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from prefect_greenlight.tasks.decisions.annotations import read_record
 from prefect_greenlight.tasks.decisions.workload import ContainerChoice, choose_container, set_container_image
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.record.annotations import read_record
 from prefect_greenlight.tasks.spec import DNS1123_SUBDOMAIN, valid_image
 
 _COLOR = re.compile(r"blue|green")

@@ -24,8 +24,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from prefect_greenlight.tasks.decisions.annotations import PREFIX
 from prefect_greenlight.tasks.decisions.rollout import NOTHING_SEEN, FirstSeen, owned_by, pod_doom, pod_note
-from prefect_greenlight.tasks.record.annotations import PREFIX
 from prefect_greenlight.tasks.spec import Deadlines
 from prefect_greenlight.tasks.spec.hooks import Hook, HookPoint
 

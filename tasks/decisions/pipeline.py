@@ -28,7 +28,7 @@ RELEASED = (TargetOutcome.RELEASED, TargetOutcome.DONE_BEFORE)
 
 
 def target_done(entries: Sequence[Any], pipeline_id: str, stage: str, target: str) -> bool:
-    """True when the Service's newest history entry (tasks/record/history.py HistoryEntry, newest last) is this
+    """True when the Service's newest history entry (tasks/decisions/history.py HistoryEntry, newest last) is this
     pipeline's release of this target."""
     if not entries:
         return False

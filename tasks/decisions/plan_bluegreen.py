@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from prefect_greenlight.tasks.decisions.annotations import PREFIX, switch_annotations
 from prefect_greenlight.tasks.decisions.colors import ColorPlan
 from prefect_greenlight.tasks.decisions.plan import FieldChange, PlanStep, StepKind
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
-from prefect_greenlight.tasks.record.annotations import PREFIX, switch_annotations
 from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, CleanupMode, RollbackGreen, SmokeCheck
 
 MAX_FIELDS = 40  # field changes listed in full; the rest counted

@@ -8,11 +8,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from prefect_greenlight.tasks.decisions.annotations import PREFIX, ReleaseRecord, switch_annotations
 from prefect_greenlight.tasks.decisions.plan import NO_UNDO, PlanStep, StepKind, deployment_changes
 from prefect_greenlight.tasks.decisions.plan_bluegreen import field_lines
 from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, SwitchKind
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
-from prefect_greenlight.tasks.record.annotations import PREFIX, ReleaseRecord, switch_annotations
 from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines
 
 NOT_UNDONE = "not undone: a failed rollback is reported (outcome failed), the Service left where the guard found it"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from prefect_greenlight.tasks.record.annotations import PREFIX, ReleaseRecord
-from prefect_greenlight.tasks.record.history import HistoryEntry
+from prefect_greenlight.tasks.decisions.annotations import PREFIX, ReleaseRecord
+from prefect_greenlight.tasks.decisions.history import HistoryEntry
 
 TEMPLATE_DIGEST = PREFIX + "pod-template-digest"  # on green's metadata.annotations (never in its pod template)
 _SHOWN = 3  # differences named in a message

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from prefect_greenlight.tasks.decisions.annotations import ReleaseRecord
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.record.annotations import ReleaseRecord
 
 
 class SwitchKind(str, Enum):

@@ -6,7 +6,7 @@ used to repeat by hand:
   newest first, under deferred SIGTERMs, then the on-rollback hooks run and the outcome is recorded;
 - a failure after the point of no return (OnFailure.REPORT) is reported and nothing is undone;
 - cancel = rollback: Prefect's TerminationSignal that is a cancel unwinds the same stack, then the run ends
-  Cancelled (tasks/record/cancellation.py); a shutdown or reschedule is left alone (the Lease lets a re-run
+  Cancelled (tasks/prefect_adapter/cancellation.py); a shutdown or reschedule is left alone (the Lease lets a re-run
   converge);
 - a re-run's resume from the recorded point (`resume_at`: the index of the first step to run);
 - where to go on after a step: the next one, or a later step it names (`release.go_to`; the steps between do not
@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect_greenlight.tasks.decisions.undo import UndoStack
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step
+from prefect_greenlight.tasks.engine.undo import UndoStack
 from prefect_greenlight.tasks.errors import BadInput, CancelRequested, Rejected, ReleaseFailed
-from prefect_greenlight.tasks.record.cancellation import await_cancel, cancel_requested, sigterm_deferred
+from prefect_greenlight.tasks.prefect_adapter.cancellation import await_cancel, cancel_requested, sigterm_deferred
 from prefect_greenlight.tasks.record.report import Timeline, say
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from prefect_greenlight.tasks.decisions.hooks import HookContext, hook_key, job_body, job_name
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.hooks.secrets import SecretLoader, load_secret, secret_headers
 from prefect_greenlight.tasks.kube.client import Kube
 from prefect_greenlight.tasks.kube.jobs import create_job
+from prefect_greenlight.tasks.prefect_adapter.secrets import SecretLoader, load_secret, secret_headers
 from prefect_greenlight.tasks.spec import Hook
 
 

@@ -1,8 +1,8 @@
 """A webhook hook: POST the release as JSON (tasks/decisions/hooks.py webhook_payload); 2xx means go. Any other
 status (a redirect too: it is not followed), a connection error or no answer within the timeout fails the hook.
 Errors are described without the URL, whose query may carry a token, and without any header value: the spec's
-`secret_headers` are loaded from their Prefect Secret blocks here, just before the request (tasks/hooks/secrets.py),
-and a block that cannot be loaded fails the hook naming the block."""
+`secret_headers` are loaded from their Prefect Secret blocks here, just before the request
+(tasks/prefect_adapter/secrets.py), and a block that cannot be loaded fails the hook naming the block."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import requests
 
 from prefect_greenlight.tasks.decisions.hooks import webhook_outcome
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.hooks.secrets import SecretLoader, load_secret, secret_headers
+from prefect_greenlight.tasks.prefect_adapter.secrets import SecretLoader, load_secret, secret_headers
 from prefect_greenlight.tasks.spec import WebhookHook
 
 

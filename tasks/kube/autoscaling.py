@@ -9,6 +9,7 @@ import json
 
 from kubernetes.client.rest import ApiException
 
+from prefect_greenlight.tasks.decisions.annotations import PREVIOUS_HPA
 from prefect_greenlight.tasks.decisions.autoscaling import (
     autoscalers_of,
     carried_hpa,
@@ -17,7 +18,6 @@ from prefect_greenlight.tasks.decisions.autoscaling import (
 )
 from prefect_greenlight.tasks.errors import GuardFailed
 from prefect_greenlight.tasks.kube.client import TIMEOUT, Kube, json_patch, list_objects, raw_patch, read, retrying
-from prefect_greenlight.tasks.record.annotations import PREVIOUS_HPA
 
 
 def hpa_of(kube: Kube, namespace: str, deployment: str) -> dict | None:

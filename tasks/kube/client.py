@@ -27,6 +27,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from prefect_greenlight.tasks.errors import BadInput, GuardFailed, PermanentError, TemporaryError
+from prefect_greenlight.tasks.kube.credentials import SourceKind, choose_source, load_cluster_block
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,8 +92,6 @@ class Kube:
 def connect(kubeconfig: str | None = None, context: str | None = None, cluster_config: str | None = None) -> Kube:
     """Credentials from a KubernetesClusterConfig block named `cluster_config`, else a kubeconfig (flag, then
     $KUBECONFIG, then ~/.kube/config), else the in-cluster service account (tasks/kube/credentials.py)."""
-    from prefect_greenlight.tasks.kube.credentials import SourceKind, choose_source, load_cluster_block
-
     source = choose_source(kubeconfig, context, cluster_config,
                            env_kubeconfig=os.environ.get("KUBECONFIG", "").split(os.pathsep)[0],
                            home_kubeconfig=os.path.expanduser("~/.kube/config"), exists=os.path.exists)

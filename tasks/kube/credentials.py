@@ -2,8 +2,10 @@
 `KubernetesClusterConfig` block (by its document name), or the in-cluster ServiceAccount.
 
 `choose_source` decides (pure: the environment is passed in); `load_cluster_block` reads the block from the Prefect
-API. Only names and paths leave this module: the block's kubeconfig (tokens, client keys) is handed to the
-Kubernetes client's own Configuration and never logged, returned as text or put into a parameter.
+API through prefect-kubernetes' block class: the one place the Kubernetes wing touches Prefect, because connect()
+takes a block's name (README "Layout"). Only names and paths leave this module: the block's kubeconfig (tokens,
+client keys) is handed to the Kubernetes client's own Configuration and never logged, returned as text or put into a
+parameter.
 
 prefect-kubernetes is the `blocks` extra (`pip install 'prefect-greenlight[blocks]'`): importing it costs about a
 second (it imports its worker, kopf and kubernetes_asyncio; README, "Kubernetes credentials"), so it is imported
@@ -17,8 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.prefect_adapter.blocks import load_block
+from prefect_greenlight.tasks.errors import BadInput, block_not_loaded
 
 BLOCK_TYPE = "kubernetes-cluster-config"
 # Prefect's block document names: lowercase letters, digits and dashes.
@@ -93,6 +94,7 @@ class ClusterBlock:
 
 def _block_class():
     try:
+        # lazy: prefect-kubernetes costs ≈ 1.2 s more (pyproject, the [blocks] extra)
         from prefect_kubernetes.credentials import KubernetesClusterConfig
     except ImportError as exc:
         raise BadInput(f"a cluster block was named but prefect-kubernetes is not installed: {EXTRA_HINT}") from exc
@@ -103,8 +105,11 @@ def load_cluster_block(name: str) -> ClusterBlock:
     """The KubernetesClusterConfig block document `name` from the Prefect API; BadInput naming it when there is no
     such block. Its configure_client()/get_api_client() are not used: they configure kubernetes_asyncio's global
     default (and are async); the caller loads the dict into a Configuration of its own."""
-    block = load_block(_block_class(), BLOCK_TYPE, name, f"KubernetesClusterConfig.from_file(PATH).save({name!r})",
-                       "KubernetesClusterConfig")
+    try:
+        block = _block_class().load(name, _sync=True)
+    except ValueError as exc:
+        raise block_not_loaded(exc, BLOCK_TYPE, name, f"KubernetesClusterConfig.from_file(PATH).save({name!r})",
+                               "KubernetesClusterConfig") from None
     config = block.config
     if hasattr(config, "get_secret_value"):  # a SecretDict, should a later prefect-kubernetes make it one
         config = config.get_secret_value()

@@ -40,18 +40,13 @@ from prefect_greenlight.tasks.kube.client import RETRY, TIMEOUT, Kube, RetryPoli
 log = logging.getLogger(__name__)
 
 
-def _current_run_id() -> str:
-    from prefect_greenlight.tasks.record.history import current_run
-
-    return current_run()[0]
-
-
 def identity(release_id: str) -> str:
     return f"{release_id}@{socket.gethostname()}/{os.getpid()}"
 
 
 class ServiceLock:
-    """Context manager holding the lease for the duration of a release."""
+    """Context manager holding the lease for the duration of a release. Kubernetes only: the flows hold it through
+    tasks/prefect_adapter/lease.py, which names the running flow run and ends a dead holder's run on takeover."""
 
     def __init__(self, kube: Kube, namespace: str, service: str, release_id: str, *, duration_s: int = DURATION_S,
                  annotations: dict[str, str] | None = None, wait_s: float = 0, taker: str = "release"):
@@ -59,7 +54,7 @@ class ServiceLock:
         self.name = f"greenlight-{service}"
         self.me = identity(release_id)
         self.duration_s = duration_s
-        self.run_id = (annotations or {}).get(RUN_ID_ANNOTATION) or _current_run_id()
+        self.run_id = (annotations or {}).get(RUN_ID_ANNOTATION) or self.current_run_id()
         self.annotations = {**(annotations or {}), RUN_ID_ANNOTATION: self.run_id}  # who to end if we die
         self.taker = taker  # release | abort | rollback: what a dead holder's run is told took over
         self.wait_s = wait_s
@@ -141,14 +136,12 @@ class ServiceLock:
         self._thread = threading.Thread(target=self._renew_loop, daemon=True, name=f"lease-{self.service}")
         self._thread.start()
 
-    def _end_dead_holder(self, previous: dict | None) -> None:
-        """The dead holder's flow run (paused forever otherwise) gets its final state: tasks/record/dead_runs.py."""
-        from prefect_greenlight.tasks.record.dead_runs import end_dead_run
-        from prefect_greenlight.tasks.record.report import say
+    def current_run_id(self) -> str:
+        """The run this lock is held for, named on the Lease (who to end if we die); none here."""
+        return ""
 
-        done = end_dead_run(previous, self.taker, self.me, self.run_id)
-        if done:
-            say(done)
+    def _end_dead_holder(self, previous: dict | None) -> None:
+        """Called after taking `previous` over from a dead holder; nothing to do at the Kubernetes level."""
 
     def _renew(self) -> bool:
         """One renewal, with a timeout well inside the lease duration. False on a transient failure; sets

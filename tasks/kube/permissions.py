@@ -8,8 +8,11 @@ SelfSubjectAccessReview, the authoritative answer. `needed` and `covered` are pu
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from kubernetes import client
 
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import TIMEOUT, Kube
@@ -84,8 +87,6 @@ def covered(rules: list[dict], p: Permission) -> bool:
 
 def _rules(kube: Kube, namespace: str) -> tuple[list[dict], bool]:
     """(resource rules, complete?) of the credentials in `namespace`; ([], False) if they cannot be listed."""
-    from kubernetes import client
-
     review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
               "spec": {"namespace": namespace}}
     try:
@@ -93,8 +94,6 @@ def _rules(kube: Kube, namespace: str) -> tuple[list[dict], bool]:
             review, _preload_content=False, _request_timeout=TIMEOUT)
     except Exception:  # noqa: BLE001 - fall back to asking permission by permission
         return [], False
-    import json
-
     status = json.loads(resp.data).get("status") or {}
     return list(status.get("resourceRules") or []), not status.get("incomplete", False)
 
@@ -110,8 +109,6 @@ def missing(kube: Kube, namespace: str, needed: list[Permission]) -> list[Permis
         review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                   "spec": {"resourceAttributes": {"namespace": namespace, "verb": p.verb, "group": p.group,
                                                   "resource": p.resource, "subresource": p.subresource}}}
-        from kubernetes import client
-
         resp = client.AuthorizationV1Api(kube.api).create_self_subject_access_review(review, _request_timeout=TIMEOUT)
         return bool(resp.status.allowed)
 

@@ -12,8 +12,8 @@ from prefect import tags
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
+from prefect_greenlight.tasks.decisions.history import pipeline_tags
 from prefect_greenlight.tasks.pipeline.targets import PipelineTarget, target_credentials
-from prefect_greenlight.tasks.record.history import pipeline_tags
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec.pipeline import Strategy
 

@@ -8,13 +8,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from prefect_greenlight.tasks.decisions.history import HistoryEntry
 from prefect_greenlight.tasks.decisions.pipeline import TargetOutcome, pipeline_outcome, resume_point, target_done
 from prefect_greenlight.tasks.engine.steps import Step
 from prefect_greenlight.tasks.pipeline.board import PipelineBoard
 from prefect_greenlight.tasks.pipeline.strategy import Children, pipeline_plan, start_at
 from prefect_greenlight.tasks.pipeline.targets import PipelineTarget, history_of
 from prefect_greenlight.tasks.record.events import PipelineEvent, emit_pipeline
-from prefect_greenlight.tasks.record.history import HistoryEntry
 from prefect_greenlight.tasks.record.plan_render import pipeline_plan_text
 from prefect_greenlight.tasks.record.report import say
 

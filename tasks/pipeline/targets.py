@@ -13,11 +13,11 @@ from kubernetes import config
 from prefect_greenlight.tasks.bluegreen.preflight import preflight as bluegreen_preflight
 from prefect_greenlight.tasks.bluegreen.smoke import check_pod
 from prefect_greenlight.tasks.canary.preflight import preflight as canary_preflight
+from prefect_greenlight.tasks.decisions.history import HistoryEntry, read_history
 from prefect_greenlight.tasks.decisions.smoke import summarize
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, connect, read
 from prefect_greenlight.tasks.kube.observe import selected_deployment, serving_pods
-from prefect_greenlight.tasks.record.history import HistoryEntry, read_history
 from prefect_greenlight.tasks.spec import SmokeCheck
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec, Stage, Strategy, Target, release_spec, target_name
 

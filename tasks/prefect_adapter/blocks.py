@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.errors import block_not_loaded
 
 
 def load_block(cls: Any, slug: str, name: str, create: str, kind: str) -> Any:
@@ -15,7 +15,4 @@ def load_block(cls: Any, slug: str, name: str, create: str, kind: str) -> Any:
     try:
         return cls.load(name, _sync=True)
     except ValueError as exc:
-        if "Unable to find block document" in str(exc):
-            raise BadInput(f"no Prefect block {slug}/{name} (create one with {create}; list them with "
-                           "`prefect block ls`)") from None
-        raise BadInput(f"Prefect block {slug}/{name} cannot be read as a {kind} ({type(exc).__name__})") from None
+        raise block_not_loaded(exc, slug, name, create, kind) from None

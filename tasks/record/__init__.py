@@ -1,3 +1,4 @@
-"""What a release leaves behind: the release record on the Service (`annotations`), its history (`history`),
-Prefect events (`events`), artifacts and the timeline (`report`), the journal that writes them together
-(`journal`), the approval pause and its form (`approval`), and webhook automations on events (`automations`)."""
+"""What a release leaves behind: who ran it for its history entry (`history`; the entry itself and the release
+record on the Service are pure data in tasks/decisions, `history` and `annotations`), Prefect events (`events`),
+artifacts and the timeline (`report`), the plan's artifact (`plan_render`) and the journal that writes them
+together (`journal`)."""

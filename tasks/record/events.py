@@ -16,6 +16,8 @@ import logging
 from enum import Enum
 from typing import Any
 
+from prefect.events import emit_event
+
 log = logging.getLogger(__name__)
 PREFIX = "greenlight.release."
 IMAGE_PUSHED = "greenlight.image.pushed"
@@ -43,8 +45,6 @@ def event_name(kind: ReleaseEvent) -> str:
 def emit(kind: ReleaseEvent, namespace: str, service: str, **payload: Any) -> None:
     """Emit one release event about a Service (a no-op where Prefect cannot send events)."""
     try:
-        from prefect.events import emit_event
-
         emit_event(event=event_name(kind), resource=service_resource(namespace, service),
                    payload={k: v for k, v in payload.items() if v is not None})
     except Exception as exc:  # noqa: BLE001 - an event is a notification, not a release step
@@ -70,8 +70,6 @@ def pipeline_resource(pipeline_id: str) -> dict[str, str]:
 def emit_pipeline(kind: PipelineEvent, pipeline_id: str, **payload: Any) -> None:
     """Emit one pipeline event (`greenlight.pipeline.<kind>` about `greenlight.pipeline.<id>`); never fails."""
     try:
-        from prefect.events import emit_event
-
         emit_event(event=PIPELINE_PREFIX + kind.value, resource=pipeline_resource(pipeline_id),
                    payload={"pipeline_id": pipeline_id, **{k: v for k, v in payload.items() if v is not None}})
     except Exception as exc:  # noqa: BLE001 - an event is a notification, not a release step

@@ -1,7 +1,7 @@
 """Everything a release tells the outside world besides its logs, in one place: the progress artifact updated per
 step, the Prefect events (tasks/record/events.py), the markdown report with its before/after EndpointSlice tables, and
-the entry in the Service's cluster-side history (tasks/record/history.py). The flows call it at their numbered steps;
-none of it can fail a release.
+the entry in the Service's cluster-side history (tasks/decisions/history.py, written by tasks/kube/history.py). The
+flows call it at their numbered steps; none of it can fail a release.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
 from prefect_greenlight.tasks.decisions.endpoints import EndpointCounts
+from prefect_greenlight.tasks.decisions.history import HistoryEntry
+from prefect_greenlight.tasks.kube.history import record_release
 from prefect_greenlight.tasks.record.events import ReleaseEvent, emit
-from prefect_greenlight.tasks.record.history import HistoryEntry, current_pipeline, current_run, record_release
+from prefect_greenlight.tasks.record.history import current_pipeline, current_run
 from prefect_greenlight.tasks.record.report import Timeline, artifact_key, in_run, markdown_artifact
 
 log = logging.getLogger(__name__)
@@ -100,8 +104,6 @@ class Journal:
         if not in_run():
             return
         try:
-            from prefect.artifacts import create_progress_artifact
-
             self._progress_id = create_progress_artifact(
                 0.0, key=artifact_key("progress", self.service, self.release_id),
                 description=f"{self.strategy} release {self.release_id} of Service {self.service}")
@@ -119,8 +121,6 @@ class Journal:
 
     def _send_progress(self, percent: float) -> None:
         try:
-            from prefect.artifacts import update_progress_artifact
-
             update_progress_artifact(self._progress_id, percent)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not update the progress artifact: %s", exc)

@@ -4,11 +4,16 @@ steps with durations, and Prefect artifacts (quietly skipped outside a flow run)
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.logging import get_run_logger
 
 log = logging.getLogger("greenlight")
 
@@ -16,9 +21,6 @@ log = logging.getLogger("greenlight")
 def say(message: str) -> None:
     """One progress line, with concrete counts, to whoever is watching."""
     try:
-        from prefect.context import FlowRunContext, TaskRunContext
-        from prefect.logging import get_run_logger
-
         if FlowRunContext.get() or TaskRunContext.get():
             get_run_logger().info(message)
             return
@@ -65,8 +67,6 @@ class Timeline:
 
 def in_run() -> bool:
     try:
-        from prefect.context import FlowRunContext
-
         return FlowRunContext.get() is not None
     except Exception:  # noqa: BLE001
         return False
@@ -75,8 +75,6 @@ def in_run() -> bool:
 def table_artifact(key: str, rows: list[dict], description: str) -> None:
     if not in_run() or not rows:
         return
-    from prefect.artifacts import create_table_artifact
-
     try:
         create_table_artifact(key=key, table=rows, description=description)
     except Exception as exc:  # noqa: BLE001 - an artifact is a report, not a release step
@@ -86,8 +84,6 @@ def table_artifact(key: str, rows: list[dict], description: str) -> None:
 def markdown_artifact(key: str, markdown: str, description: str) -> None:
     if not in_run():
         return
-    from prefect.artifacts import create_markdown_artifact
-
     try:
         create_markdown_artifact(key=key, markdown=markdown, description=description)
     except Exception as exc:  # noqa: BLE001
@@ -96,6 +92,4 @@ def markdown_artifact(key: str, markdown: str, description: str) -> None:
 
 def artifact_key(*parts: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    import re
-
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]

@@ -1,6 +1,6 @@
 """No lost release: 50 releases started at once against one Prefect server on its embedded SQLite database all
-start and finish (tasks/record/starting.py: Prefect's client retries plus greenlight's start retry). Kept cheap:
-50 dry runs of 50 distinct Services in one namespace (each plans blue-dep -> green-dep: one flow run, its task
+start and finish (tasks/prefect_adapter/starting.py: Prefect's client retries plus greenlight's start retry). Kept
+cheap: 50 dry runs of 50 distinct Services in one namespace (each plans blue-dep -> green-dep: one flow run, its task
 runs, a plan artifact and its logs each — the writes that collide on SQLite), from one process in 50 threads
 (bench/driver.py, as a worker running releases in-process would), so they really hit the server together."""
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prefect_greenlight.tasks.decisions.history import read_history
 from prefect_greenlight.tasks.kube.client import Kube, connect, read
-from prefect_greenlight.tasks.record.history import read_history
 from tests.conftest import ClusterInfo
 from tests.e2e.prefect_ops import api_call
 from tests.e2e.release_helpers import (

@@ -11,7 +11,7 @@ from prefect.exceptions import TerminationSignal
 
 from prefect_greenlight.tasks.decisions.undo import cancel_means_undo
 from prefect_greenlight.tasks.errors import CancelRequested, ReleaseFailed, UndoOutcome
-from prefect_greenlight.tasks.record import cancellation
+from prefect_greenlight.tasks.prefect_adapter import cancellation
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import final_events
 

@@ -21,7 +21,7 @@ from prefect_greenlight.tasks.kube.credentials import (
     load_cluster_block,
 )
 from prefect_greenlight.tasks.pipeline.targets import target_credentials
-from prefect_greenlight.tasks.record.dead_runs import answer_credentials
+from prefect_greenlight.tasks.prefect_adapter.dead_runs import answer_credentials
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec, target_name
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw"

@@ -1,6 +1,6 @@
-"""No run stays Paused forever (tasks/decisions/lease.py, tasks/record/dead_runs.py): the final state a dead holder's
-flow run gets, whether a paused run can still take an answer, and ServiceLock ending the dead holder's run when it
-takes an expired Lease over (against the fake Lease API of test_lock_faults)."""
+"""No run stays Paused forever (tasks/decisions/lease.py, tasks/prefect_adapter/dead_runs.py): the final state a dead
+holder's flow run gets, whether a paused run can still take an answer, and ServiceLock (tasks/prefect_adapter/lease.py)
+ending the dead holder's run when it takes an expired Lease over (against the fake Lease API of test_lock_faults)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from prefect_greenlight.tasks.decisions.lease import (
     lease_run_id,
     lease_time,
 )
-from prefect_greenlight.tasks.kube.lease import ServiceLock
+from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
 from tests.unit.test_lock_faults import FakeKube
 
 NOW = 1_800_000_000.0
@@ -73,7 +73,7 @@ def test_lease_run_id():
 
 def test_taking_over_an_expired_lease_ends_the_dead_holders_run(monkeypatch):
     ended: list[tuple] = []
-    monkeypatch.setattr("prefect_greenlight.tasks.record.dead_runs.end_dead_run",
+    monkeypatch.setattr("prefect_greenlight.tasks.prefect_adapter.lease.end_dead_run",
                         lambda previous, taker, me, run_id: ended.append((lease_run_id(previous), taker, run_id)) or "")
     kube = FakeKube()
     kube.coordination._store(lease("dead-run", renewed=time.time() - 3600))  # expired an hour ago
@@ -86,7 +86,7 @@ def test_taking_over_an_expired_lease_ends_the_dead_holders_run(monkeypatch):
 
 def test_a_fresh_lease_ends_nobody(monkeypatch):
     ended: list = []
-    monkeypatch.setattr("prefect_greenlight.tasks.record.dead_runs.end_dead_run", lambda *a: ended.append(a) or "")
+    monkeypatch.setattr("prefect_greenlight.tasks.prefect_adapter.lease.end_dead_run", lambda *a: ended.append(a) or "")
     lock = ServiceLock(FakeKube(), "ns", "web", "rel-1")
     lock.acquire()
     lock._stop.set()

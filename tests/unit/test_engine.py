@@ -26,7 +26,7 @@ from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
 from prefect_greenlight.tasks.engine.executor import Ending, Release, execute
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step
 from prefect_greenlight.tasks.errors import PermanentError, Rejected, ReleaseFailed
-from prefect_greenlight.tasks.record import cancellation
+from prefect_greenlight.tasks.prefect_adapter import cancellation
 from prefect_greenlight.tasks.record.report import Timeline
 from prefect_greenlight.tasks.spec import Hook
 from prefect_greenlight.tasks.spec.canary import CanarySpec

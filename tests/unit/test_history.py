@@ -8,8 +8,8 @@ import json
 import pytest
 
 from prefect_greenlight.tasks.decisions.endpoints import EndpointCounts
+from prefect_greenlight.tasks.decisions.history import HISTORY, HistoryEntry, append, history_patch, read_history
 from prefect_greenlight.tasks.record.events import ReleaseEvent, event_name, service_resource
-from prefect_greenlight.tasks.record.history import HISTORY, HistoryEntry, append, history_patch, read_history
 from prefect_greenlight.tasks.record.journal import endpoints_table, final_events, progress_percent
 
 

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from prefect_greenlight.cli.pipeline import load_pipeline_spec
+from prefect_greenlight.tasks.decisions.history import HistoryEntry, pipeline_of, pipeline_tags
 from prefect_greenlight.tasks.decisions.pipeline import (
     ResumePoint,
     pipeline_outcome,
@@ -17,7 +18,6 @@ from prefect_greenlight.tasks.decisions.pipeline import (
     to_roll_back,
 )
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.record.history import HistoryEntry, pipeline_of, pipeline_tags
 from prefect_greenlight.tasks.spec import BlueGreenSpec
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec, release_id, release_spec, target_name

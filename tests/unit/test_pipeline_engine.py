@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from prefect_greenlight.tasks.decisions.history import HistoryEntry
 from prefect_greenlight.tasks.decisions.pause import Decision
 from prefect_greenlight.tasks.engine.executor import Release, execute
 from prefect_greenlight.tasks.errors import PipelineFailed
@@ -14,8 +15,7 @@ from prefect_greenlight.tasks.pipeline import run as pipeline_run
 from prefect_greenlight.tasks.pipeline import strategy
 from prefect_greenlight.tasks.pipeline.board import PipelineBoard
 from prefect_greenlight.tasks.pipeline.targets import PipelineTarget, SoakFailed
-from prefect_greenlight.tasks.record import cancellation
-from prefect_greenlight.tasks.record.history import HistoryEntry
+from prefect_greenlight.tasks.prefect_adapter import cancellation
 from prefect_greenlight.tasks.record.report import Timeline
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec, release_spec, target_name
 

@@ -121,8 +121,8 @@ def test_lease_fact_judges_the_lease_as_the_lock_does():
 # -- rollback -------------------------------------------------------------------------------------------------
 def _rollback(target_replicas: int | None, cleanup: dict | None = None, hpa: dict | None = None):
     from prefect_greenlight.tasks.bluegreen.rollback_strategy import rollback_plan
+    from prefect_greenlight.tasks.decisions.annotations import read_record
     from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts
-    from prefect_greenlight.tasks.record.annotations import read_record
     from prefect_greenlight.tasks.spec import Cleanup, Deadlines
     from tests.unit.builders import record_annotations
 

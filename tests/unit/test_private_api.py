@@ -82,7 +82,7 @@ def test_the_cancel_intent_round_trips_through_prefects_control_listener():
 
 
 def test_fallback_without_a_control_listener_the_api_state_decides(monkeypatch):
-    from prefect_greenlight.tasks.record import cancellation
+    from prefect_greenlight.tasks.prefect_adapter import cancellation
 
     monkeypatch.setattr(private_api, "GET_INTENT", Shape("prefect._internal.gone", "get_intent"))
     monkeypatch.setattr(private_api, "SET_INTENT", Shape("prefect._internal.gone", "_set_intent"))

@@ -6,6 +6,8 @@ import copy
 
 import pytest
 
+from prefect_greenlight.tasks.decisions.annotations import ReleaseRecord
+from prefect_greenlight.tasks.decisions.history import HistoryEntry
 from prefect_greenlight.tasks.decisions.repeat import (
     TEMPLATE_DIGEST,
     RepeatAction,
@@ -16,8 +18,6 @@ from prefect_greenlight.tasks.decisions.repeat import (
     template_digest,
     with_digest,
 )
-from prefect_greenlight.tasks.record.annotations import ReleaseRecord
-from prefect_greenlight.tasks.record.history import HistoryEntry
 
 WANTED = {"metadata": {"labels": {"target": "green-dep"}},
           "spec": {"containers": [{"name": "web", "image": "nginx:1.2", "ports": [{"containerPort": 80}],

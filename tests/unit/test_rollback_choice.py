@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from prefect_greenlight.tasks.decisions.annotations import ReleaseRecord, read_record, switch_annotations
 from prefect_greenlight.tasks.decisions.rollback import (
     RollbackAction,
     SwitchKind,
@@ -14,7 +15,6 @@ from prefect_greenlight.tasks.decisions.rollback import (
     switch_kind_of,
 )
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.record.annotations import ReleaseRecord, read_record, switch_annotations
 
 BLUE_SEL, GREEN_SEL = {"target": "blue-dep"}, {"target": "green-dep"}
 

@@ -12,15 +12,15 @@ from prefect_greenlight.tasks.bluegreen.restore import Rollback, switch_to_targe
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_plan, rollback_steps
 from prefect_greenlight.tasks.canary import abort_strategy
 from prefect_greenlight.tasks.canary.abort_strategy import AbortRelease, abort_plan, abort_steps
+from prefect_greenlight.tasks.decisions.annotations import read_record
 from prefect_greenlight.tasks.decisions.plan import PlanFacts
 from prefect_greenlight.tasks.decisions.plan_abort import canary_abort
 from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, chosen_record
 from prefect_greenlight.tasks.decisions.rollback import choose_rollback
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
+from prefect_greenlight.tasks.engine.report_only import execute_reporting
 from prefect_greenlight.tasks.errors import BadInput, GuardFailed, PermanentError
-from prefect_greenlight.tasks.record.annotations import read_record
 from prefect_greenlight.tasks.record.report import Timeline
-from prefect_greenlight.tasks.report_only import execute_reporting
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 from tests.unit.builders import deployment, record_annotations, service
 

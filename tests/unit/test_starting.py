@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from prefect_greenlight.tasks.record import starting
-from prefect_greenlight.tasks.record.starting import (
+from prefect_greenlight.tasks.prefect_adapter import starting
+from prefect_greenlight.tasks.prefect_adapter.starting import (
     client_retry_defaults,
     release_begun,
     start_release,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prefect_greenlight.tasks.decisions.undo import UndoStack, may_remove, may_switch_back
+from prefect_greenlight.tasks.decisions.undo import may_remove, may_switch_back
+from prefect_greenlight.tasks.engine.undo import UndoStack
 from prefect_greenlight.tasks.errors import ReleaseFailed, UndoOutcome
 from tests.unit.builders import deployment, service
 

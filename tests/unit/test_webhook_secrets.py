@@ -1,5 +1,5 @@
-"""Webhook headers from Prefect Secret blocks (tasks/hooks/secrets.py): a hook's `secret_headers` and `headers`
-as the spec validates them, the request a hook sends, preflight refusing a missing block, the CLI's
+"""Webhook headers from Prefect Secret blocks (tasks/prefect_adapter/secrets.py): a hook's `secret_headers` and
+`headers` as the spec validates them, the request a hook sends, preflight refusing a missing block, the CLI's
 `--hook-header-secret` and `greenlight webhook --header-secret`. Prefect's `Secret.load` is faked (no server);
 every test also checks that the secret value is in nothing that may be printed, logged or reported."""
 
@@ -16,9 +16,9 @@ from prefect_greenlight.tasks.decisions.hooks import HookRecord
 from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.hooks.preflight import check_hook_jobs, hook_secret_problems
-from prefect_greenlight.tasks.hooks.secrets import load_secret, secret_headers, value_problem
 from prefect_greenlight.tasks.hooks.webhook import call_webhook, request_headers
-from prefect_greenlight.tasks.record.automations import notification_headers
+from prefect_greenlight.tasks.prefect_adapter.automations import notification_headers
+from prefect_greenlight.tasks.prefect_adapter.secrets import load_secret, secret_headers, value_problem
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Hook, HookPoint, WebhookHook, parse_spec
 from tests.e2e.hook_receiver import Receiver  # a local HTTP receiver recording each request's headers
 
@@ -239,7 +239,7 @@ def test_greenlight_webhook_with_a_missing_block_exits_2_creating_nothing(stored
 
 
 def test_greenlight_webhook_passes_the_header_secrets_and_prints_their_blocks(monkeypatch, capsys):
-    from prefect_greenlight.tasks.record import automations
+    from prefect_greenlight.tasks.prefect_adapter import automations
 
     calls = []
 

@@ -1,6 +1,6 @@
 """The greenlight worker's decisions (worker/decisions.py) and its thread interruption (worker/threads.py with
-tasks/record/cancellation.py): an exception raised inside a running release thread, at most once, never during a
-rollback."""
+tasks/prefect_adapter/cancellation.py): an exception raised inside a running release thread, at most once, never during
+a rollback."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import time
 import pytest
 
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.record import cancellation
-from prefect_greenlight.tasks.record.cancellation import ThreadCancel, ThreadHandover, cancel_requested
+from prefect_greenlight.tasks.prefect_adapter import cancellation
+from prefect_greenlight.tasks.prefect_adapter.cancellation import ThreadCancel, ThreadHandover, cancel_requested
 from prefect_greenlight.worker.decisions import AfterThread, InfraId, after_thread, flow_import, orphaned
 from prefect_greenlight.worker.threads import ReleaseThread
 

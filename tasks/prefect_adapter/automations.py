@@ -17,8 +17,13 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
+from prefect.blocks.webhook import Webhook
+from prefect.client.orchestration import get_client
+from prefect.events.actions import CallWebhook
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.hooks.secrets import SecretLoader, load_secret, secret_headers
+from prefect_greenlight.tasks.prefect_adapter.secrets import SecretLoader, load_secret, secret_headers
 from prefect_greenlight.tasks.record.events import PREFIX, ReleaseEvent
 from prefect_greenlight.tasks.spec.hooks import header_name_problem, secret_block_problem
 
@@ -65,11 +70,6 @@ def install_webhook(url: str, kinds: list[ReleaseEvent], name: str, header_secre
                     load: SecretLoader = load_secret) -> dict:
     """Create or replace the Webhook block and the automation called `name`; returns their ids (and the secret
     headers by block name)."""
-    from prefect.blocks.webhook import Webhook
-    from prefect.client.orchestration import get_client
-    from prefect.events.actions import CallWebhook
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
-
     if not url.startswith(("http://", "https://")):
         raise BadInput(f"--url {url!r}: must be an http:// or https:// URL")
     headers = notification_headers(header_secrets or {}, load)

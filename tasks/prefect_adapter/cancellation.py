@@ -39,7 +39,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
+from prefect.states import Cancelled
 
 from prefect_greenlight.tasks.decisions.undo import CANCEL_STATES, cancel_means_undo
 from prefect_greenlight.tasks.errors import CancelRequested
@@ -118,9 +121,6 @@ def _intent() -> str | None:
 def _run_state() -> str | None:
     """The current flow run's state type as the API shows it now (None outside a run or when unreadable)."""
     try:
-        from prefect.client.orchestration import get_client
-        from prefect.context import FlowRunContext
-
         ctx = FlowRunContext.get()
         if ctx is None or ctx.flow_run is None:
             return None
@@ -187,6 +187,4 @@ def ending_cancelled(release: Callable[[], T]) -> T | Any:
     try:
         return release()
     except ThreadCancel:
-        from prefect.states import Cancelled
-
         return Cancelled(message=f"{CANCEL_REASON}; rolled back (see the release report)")

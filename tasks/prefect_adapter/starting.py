@@ -23,6 +23,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+import httpx
+
 log = logging.getLogger(__name__)
 
 CLIENT_RETRY_DEFAULTS = {"PREFECT_CLIENT_MAX_RETRIES": "6", "PREFECT_CLIENT_RETRY_JITTER_FACTOR": "0.5"}
@@ -50,8 +52,6 @@ def start_retryable(exc: BaseException, begun: bool) -> bool:
     """A failure to start (the flow's body never ran) that the server may not repeat: busy, locked, unreachable."""
     if begun or not isinstance(exc, Exception):
         return False
-    import httpx
-
     if isinstance(exc, httpx.TransportError):
         return True
     if isinstance(exc, httpx.HTTPStatusError):

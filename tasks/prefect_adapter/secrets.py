@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from prefect.blocks.system import Secret
+
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.prefect_adapter.blocks import load_block
 from prefect_greenlight.tasks.spec.hooks import HEADER_VALUE
@@ -23,8 +25,6 @@ SecretLoader = Callable[[str], object]  # a Secret block's name -> its value (a 
 def load_secret(name: str) -> object:
     """The value of the Prefect Secret block `name` (as stored: `Secret.get()` would turn a string that happens
     to be JSON, "12345", into a number); BadInput naming the block when there is none."""
-    from prefect.blocks.system import Secret
-
     block = load_block(Secret, SECRET_BLOCK_TYPE, name, f"Secret(value=...).save({name!r}) or in the UI, Blocks",
                        "Secret")
     return block.value.get_secret_value()

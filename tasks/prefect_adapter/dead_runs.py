@@ -13,6 +13,9 @@ from __future__ import annotations
 import logging
 import time
 
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelled, Crashed
+
 from prefect_greenlight.tasks.decisions.lease import (
     DeadRunEnd,
     answerable,
@@ -21,6 +24,7 @@ from prefect_greenlight.tasks.decisions.lease import (
     lease_run_id,
 )
 from prefect_greenlight.tasks.errors import GreenlightError
+from prefect_greenlight.tasks.kube.client import RetryPolicy, connect, read
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +43,6 @@ def end_dead_run(previous_lease: dict | None, taker: str, taker_identity: str, t
     message = dead_run_message(meta.get("name", "?"), spec.get("holderIdentity") or "", taker, taker_identity,
                                taker_run_id)
     try:
-        from prefect.client.orchestration import get_client
-        from prefect.states import Cancelled, Crashed
-
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(run_id)
             end = end_of_dead_run(run.state.type.value if run.state else "", taker)
@@ -56,8 +57,6 @@ def end_dead_run(previous_lease: dict | None, taker: str, taker_identity: str, t
 
 
 def _read_run(run_id: str):
-    from prefect.client.orchestration import get_client
-
     try:
         with get_client(sync_client=True) as client:
             return client.read_flow_run(run_id)
@@ -94,8 +93,6 @@ def require_answerable(run_id: str, kubeconfig: str | None = None, context: str 
         return "unchecked"
     lease_name = f"greenlight-{service}"
     try:
-        from prefect_greenlight.tasks.kube.client import RetryPolicy, connect, read
-
         kube = connect(*answer_credentials(params, kubeconfig, context, cluster_config))
         lease = read(kube, "Lease", namespace, lease_name, policy=RetryPolicy(budget_s=5))
     except Exception as exc:  # noqa: BLE001 - no cluster access here: answer, with a warning
