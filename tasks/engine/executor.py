@@ -45,6 +45,7 @@ class Release:
     done: list[str] = field(default_factory=list)  # names of the steps that ended well, in order
     go_to: str = ""  # set by a step's run: go on at the later step of this name
     next_steps: list[Step] = field(default_factory=list)  # set by a step's run: run these next
+    cancelled: bool = False  # set as a cancel's rollback starts: an undo may do more for a cancel (a pipeline's)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def run_step(step: Step, release: Release) -> str:
 def roll_back(release: Release, ending: Ending, exc: Exception) -> ReleaseFailed:
     """Unwind every change, newest first; the on-rollback hooks; record the outcome. Returns the failure."""
     phase, cancelled = release.phase, isinstance(exc, CancelRequested)
+    release.cancelled = cancelled
     say(ending.announce(phase, str(exc), cancelled, len(release.undo)))
     with sigterm_deferred(), release.timeline.step(ending.undo_step):
         outcomes = release.undo.unwind()

@@ -8,7 +8,8 @@ max_parallel, each a child flow run; a failed target stops the stage from starti
 stage's gate before the next: automatic, the one pause (a person answers) or a soak. The failure policy is the
 undo: each stage pushes "roll back my released targets" as it starts, and a failed stage (or soak) unwinds them
 newest stage first, each as far as the failed stage's policy says (tasks/decisions/pipeline.py to_roll_back),
-each rollback a verified child flow run. A rejected gate or a cancel rolls nothing back (what is released stays).
+each rollback a verified child flow run. A rejected gate rolls nothing back (what is released stays: the
+promotion stops); a cancel (the UI's Cancel: abort) rolls back every target this pipeline released, newest first.
 A re-run resumes at a stage (or the gate before it); the stages it passes over push their undo first. The dry run
 describes this same list.
 """
@@ -98,20 +99,32 @@ def release_stage(targets: list[PipelineTarget], max_parallel: int, children: Ch
     return [t for t in targets if board.outcome_is(t, TargetOutcome.FAILED)]
 
 
-def roll_back_stage(board: PipelineBoard, i: int, children: Children) -> str:
-    """The undo of stage `i`: its released targets that the failed stage's policy rolls back, newest first."""
+def _stage_keys(board: PipelineBoard, i: int, cancelled: bool) -> tuple[list[tuple[int, str]], str]:
+    """Stage `i`'s targets to roll back, newest first, and why: all it released for a cancel (abort), else those
+    the failed stage's policy says; none after a rejected gate."""
     failure = board.stop
+    if cancelled:
+        return [(i, name) for name in reversed(board.released()[i])], "cancelled"
     if not isinstance(failure, StageFailed):
-        return "nothing: no stage failed"
+        return [], "no stage failed"
     policy = board.spec.stages[failure.stage].on_failure
-    keys = [k for k in to_roll_back(policy.value, board.released(), failure.stage) if k[0] == i]
     if policy is FailurePolicy.TARGET and failure.soaked and i == failure.stage:
-        keys = [(i, name) for name in reversed(failure.targets)]  # released, then failed the soak
+        return [(i, name) for name in reversed(failure.targets)], f"policy {policy.value}"  # released, then soaked
+    return [k for k in to_roll_back(policy.value, board.released(), failure.stage) if k[0] == i], \
+        f"policy {policy.value}"
+
+
+def roll_back_stage(board: PipelineBoard, i: int, children: Children, cancelled: bool = False) -> str:
+    """The undo of stage `i`: its released targets that a cancel or the failed stage's policy rolls back, newest
+    first, each a verified rollback."""
+    keys, why = _stage_keys(board, i, cancelled)
+    if not keys and why == "no stage failed":
+        return "nothing: no stage failed"
     by_name = {t.name: t for t in board.stages[i]}
     done, failed = [], []
     for _, name in keys:
         t = by_name[name]
-        say(f"pipeline {board.pipeline_id}: rolling back {t.name} ({t.where}), policy {policy.value}")
+        say(f"pipeline {board.pipeline_id}: rolling back {t.name} ({t.where}), {why}")
         try:
             result = children.roll_back(t)
             board.row(t).update(outcome=TargetOutcome.ROLLED_BACK.value, rollback=result.get("outcome"))
@@ -122,7 +135,7 @@ def roll_back_stage(board: PipelineBoard, i: int, children: Children) -> str:
     board.rolled_back += done
     if failed:
         raise RuntimeError(f"rollback failed: {'; '.join(failed)}")
-    return f"rolled back {', '.join(done)}" if done else f"nothing to roll back (policy {policy.value})"
+    return f"rolled back {', '.join(done)}" if done else f"nothing to roll back ({why})"
 
 
 def _stage(spec: PipelineSpec, i: int, targets: list[PipelineTarget], children: Children) -> Step:
@@ -140,7 +153,7 @@ def _stage(spec: PipelineSpec, i: int, targets: list[PipelineTarget], children: 
         say(f"pipeline {board.pipeline_id}: stage {stage.name} passed ({len(targets)} target(s))")
         return f"{len(todo)} released, {len(targets) - len(todo)} released before"
     return Step(f"stage-{stage.name}", run, lambda f: describe_stage(spec, i), changes=True,
-                undo=lambda release: roll_back_stage(board_of(release), i, children),
+                undo=lambda release: roll_back_stage(board_of(release), i, children, release.cancelled),
                 undo_name=f"failure policy: stage {stage.name}")
 
 

@@ -361,3 +361,22 @@ def test_a_pipeline_started_from_its_deployment_pauses_with_a_form_and_completes
     assert report and "| prod | prod-b | prod-b |" in report[0]["data"] and "green-dep" in report[0]["data"]
     tags = api_call("GET", f"{prefect_api}/flow_runs/{run_id}").json()["tags"]
     assert f"greenlight.pipeline:{pid}" in tags
+
+
+def test_a_pipeline_cancelled_at_its_gate_rolls_back_what_it_released(clusters, ns, prefect_api, prefect_ops,
+                                                                      tmp_path, staging):
+    """The UI's Cancel is an abort everywhere, at a pipeline's gate too: staging, released and verified, is rolled
+    back (a verified child rollback) and the run ends Cancelled; prod was never touched. (Reject at the gate
+    stops the promotion and keeps what is released.)"""
+    from prefect_greenlight.cli.pipeline import load_pipeline_spec
+
+    pid = f"cancel-{uuid.uuid4().hex[:6]}"
+    spec = load_pipeline_spec(str(pipeline_file(tmp_path, ns, pid, gate="manual")))
+    run_id = prefect_ops.run("pipeline", {"spec": spec.model_dump(mode="json"), "kubeconfig": clusters.kubeconfig})
+    prefect_ops.wait_state(run_id, {"PAUSED"}, timeout=240)
+    assert serving(clusters, ns)["staging"] == ("green-dep", NEW)
+    prefect_ops.cancel(run_id)
+    assert prefect_ops.wait_state(run_id, {"CANCELLED"}, timeout=180) == "CANCELLED"
+    assert serving(clusters, ns) == {n: ("blue-dep", OLD) for n in NAMES}
+    logs = prefect_ops.logs(run_id)
+    assert f"pipeline {pid}: rolling back staging" in logs and "cancelled" in logs, logs[-3000:]

@@ -5,7 +5,10 @@ over; a rejected gate rolls nothing back and says who and why."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+from prefect.exceptions import TerminationSignal
 
 from prefect_greenlight.tasks.decisions.history import HistoryEntry
 from prefect_greenlight.tasks.decisions.pause import Decision
@@ -164,3 +167,13 @@ def test_the_dry_run_describes_the_same_list_and_plans_every_target(no_prefect):
     assert result["plan"]["step_names"] == [s.name for s in steps] == ["stage-staging", "gate-staging", "stage-prod"]
     assert [p["target"] for p in result["plans"]] == ["staging", "prod-a", "prod-b"]
     assert "2. gate-staging" in result["plan_text"] and result["outcome"] == "dry-run"
+
+
+def test_a_cancel_at_the_gate_rolls_back_every_released_target_newest_first(no_prefect, monkeypatch):
+    """The UI's Cancel is an abort, at a pipeline's gate too (a rejection there stops and keeps what is released)."""
+    monkeypatch.setattr(cancellation, "_intent", lambda: "cancel")
+    monkeypatch.setattr(strategy, "pause_run", lambda *a: (_ for _ in ()).throw(TerminationSignal(signal.SIGTERM)))
+    children = FakeChildren()
+    with pytest.raises(TerminationSignal):
+        run(children, gate="manual")
+    assert children.ran == [("release", "staging"), ("rollback", "staging")]

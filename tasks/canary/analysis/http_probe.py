@@ -23,6 +23,7 @@ import requests
 from prefect_greenlight.tasks.canary.analysis import AnalysisContext, AnalysisResult, Outcome
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.kube.observe import ready_pods_of
 from prefect_greenlight.tasks.kube.portforward import Target, Tunnel
 from prefect_greenlight.tasks.spec.canary import HttpAnalysis
 
@@ -116,9 +117,7 @@ class HttpProbe:
     def __init__(self, kube: Kube, cfg: HttpAnalysis,
                  pods_of: Callable[[Kube, str, str], list[dict]] | None = None, service_ports: tuple[dict, ...] = ()):
         self.kube, self.cfg, self.service_ports = kube, cfg, service_ports
-        if pods_of is None:
-            from prefect_greenlight.tasks.kube.observe import ready_pods_of as pods_of
-        self.pods_of = pods_of
+        self.pods_of = pods_of or ready_pods_of
 
     def _probe(self, pods: list[dict]) -> ProbeStats:
         if not pods:
