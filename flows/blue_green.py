@@ -19,8 +19,8 @@ from typing import Any
 from prefect import flow
 
 from prefect_greenlight.tasks.bluegreen.allowed import refuse_unless_allowed
-from prefect_greenlight.tasks.bluegreen.plan import plan_blue_green
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan, new_release_id, preflight
+from prefect_greenlight.tasks.bluegreen.dry_run import dry_run_blue_green
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight, new_release_id, preflight
 from prefect_greenlight.tasks.bluegreen.strategy import blue_green_ending, blue_green_steps
 from prefect_greenlight.tasks.bluegreen.switch import release_endpoints
 from prefect_greenlight.tasks.decisions.hooks import spec_fingerprint
@@ -38,15 +38,15 @@ from prefect_greenlight.tasks.record.report import Timeline, say
 from prefect_greenlight.tasks.spec import BlueGreenSpec
 
 
-def _result(release: ReleasePlan, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
+def _result(release: BlueGreenPreflight, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
     return {"outcome": outcome, "service": release.colors.service, "namespace": release.namespace,
             "release_id": release.release_id, "live_deployment": live, "blue": release.colors.blue,
             "green": release.colors.green, "steps": timeline.rows(), **extra}
 
 
-def _dry_run(kube: Kube, release: ReleasePlan, timeline: Timeline) -> dict:
+def _dry_run(kube: Kube, release: BlueGreenPreflight, timeline: Timeline) -> dict:
     """The plan instead of the release: printed, a markdown artifact of the run, and the result's `plan`."""
-    plan = plan_blue_green(kube, release)
+    plan = dry_run_blue_green(kube, release)
     say(f"dry run: would release {release.colors.green} and switch Service {release.colors.service}; "
         "nothing changed")
     publish_plan(plan, release.release_id)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from prefect_greenlight.tasks.canary.plan import plan_canary
+from prefect_greenlight.tasks.canary.dry_run import dry_run_canary
 from prefect_greenlight.tasks.canary.preflight import new_release_id, preflight
 from prefect_greenlight.tasks.canary.progress import CanaryProgress
 from prefect_greenlight.tasks.canary.strategy import canary_ending, canary_steps, start_record
@@ -59,7 +59,7 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
                        spec_fingerprint("canary", spec))
     progress = CanaryProgress.start(plan, run_id)
     if dry_run:  # the plan instead of the release: printed, a markdown artifact of the run, the result's `plan`
-        planned = plan_canary(kube, plan)
+        planned = dry_run_canary(kube, plan)
         publish_plan(planned, plan.release_id)
         return {**progress.result("dry-run", journal.timeline, hooks.rows()), "plan": planned.as_dict(),
                 "plan_text": plan_text(planned), "steps_planned": [s.describe() for s in plan.steps]}

@@ -26,7 +26,7 @@ from prefect_greenlight.tasks.canary.abort_strategy import (
     read_abort,
     reject_paused_run,
 )
-from prefect_greenlight.tasks.decisions.plan_abort import CanaryAbort
+from prefect_greenlight.tasks.decisions.describe_abort import CanaryAbort
 from prefect_greenlight.tasks.engine.report_only import execute_reporting
 from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.observe import endpoint_counts

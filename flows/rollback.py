@@ -20,7 +20,7 @@ import time
 
 from prefect import flow
 
-from prefect_greenlight.tasks.bluegreen.plan import plan_rollback
+from prefect_greenlight.tasks.bluegreen.dry_run import dry_run_rollback
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
 from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read_rollback
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_steps
@@ -42,7 +42,7 @@ def _result(rb: Rollback, timeline: Timeline, outcome: str, live: str, **extra) 
 
 def _dry_run(kube: Kube, rb: Rollback, timeline: Timeline) -> dict:
     """The plan instead of the rollback: nothing taken, nothing changed."""
-    plan = plan_rollback(kube, rb)
+    plan = dry_run_rollback(kube, rb)
     publish_plan(plan, rb.release_id)
     return _result(rb, timeline, "dry-run", rb.choice.from_deployment, previous_deployment=rb.choice.target,
                    plan=plan.as_dict(), plan_text=plan_text(plan))

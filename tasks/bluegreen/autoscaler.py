@@ -9,14 +9,14 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.kube.autoscaling import carry_over, delete_hpa, hpa_of, record_and_delete, release_hold
 from prefect_greenlight.tasks.kube.client import Kube
 from prefect_greenlight.tasks.record.report import say
 
 
 @task(name="carry-autoscaler", cache_policy=NO_CACHE)
-def carry_autoscaler(kube: Kube, plan: ReleasePlan) -> str:
+def carry_autoscaler(kube: Kube, plan: BlueGreenPreflight) -> str:
     """Give green an HPA like blue's (idempotent: server-side apply); its undo: `remove_green_autoscaler`."""
     green = plan.colors.green
     msg = carry_over(kube, plan.namespace, plan.blue_hpa, green, plan.release_id, plan.blue_replicas)
@@ -24,7 +24,7 @@ def carry_autoscaler(kube: Kube, plan: ReleasePlan) -> str:
     return msg
 
 
-def remove_green_autoscaler(kube: Kube, plan: ReleasePlan) -> str:
+def remove_green_autoscaler(kube: Kube, plan: BlueGreenPreflight) -> str:
     return "deleted" if delete_hpa(kube, plan.namespace, plan.colors.green) else "already gone"
 
 

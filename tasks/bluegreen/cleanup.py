@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect_greenlight.tasks.bluegreen.autoscaler import retire_autoscaler, settle_autoscaler
 from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.decisions.annotations import PREVIOUS_MANIFEST
 from prefect_greenlight.tasks.kube.client import Kube, json_patch, read
 from prefect_greenlight.tasks.record.report import say
@@ -47,7 +47,7 @@ def record_manifest(kube: Kube, namespace: str, service: str, live_selector: dic
 
 
 @task(name="cleanup-blue", cache_policy=NO_CACHE)
-def cleanup_blue(kube: Kube, plan: ReleasePlan, sleep=time.sleep) -> str:
+def cleanup_blue(kube: Kube, plan: BlueGreenPreflight, sleep=time.sleep) -> str:
     mode, delay = plan.spec.cleanup.mode, plan.spec.cleanup.delay_s
     blue, ns, service = plan.colors.blue, plan.namespace, plan.colors.service
     if mode is CleanupMode.KEEP or not blue:

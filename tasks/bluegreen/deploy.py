@@ -7,7 +7,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.decisions.undo import may_remove
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, delete_deployment, read, scale
@@ -42,7 +42,7 @@ def take_out_of_service(kube: Kube, namespace: str, service: str, name: str, how
 
 @task(name="apply-green", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
       retry_condition_fn=_retry_transient)
-def apply_green(kube: Kube, plan: ReleasePlan) -> str:
+def apply_green(kube: Kube, plan: BlueGreenPreflight) -> str:
     """Server-side apply green beside blue (its undo: `remove_green`)."""
     ns, green = plan.namespace, plan.colors.green
     applied = apply_deployment(kube, ns, plan.green_manifest)
@@ -53,7 +53,7 @@ def apply_green(kube: Kube, plan: ReleasePlan) -> str:
     return msg
 
 
-def remove_green(kube: Kube, plan: ReleasePlan) -> str:
+def remove_green(kube: Kube, plan: BlueGreenPreflight) -> str:
     """Undo of the apply: green back to the replicas it had (it existed before) or removed as `on_failure` says;
     never while the Service selects it."""
     c = plan.colors
@@ -64,7 +64,7 @@ def remove_green(kube: Kube, plan: ReleasePlan) -> str:
 
 
 @task(name="wait-green-ready", cache_policy=NO_CACHE)
-def wait_green_ready(kube: Kube, plan: ReleasePlan) -> str:
+def wait_green_ready(kube: Kube, plan: BlueGreenPreflight) -> str:
     """`kubectl rollout status` semantics with an overall deadline and fail-fast on doomed pods."""
     message = require_ready(kube, plan.namespace, plan.colors.green, plan.spec.deadlines,
                             f"green {plan.colors.green}", progress=say)

@@ -41,7 +41,7 @@ from prefect_greenlight.tasks.spec import BlueGreenSpec, CleanupMode, RollbackGr
 
 
 @dataclass(frozen=True)
-class ReleasePlan:
+class BlueGreenPreflight:
     spec: BlueGreenSpec
     release_id: str
     colors: ColorPlan
@@ -200,7 +200,7 @@ def _check_preview(kube: Kube, spec: BlueGreenSpec) -> None:
         raise BadInput(f"preview Service {spec.preview_service!r} exists and is not managed by greenlight")
 
 
-def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) -> ReleasePlan:
+def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) -> BlueGreenPreflight:
     """Decide the plan or raise BadInput naming every problem. Reads only; the server-side dry run of the green
     manifest lets the apiserver itself validate it (admission, schema) without persisting anything."""
     ns = spec.namespace
@@ -234,7 +234,7 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         raise BadInput(f"the apiserver rejects green Deployment {colors.green!r}: {exc}") from exc
     existing_green = by_name.get(colors.green)
     repeat = _repeat(spec, service, colors, green, existing_green)
-    plan = ReleasePlan(
+    plan = BlueGreenPreflight(
         spec=spec, release_id=release_id or spec.release_id or new_release_id(), colors=colors,
         green_manifest=green, green_existed=existing_green is not None,
         green_replicas_before=int((existing_green or {}).get("spec", {}).get("replicas", 0) or 0),

@@ -10,7 +10,7 @@ from kubernetes.client.rest import ApiException
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.bluegreen.switch import verify_only
 from prefect_greenlight.tasks.decisions.annotations import PREFIX
 from prefect_greenlight.tasks.errors import PermanentError
@@ -56,7 +56,7 @@ def _reselect(kube: Kube, namespace: str, name: str, selector: dict[str, str]) -
 
 
 @task(name="point-preview", cache_policy=NO_CACHE)
-def point_preview(kube: Kube, plan: ReleasePlan, changed: dict) -> str:
+def point_preview(kube: Kube, plan: BlueGreenPreflight, changed: dict) -> str:
     """Create the preview Service, or re-point it, at green; `changed["preview"]` says which (and the selector it
     had), right after the change, for `undo_preview`."""
     name, ns, green = plan.spec.preview_service, plan.namespace, plan.colors.green_selector
@@ -81,7 +81,7 @@ def point_preview(kube: Kube, plan: ReleasePlan, changed: dict) -> str:
     return msg
 
 
-def undo_preview(kube: Kube, plan: ReleasePlan, changed: dict) -> str:
+def undo_preview(kube: Kube, plan: BlueGreenPreflight, changed: dict) -> str:
     """Delete the preview Service greenlight created, or give it back the selector it had."""
     name, ns = plan.spec.preview_service, plan.namespace
     if "preview" not in changed:

@@ -17,7 +17,7 @@ from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_se
 from prefect_greenlight.tasks.decisions.annotations import ReleaseRecord, read_record
 from prefect_greenlight.tasks.decisions.autoscaling import target_of
 from prefect_greenlight.tasks.decisions.colors import live_deployments, pod_labels, selector_matches
-from prefect_greenlight.tasks.decisions.plan_rollback import chosen_record, replicas_of, rollback_annotations
+from prefect_greenlight.tasks.decisions.describe_rollback import chosen_record, replicas_of, rollback_annotations
 from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, choose_rollback
 from prefect_greenlight.tasks.errors import BadInput, PermanentError
 from prefect_greenlight.tasks.kube.autoscaling import apply_hpa, hpa_of

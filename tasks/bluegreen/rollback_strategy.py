@@ -5,7 +5,7 @@ where it goes, like blue-green's preflight):
 
 A rollback is itself the undo: a failed step is reported, nothing is undone, the outcome recorded "failed"
 (tasks/engine/report_only.py: execute_reporting). The dry run describes this same list
-(tasks/decisions/plan_rollback.py).
+(tasks/decisions/describe_rollback.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from prefect_greenlight.tasks.bluegreen.restore import (
     switch_to_target,
     verify_target,
 )
-from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
-from prefect_greenlight.tasks.decisions.plan_rollback import (
+from prefect_greenlight.tasks.decisions.describe_rollback import (
     RollbackFacts,
     describe_autoscaler,
     describe_cleanup,
@@ -33,6 +32,7 @@ from prefect_greenlight.tasks.decisions.plan_rollback import (
     describe_wait_ready,
     rollback_summary,
 )
+from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.engine.executor import Release
 from prefect_greenlight.tasks.engine.report_only import reporting, said
 from prefect_greenlight.tasks.engine.steps import Step, plan_of

@@ -13,7 +13,7 @@ import requests
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.decisions.smoke import SmokeFailure, SmokeResult, container_port, judge, summarize
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import Kube
@@ -55,14 +55,14 @@ def check_pod(kube: Kube, pod: dict, check: SmokeCheck, service_ports: tuple[dic
     return SmokeResult(name, check.path, False, check.attempts, status, latency, failure, detail)
 
 
-def run_checks(kube: Kube, pods: list[dict], plan: ReleasePlan) -> list[SmokeResult]:
+def run_checks(kube: Kube, pods: list[dict], plan: BlueGreenPreflight) -> list[SmokeResult]:
     jobs = [(pod, check) for check in plan.spec.smoke for pod in pods[: check.pods or len(pods)]]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(jobs)))) as pool:
         return list(pool.map(lambda job: check_pod(kube, job[0], job[1], plan.service_ports), jobs))
 
 
 @task(name="smoke-test", cache_policy=NO_CACHE)
-def smoke_test(kube: Kube, plan: ReleasePlan) -> list[dict]:
+def smoke_test(kube: Kube, plan: BlueGreenPreflight) -> list[dict]:
     """Check every (or the configured number of) green pod through port-forward; fail on any failed check."""
     if not plan.spec.smoke:
         say("no smoke checks configured")
@@ -82,7 +82,7 @@ def smoke_test(kube: Kube, plan: ReleasePlan) -> list[dict]:
 
 
 @task(name="post-switch-verification", cache_policy=NO_CACHE)
-def post_switch_verify(kube: Kube, plan: ReleasePlan) -> str:
+def post_switch_verify(kube: Kube, plan: BlueGreenPreflight) -> str:
     """Repeated smoke checks of the pods the Service really sends traffic to, for `post_switch.window_s`."""
     window = plan.spec.post_switch.window_s
     if window <= 0:

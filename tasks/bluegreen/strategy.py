@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from prefect_greenlight.tasks.bluegreen.autoscaler import carry_autoscaler, remove_green_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import cleanup_blue
 from prefect_greenlight.tasks.bluegreen.deploy import apply_green, remove_green, wait_green_ready
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.bluegreen.preview import point_preview, undo_preview
 from prefect_greenlight.tasks.bluegreen.smoke import post_switch_verify, smoke_test
 from prefect_greenlight.tasks.bluegreen.switch import approval_annotation, switch_back, switch_traffic, verify_endpoints
-from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
-from prefect_greenlight.tasks.decisions.plan_bluegreen import (
+from prefect_greenlight.tasks.decisions.describe_bluegreen import (
     describe_apply,
     describe_approval,
     describe_autoscaler,
@@ -34,7 +33,8 @@ from prefect_greenlight.tasks.decisions.plan_bluegreen import (
     describe_verify,
     describe_wait_ready,
 )
-from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
+from prefect_greenlight.tasks.decisions.describe_hooks import NO_HOOKS, HookPlan
+from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.engine.executor import Ending, Release
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step, plan_of
 from prefect_greenlight.tasks.errors import CleanupFailed, Rejected, ReleaseFailed
@@ -59,14 +59,14 @@ class BlueGreenFacts:
     hooks: HookPlan = NO_HOOKS
 
 
-def _smoke(r: ReleasePlan) -> Step:
+def _smoke(r: BlueGreenPreflight) -> Step:
     def run(release: Release) -> str:
         rows = release.handed_on["smoke_rows"] = smoke_test(release.kube, r)
         return f"{sum(row['ok'] for row in rows)} of {len(rows)} checks passed"
     return Step("smoke-test", run, lambda f: describe_smoke(r))
 
 
-def _approval(r: ReleasePlan) -> Step:
+def _approval(r: BlueGreenPreflight) -> Step:
     def run(release: Release) -> str:
         journal, spec = release.journal, r.spec
         if spec.approval.mode is not ApprovalMode.AUTO:
@@ -82,7 +82,7 @@ def _approval(r: ReleasePlan) -> Step:
     return Step("approval", run, lambda f: describe_approval(r))
 
 
-def _switch(r: ReleasePlan) -> Step:
+def _switch(r: BlueGreenPreflight) -> Step:
     c = r.colors
 
     def run(release: Release) -> str:
@@ -96,7 +96,7 @@ def _switch(r: ReleasePlan) -> Step:
                 undo_name=f"switch Service {c.service} back to {c.blue}")
 
 
-def _resume(r: ReleasePlan) -> Step:
+def _resume(r: BlueGreenPreflight) -> Step:
     c = r.colors
 
     def run(release: Release) -> str:
@@ -107,7 +107,7 @@ def _resume(r: ReleasePlan) -> Step:
                 undo_name=f"switch Service {c.service} back to {c.blue}")
 
 
-def _tail(r: ReleasePlan) -> list[Step]:
+def _tail(r: BlueGreenPreflight) -> list[Step]:
     """From the verification on: what a resumed run runs too."""
     hooks = r.spec.hooks
     return [Step("verify-endpoints", lambda rel: verify_endpoints(rel.kube, r, rel.handed_on.get("endpoints")),
@@ -118,7 +118,7 @@ def _tail(r: ReleasePlan) -> list[Step]:
                  on_failure=OnFailure.REPORT, changes=True)]
 
 
-def blue_green_steps(r: ReleasePlan) -> list[Step]:
+def blue_green_steps(r: BlueGreenPreflight) -> list[Step]:
     """Every step of the release, in order, hooks at their points."""
     if r.colors.already_live:
         return [_resume(r), *_tail(r)]
@@ -143,7 +143,7 @@ def blue_green_steps(r: ReleasePlan) -> list[Step]:
     ]
 
 
-def blue_green_plan(r: ReleasePlan, service: dict, preview: dict | None, found: PlanFacts,
+def blue_green_plan(r: BlueGreenPreflight, service: dict, preview: dict | None, found: PlanFacts,
                     hooks: HookPlan = NO_HOOKS) -> Plan:
     """The dry run: preflight, then the very list `blue_green_steps` gives the run, each step described."""
     c = r.colors
@@ -153,7 +153,7 @@ def blue_green_plan(r: ReleasePlan, service: dict, preview: dict | None, found: 
                 plan.facts)
 
 
-def blue_green_ending(kube: Kube, plan: ReleasePlan, journal: Journal, hooks: HookRunner) -> Ending:
+def blue_green_ending(kube: Kube, plan: BlueGreenPreflight, journal: Journal, hooks: HookRunner) -> Ending:
     """How a failed blue-green release ends: rolled back, recorded; a failed clean-up only reported."""
     c = plan.colors
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.decisions.annotations import PREFIX, switch_annotations
 from prefect_greenlight.tasks.decisions.endpoints import covering_selector
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
@@ -64,7 +64,7 @@ def verify_only(kube: Kube, namespace: str, service: str, deployment: str, desir
     return verdict.message
 
 
-def switch_back(kube: Kube, plan: ReleasePlan, watch: EndpointWatch | None = None) -> str:
+def switch_back(kube: Kube, plan: BlueGreenPreflight, watch: EndpointWatch | None = None) -> str:
     """Undo of the switch: selector back to blue (only if blue can take the traffic), verified by EndpointSlices.
     `watch`: the release's informer (release_endpoints), already watching; else one of its own, started before
     the PATCH."""
@@ -87,7 +87,7 @@ def switch_back(kube: Kube, plan: ReleasePlan, watch: EndpointWatch | None = Non
 
 
 @task(name="switch-traffic", cache_policy=NO_CACHE)
-def switch_traffic(kube: Kube, plan: ReleasePlan, approval_note: str = "", watch: EndpointWatch | None = None) -> str:
+def switch_traffic(kube: Kube, plan: BlueGreenPreflight, approval_note: str = "", watch: EndpointWatch | None = None) -> str:
     """Patch the selector blue -> green (test ops guard on blue), release record in the same patch. `watch`
     (green's endpoints, for verify_endpoints) is started first, so it is watching when the PATCH goes out. Its undo:
     `switch_back`."""
@@ -106,13 +106,13 @@ def switch_traffic(kube: Kube, plan: ReleasePlan, approval_note: str = "", watch
 
 
 @task(name="verify-endpoints", cache_policy=NO_CACHE)
-def verify_endpoints(kube: Kube, plan: ReleasePlan, watch: EndpointWatch | None = None) -> str:
+def verify_endpoints(kube: Kube, plan: BlueGreenPreflight, watch: EndpointWatch | None = None) -> str:
     """EndpointSlices hold only green's pods, all `replicas` of them ready, within the endpoints deadline."""
     return verify_only(kube, plan.namespace, plan.colors.service, plan.colors.green, plan.green_replicas,
                        plan.spec.deadlines.endpoints_s, watch)
 
 
-def release_endpoints(kube: Kube, plan: ReleasePlan) -> EndpointWatch:
+def release_endpoints(kube: Kube, plan: BlueGreenPreflight) -> EndpointWatch:
     """The release's informer on its Service's endpoints, blue's and green's pods in one scope (a context
     manager; switch_traffic starts it): the verification and the switch back are watching before their PATCH."""
     c = plan.colors

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from prefect_greenlight.tasks.canary.pause import paused_state, resume_canary
 from prefect_greenlight.tasks.canary.steps import read_progress, record_progress, restore_stable
+from prefect_greenlight.tasks.decisions.describe_abort import CanaryAbort, canary_abort, describe_restore_stable
 from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION, LockAction, decide
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
-from prefect_greenlight.tasks.decisions.plan_abort import CanaryAbort, canary_abort, describe_restore_stable
 from prefect_greenlight.tasks.engine.executor import Release
 from prefect_greenlight.tasks.engine.report_only import reporting
 from prefect_greenlight.tasks.engine.steps import Step, plan_of

@@ -31,7 +31,7 @@ from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, CanarySpec
 
 
 @dataclass(frozen=True)
-class CanaryPlan:
+class CanaryPreflight:
     spec: CanarySpec
     release_id: str
     canary: str
@@ -140,7 +140,7 @@ def _service_problems(service: dict, stable: dict, canary: dict) -> list[str]:
     return problems
 
 
-def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> CanaryPlan:
+def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> CanaryPreflight:
     """Decide the plan or raise BadInput naming every problem. Reads only (plus a server-side dry run)."""
     ns = spec.namespace
     if not namespace_exists(kube, ns):
@@ -182,7 +182,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         dry_run = apply_deployment(kube, ns, canary, dry_run=True)
     except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
         raise BadInput(f"the apiserver rejects canary Deployment {name!r}: {exc}") from exc
-    plan = CanaryPlan(spec=spec, release_id=release_id or spec.release_id or new_release_id(), canary=name,
+    plan = CanaryPreflight(spec=spec, release_id=release_id or spec.release_id or new_release_id(), canary=name,
                       canary_manifest=canary, canary_existed=existing is not None, total=total,
                       steps=tuple(step_plan(total, spec.weights)),
                       stable_image=stable["spec"]["template"]["spec"]["containers"][0].get("image", ""),

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
 from prefect_greenlight.tasks.canary.steps import record_progress
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.kube.client import Kube
 from prefect_greenlight.tasks.record.report import Timeline
 
 
-def starting_counts(plan: CanaryPlan) -> StepCounts:
+def starting_counts(plan: CanaryPreflight) -> StepCounts:
     """Where a run starts from: a fresh canary from stable at its total; a resumed one from the replicas found,
     at the last step it passed."""
     found_canary, found_stable = plan.found_replicas if plan.resume_message else (0, plan.total)
@@ -25,7 +25,7 @@ def starting_counts(plan: CanaryPlan) -> StepCounts:
 
 @dataclass
 class CanaryProgress:
-    plan: CanaryPlan
+    plan: CanaryPreflight
     run_id: str
     current: StepCounts  # the split the Deployments are at now
     splits: list[dict] = field(default_factory=list)
@@ -33,7 +33,7 @@ class CanaryProgress:
     failures: int = 0  # Failed analyses so far (one more than analysis.failure_limit aborts)
 
     @classmethod
-    def start(cls, plan: CanaryPlan, run_id: str) -> CanaryProgress:
+    def start(cls, plan: CanaryPreflight, run_id: str) -> CanaryProgress:
         return cls(plan, run_id, starting_counts(plan))
 
     def record(self, kube: Kube, index: int, state: str) -> None:

@@ -28,14 +28,12 @@ from prefect_greenlight.tasks.canary.analysis import AnalysisContext, Outcome, r
 from prefect_greenlight.tasks.canary.analysis.http_probe import HttpProbe
 from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
 from prefect_greenlight.tasks.canary.pause import pause_for_decision
-from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
 from prefect_greenlight.tasks.canary.progress import CanaryProgress, starting_counts
 from prefect_greenlight.tasks.canary.steps import move_traffic, remove_old_stable, restore_stable
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.canary_progress import PASSED
-from prefect_greenlight.tasks.decisions.hooks import step_name
-from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
-from prefect_greenlight.tasks.decisions.plan_canary import (
+from prefect_greenlight.tasks.decisions.describe_canary import (
     Pause,
     describe_analysis,
     describe_cleanup,
@@ -45,7 +43,9 @@ from prefect_greenlight.tasks.decisions.plan_canary import (
     inconclusive_pause,
     pause_of,
 )
-from prefect_greenlight.tasks.decisions.plan_hooks import NO_HOOKS, HookPlan
+from prefect_greenlight.tasks.decisions.describe_hooks import NO_HOOKS, HookPlan
+from prefect_greenlight.tasks.decisions.hooks import step_name
+from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.engine.executor import Ending, Release
 from prefect_greenlight.tasks.engine.steps import Step, plan_of
 from prefect_greenlight.tasks.errors import PermanentError, Rejected, ReleaseFailed
@@ -104,7 +104,7 @@ def start_record(release: Release) -> None:
     progress.record(release.kube, at, PASSED if at else "progressing")
 
 
-def _move(p: CanaryPlan, t: Traffic, ends_step: bool) -> Step:
+def _move(p: CanaryPreflight, t: Traffic, ends_step: bool) -> Step:
     def run(release: Release) -> str:
         progress, want = _progress(release), t.want
         verdict = move_traffic(release.kube, p.namespace, p.service, p.stable, p.canary_manifest, progress.current,
@@ -120,13 +120,13 @@ def _move(p: CanaryPlan, t: Traffic, ends_step: bool) -> Step:
                 changes=True)
 
 
-def _providers(kube: Kube, plan: CanaryPlan) -> list:
+def _providers(kube: Kube, plan: CanaryPreflight) -> list:
     spec = plan.spec
     out: list = [HttpProbe(kube, spec.analysis.http, service_ports=plan.service_ports)] if spec.analysis.http else []
     return out + [PrometheusQuery(q) for q in spec.analysis.prometheus]
 
 
-def _analysis(p: CanaryPlan, t: Traffic, name: str, window: AnalysisWindow, jump: Jump | None,
+def _analysis(p: CanaryPreflight, t: Traffic, name: str, window: AnalysisWindow, jump: Jump | None,
               ends_step: bool) -> Step:
     pause_name = name.replace("analysis", "pause", 1)
 
@@ -153,7 +153,7 @@ def _analysis(p: CanaryPlan, t: Traffic, name: str, window: AnalysisWindow, jump
     return Step(name, run, lambda f: describe_analysis(p, t.want, name, window, pause_name), phase=STEPS)
 
 
-def _pause(p: CanaryPlan, t: Traffic, name: str, pause: Pause, jump: Jump | None, ends_step: bool) -> Step:
+def _pause(p: CanaryPreflight, t: Traffic, name: str, pause: Pause, jump: Jump | None, ends_step: bool) -> Step:
     """A pause for an answer; `promote --full` before the last step takes the jump."""
     def run(release: Release) -> str:
         progress, want = _progress(release), t.want
@@ -175,7 +175,7 @@ def _pause(p: CanaryPlan, t: Traffic, name: str, pause: Pause, jump: Jump | None
     return Step(name, run, lambda f: describe_pause(p, name, pause), phase=STEPS)
 
 
-def _cleanup(p: CanaryPlan) -> Step:
+def _cleanup(p: CanaryPreflight) -> Step:
     def run(release: Release) -> str:
         detail = remove_old_stable(release.kube, p.namespace, p.stable, p.spec.cleanup.value)
         say(detail)
@@ -189,7 +189,7 @@ def _hooks(hooks: list[Hook], point: HookPoint, percent: int | None = None,
     return [dataclasses.replace(s, phase=STEPS) for s in hook_steps(hooks, point, percent, next_percent)]
 
 
-def _groups(p: CanaryPlan) -> list[tuple[CanaryStep, ...]]:
+def _groups(p: CanaryPreflight) -> list[tuple[CanaryStep, ...]]:
     """The step list cut at each weight: per traffic step, the analysis and pause steps after its weight."""
     groups: list[list[CanaryStep]] = []
     for step in p.spec.step_list():
@@ -200,13 +200,13 @@ def _groups(p: CanaryPlan) -> list[tuple[CanaryStep, ...]]:
     return [tuple(g) for g in groups]
 
 
-def _traffic(p: CanaryPlan) -> list[Traffic]:
+def _traffic(p: CanaryPreflight) -> list[Traffic]:
     """The traffic steps this run moves through: all of them, or a resumed run's from the one it resumes."""
     return [Traffic(i, want, p.steps[i - 1] if i > p.resume_index else starting_counts(p), gates)
             for i, (want, gates) in enumerate(zip(p.steps, _groups(p))) if i >= p.resume_index]
 
 
-def _gate_steps(p: CanaryPlan, t: Traffic, jump: Jump | None) -> list[Step]:
+def _gate_steps(p: CanaryPreflight, t: Traffic, jump: Jump | None) -> list[Step]:
     """The traffic step's analyses and pauses, named `analysis-<p>` / `pause-<p>` (`-2`, `-3` for repeats); the
     last of them records the step passed."""
     out, seen = [], {"analysis": 0, "pause": 0}
@@ -220,7 +220,7 @@ def _gate_steps(p: CanaryPlan, t: Traffic, jump: Jump | None) -> list[Step]:
     return out
 
 
-def _jump(p: CanaryPlan, hooks: list[Hook], t: Traffic, last: Traffic) -> Jump | None:
+def _jump(p: CanaryPreflight, hooks: list[Hook], t: Traffic, last: Traffic) -> Jump | None:
     if t is last:
         return None
     after = next((step_name(h) for h in hooks if h.at is HookPoint.AFTER_LAST_STEP), "cleanup")
@@ -228,7 +228,7 @@ def _jump(p: CanaryPlan, hooks: list[Hook], t: Traffic, last: Traffic) -> Jump |
                  _move(p, last, ends_step=False)), after)
 
 
-def canary_steps(p: CanaryPlan, hooks: list[Hook] | None = None) -> list[Step]:
+def canary_steps(p: CanaryPreflight, hooks: list[Hook] | None = None) -> list[Step]:
     """Every step of the run, in order, hooks at their points (`hooks`: the spec's unless given)."""
     hooks = list(p.spec.hooks if hooks is None else hooks)
     steps = [*_hooks(hooks, HookPoint.PRE_RELEASE), *_hooks(hooks, HookPoint.BEFORE_FIRST_STEP)]
@@ -244,7 +244,7 @@ def canary_steps(p: CanaryPlan, hooks: list[Hook] | None = None) -> list[Step]:
     return [abort, *steps[1:]]
 
 
-def canary_plan(r: CanaryPlan, facts: PlanFacts, hooks: HookPlan = NO_HOOKS) -> Plan:
+def canary_plan(r: CanaryPreflight, facts: PlanFacts, hooks: HookPlan = NO_HOOKS) -> Plan:
     """The dry run: preflight, then the very list `canary_steps` gives the run, each step described (when every
     analysis is Successful: an Inconclusive one adds its pause)."""
     steps = canary_steps(r, list(hooks.hooks) or None)
@@ -254,7 +254,7 @@ def canary_plan(r: CanaryPlan, facts: PlanFacts, hooks: HookPlan = NO_HOOKS) -> 
                 plan.facts)
 
 
-def canary_ending(kube: Kube, p: CanaryPlan, journal: Journal, hooks: HookRunner,
+def canary_ending(kube: Kube, p: CanaryPreflight, journal: Journal, hooks: HookRunner,
                   progress: CanaryProgress) -> Ending:
     """How a failed canary ends: aborted to stable, the abort recorded on the Service and in the report."""
     def announce(phase: str, reason: str, cancelled: bool, changes: int) -> str:

@@ -1,11 +1,11 @@
 """The plan of a release (`--dry-run`): the steps it would run, in the order and under the names its timeline will
 show, each with the object it touches, the exact change, its gate and its undo; then what preflight found.
-Pure: built from the typed spec plus the facts preflight read (tasks/decisions/plan_bluegreen.py and
-plan_canary.py describe each step of the strategies' lists, tasks/*/strategy.py; plan_rollback.py builds the
+Pure: built from the typed spec plus the facts preflight read (tasks/decisions/describe_bluegreen.py and
+describe_canary.py describe each step of the strategies' lists, tasks/*/strategy.py; describe_rollback.py builds the
 rollback's steps; tasks/record/plan_render.py renders them).
 
 A plan is a tuple of steps, so a step of another kind (a hook: a Job or a webhook gate, tasks/decisions/
-plan_hooks.py) is inserted by position without changing the others.
+describe_hooks.py) is inserted by position without changing the others.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class PlanFacts:
     lease_free: bool = True
     autoscalers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    hooks: tuple[str, ...] = ()  # every hook found, by point (tasks/decisions/plan_hooks.py)
+    hooks: tuple[str, ...] = ()  # every hook found, by point (tasks/decisions/describe_hooks.py)
 
     def as_dict(self) -> dict:
         return {"permissions_checked": list(self.permissions), "lease": self.lease, "lease_free": self.lease_free,

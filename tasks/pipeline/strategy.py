@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
+from prefect_greenlight.tasks.decisions.describe_pipeline import describe_gate, describe_stage
 from prefect_greenlight.tasks.decisions.pause import AUTOMATIC, Decision, PauseKind
 from prefect_greenlight.tasks.decisions.pipeline import ResumePoint, TargetOutcome, stage_table, to_roll_back
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
-from prefect_greenlight.tasks.decisions.plan_pipeline import describe_gate, describe_stage
 from prefect_greenlight.tasks.engine.executor import Ending, Release
 from prefect_greenlight.tasks.engine.steps import Step, plan_of
 from prefect_greenlight.tasks.errors import PermanentError, PipelineFailed, Rejected, ReleaseFailed

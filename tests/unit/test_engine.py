@@ -17,12 +17,12 @@ from prefect_greenlight.tasks.canary import analysis
 from prefect_greenlight.tasks.canary import progress as canary_progress
 from prefect_greenlight.tasks.canary import strategy as canary
 from prefect_greenlight.tasks.canary.analysis import AnalysisResult, Outcome
-from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
 from prefect_greenlight.tasks.decisions.canary import SplitVerdict, step_plan
+from prefect_greenlight.tasks.decisions.describe_hooks import HookPlan
 from prefect_greenlight.tasks.decisions.hooks import HookRecord
 from prefect_greenlight.tasks.decisions.pause import Decision
 from prefect_greenlight.tasks.decisions.plan import PlanFacts, PlanStep, StepKind, deployment_changes
-from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
 from prefect_greenlight.tasks.engine.executor import Ending, Release, execute
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step
 from prefect_greenlight.tasks.errors import PermanentError, Rejected, ReleaseFailed
@@ -243,14 +243,14 @@ CANARY_HOOKS = tuple(Hook.model_validate({"name": n, "at": at, "webhook": {"url"
     ("rb", "on-rollback")))
 
 
-def canary_plan_of(resume_index: int = 0, **spec) -> CanaryPlan:
+def canary_plan_of(resume_index: int = 0, **spec) -> CanaryPreflight:
     spec_ = CanarySpec(**{"service": "my-app-service", "stable": "my-app-v1", "image": "my-app:2",
                           "hooks": [h.model_dump() for h in CANARY_HOOKS], "steps": [10, 30, 100],
                           "analysis": {"prometheus": [{"url": "http://p", "query": "q", "threshold": 1}], "count": 1},
                           **spec})
     canary_ = manifest("my-app-v1-canary", {"app": "my-app", "greenlight.io/track": "canary"}, replicas=1,
                        containers=[container(image="my-app:2")])
-    return CanaryPlan(spec=spec_, release_id="c1", canary="my-app-v1-canary", canary_manifest=canary_,
+    return CanaryPreflight(spec=spec_, release_id="c1", canary="my-app-v1-canary", canary_manifest=canary_,
                       canary_existed=False, total=10, steps=tuple(step_plan(10, spec_.weights)), stable_image="app:1",
                       service_ports=({"port": 80, "targetPort": 80},),
                       canary_changes=deployment_changes(deployment("my-app-v1", {"app": "my-app"}), canary_),
@@ -288,7 +288,7 @@ def fake_canary(monkeypatch):
     return seen
 
 
-def run_canary(plan: CanaryPlan, steps: list[Step] | None = None) -> tuple[Release, list]:
+def run_canary(plan: CanaryPreflight, steps: list[Step] | None = None) -> tuple[Release, list]:
     progress = canary_progress.CanaryProgress.start(plan, "run-1")
     r, recorded = release(canary=progress), []
     ending_ = canary.canary_ending(None, plan, r.journal, r.hooks, progress)
@@ -296,7 +296,7 @@ def run_canary(plan: CanaryPlan, steps: list[Step] | None = None) -> tuple[Relea
     return r, recorded
 
 
-def planned_names(plan: CanaryPlan) -> list[str]:
+def planned_names(plan: CanaryPreflight) -> list[str]:
     return canary.canary_plan(plan, PlanFacts(), HookPlan(CANARY_HOOKS, HookRecord("fp", "c1"))).step_names()[1:]
 
 

@@ -1,4 +1,4 @@
-"""Hooks, decided (tasks/decisions/hooks.py, plan_hooks.py) and specified (tasks/spec/hooks.py): the spec's
+"""Hooks, decided (tasks/decisions/hooks.py, describe_hooks.py) and specified (tasks/spec/hooks.py): the spec's
 points per strategy, the Job greenlight creates, whether a Job is done or doomed, the record that makes a hook run
 at most once per release, the webhook's payload and verdict, the hook steps of a plan, the CLI's hook flags."""
 
@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from prefect_greenlight.cli.main import build_parser, build_spec
+from prefect_greenlight.tasks.decisions.describe_hooks import HookPlan, planned_hooks
 from prefect_greenlight.tasks.decisions.hooks import (
     HOOKS_ANNOTATION,
     HookContext,
@@ -34,7 +35,6 @@ from prefect_greenlight.tasks.decisions.hooks import (
     webhook_payload,
 )
 from prefect_greenlight.tasks.decisions.plan import PlanFacts
-from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan, planned_hooks
 from prefect_greenlight.tasks.errors import BadInput, ReleaseFailed, UndoOutcome
 from prefect_greenlight.tasks.hooks.webhook import call_webhook
 from prefect_greenlight.tasks.spec import BlueGreenSpec, Deadlines, Hook, HookPoint, WebhookHook, parse_spec

@@ -1,10 +1,10 @@
-"""The release plan (`--dry-run`): pure, from a ReleasePlan as preflight decides it plus the facts it read."""
+"""The release plan (`--dry-run`): pure, from a BlueGreenPreflight as preflight decides it plus the facts it read."""
 
 from __future__ import annotations
 
 import json
 
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.decisions.colors import ColorPlan
 from prefect_greenlight.tasks.decisions.plan import PlanFacts, StepKind, deployment_changes, lease_fact
@@ -16,19 +16,19 @@ BLUE_SEL, GREEN_SEL = {"target": "blue-dep"}, {"target": "green-dep"}
 
 
 def _release(spec: dict | None = None, *, already_live: bool = False, hpa: dict | None = None,
-             green_existed: bool = False) -> ReleasePlan:
+             green_existed: bool = False) -> BlueGreenPreflight:
     spec_ = BlueGreenSpec(**{"service": "production-svc", "image": "scubakiz/servicedemo:2.0", **(spec or {})})
     green = manifest("green-dep", GREEN_SEL, replicas=3, containers=[
         container(image="scubakiz/servicedemo:2.0", ports=[{"containerPort": 8080, "name": "http"}])])
     blue = deployment("blue-dep", BLUE_SEL)
     colors = ColorPlan("production-svc", "blue-dep", "green-dep", ("target",), BLUE_SEL, GREEN_SEL, already_live)
-    return ReleasePlan(spec=spec_, release_id="r1", colors=colors, green_manifest=green,
+    return BlueGreenPreflight(spec=spec_, release_id="r1", colors=colors, green_manifest=green,
                        green_existed=green_existed, green_replicas_before=2 if green_existed else 0, blue_replicas=3,
                        blue_image="nginx:1.25", service_ports=({"port": 80, "targetPort": "http"},), blue_hpa=hpa,
                        green_changes=deployment_changes(blue, green))
 
 
-def _plan(release: ReleasePlan, facts: PlanFacts | None = None):
+def _plan(release: BlueGreenPreflight, facts: PlanFacts | None = None):
     return blue_green_plan(release, service("production-svc", BLUE_SEL), None, facts or PlanFacts())
 
 
@@ -122,7 +122,7 @@ def test_lease_fact_judges_the_lease_as_the_lock_does():
 def _rollback(target_replicas: int | None, cleanup: dict | None = None, hpa: dict | None = None):
     from prefect_greenlight.tasks.bluegreen.rollback_strategy import rollback_plan
     from prefect_greenlight.tasks.decisions.annotations import read_record
-    from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts
+    from prefect_greenlight.tasks.decisions.describe_rollback import RollbackFacts
     from prefect_greenlight.tasks.spec import Cleanup, Deadlines
     from tests.unit.builders import record_annotations
 
@@ -156,17 +156,17 @@ def test_rollback_plan_of_a_deleted_deployment_without_a_manifest_says_it_would_
 
 # -- canary ---------------------------------------------------------------------------------------------------
 def _canary(spec: dict | None = None, total: int = 10, hooks=None):
-    from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+    from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
     from prefect_greenlight.tasks.canary.strategy import canary_plan
     from prefect_greenlight.tasks.decisions.canary import step_plan
-    from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
+    from prefect_greenlight.tasks.decisions.describe_hooks import HookPlan
     from prefect_greenlight.tasks.spec.canary import CanarySpec
 
     spec_ = CanarySpec(**{"service": "my-app-service", "stable": "my-app-v1", "image": "my-app:2", **(spec or {})})
     stable = deployment("my-app-v1", {"app": "my-app"}, replicas=total)
     canary = manifest("my-app-v1-canary", {"app": "my-app", "greenlight.io/track": "canary"}, replicas=1,
                       containers=[container(image="my-app:2")])
-    plan = CanaryPlan(spec=spec_, release_id="c1", canary="my-app-v1-canary", canary_manifest=canary,
+    plan = CanaryPreflight(spec=spec_, release_id="c1", canary="my-app-v1-canary", canary_manifest=canary,
                       canary_existed=False, total=total, steps=tuple(step_plan(total, spec_.steps)),
                       stable_image="nginx:1.25", service_ports=({"port": 80, "targetPort": 80},),
                       canary_changes=deployment_changes(stable, canary))

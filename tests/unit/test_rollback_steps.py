@@ -13,9 +13,9 @@ from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease
 from prefect_greenlight.tasks.canary import abort_strategy
 from prefect_greenlight.tasks.canary.abort_strategy import AbortRelease, abort_plan, abort_steps
 from prefect_greenlight.tasks.decisions.annotations import read_record
+from prefect_greenlight.tasks.decisions.describe_abort import canary_abort
+from prefect_greenlight.tasks.decisions.describe_rollback import RollbackFacts, chosen_record
 from prefect_greenlight.tasks.decisions.plan import PlanFacts
-from prefect_greenlight.tasks.decisions.plan_abort import canary_abort
-from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts, chosen_record
 from prefect_greenlight.tasks.decisions.rollback import choose_rollback
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.engine.report_only import execute_reporting

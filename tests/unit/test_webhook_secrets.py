@@ -12,8 +12,8 @@ from prefect.blocks.system import Secret
 
 from prefect_greenlight.cli import main as cli_main
 from prefect_greenlight.cli.main import build_parser, build_spec
+from prefect_greenlight.tasks.decisions.describe_hooks import HookPlan
 from prefect_greenlight.tasks.decisions.hooks import HookRecord
-from prefect_greenlight.tasks.decisions.plan_hooks import HookPlan
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.hooks.preflight import check_hook_jobs, hook_secret_problems
 from prefect_greenlight.tasks.hooks.webhook import call_webhook, request_headers

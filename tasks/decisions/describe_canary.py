@@ -1,6 +1,6 @@
 """How each step of a canary release describes itself in the plan (`--dry-run`): each percentage's move with the
 replica counts of tasks/decisions/canary.py and the EndpointSlice split it must show, its analysis, its pause;
-built from what preflight decided (tasks/canary/preflight.py: CanaryPlan). Pure. Which pause follows a step is
+built from what preflight decided (tasks/canary/preflight.py: CanaryPreflight). Pure. Which pause follows a step is
 decided here too (`pause_of`), for the run and the plan alike. The list of steps, and so the plan's order, is
 the strategy's (tasks/canary/strategy.py).
 """
@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from prefect_greenlight.tasks.decisions.canary import StepCounts
+from prefect_greenlight.tasks.decisions.describe_bluegreen import field_lines
 from prefect_greenlight.tasks.decisions.plan import FieldChange, PlanStep, StepKind
-from prefect_greenlight.tasks.decisions.plan_bluegreen import field_lines
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.spec.canary import AnalysisWindow, CanarySpec, PauseFor, StableCleanup
 
 
 class CanaryRelease(Protocol):
-    """What the plan needs of tasks/canary/preflight.py's CanaryPlan."""
+    """What the plan needs of tasks/canary/preflight.py's CanaryPreflight."""
 
     spec: CanarySpec
     canary: str

@@ -9,8 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from prefect_greenlight.tasks.decisions.annotations import PREFIX, ReleaseRecord, switch_annotations
+from prefect_greenlight.tasks.decisions.describe_bluegreen import field_lines
 from prefect_greenlight.tasks.decisions.plan import NO_UNDO, PlanStep, StepKind, deployment_changes
-from prefect_greenlight.tasks.decisions.plan_bluegreen import field_lines
 from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, SwitchKind
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines

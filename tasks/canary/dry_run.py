@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from prefect_greenlight.tasks.canary.preflight import CanaryPlan
+from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
 from prefect_greenlight.tasks.canary.strategy import canary_plan
+from prefect_greenlight.tasks.decisions.describe_hooks import planned_hooks
 from prefect_greenlight.tasks.decisions.plan import Plan
-from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
 from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
 
 
-def plan_canary(kube: Kube, plan: CanaryPlan) -> Plan:
+def dry_run_canary(kube: Kube, plan: CanaryPreflight) -> Plan:
     service = read(kube, "Service", plan.namespace, plan.service) or {"metadata": {"name": plan.service}}
     hooks = planned_hooks(plan.spec, "canary", service, plan.release_id, plan.canary_images)
     facts = plan_facts(kube, plan.namespace, plan.service, plan.permissions, plan.autoscalers, plan.warnings)

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from prefect_greenlight.tasks.bluegreen.preflight import ReleasePlan
+from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.bluegreen.restore import Rollback
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import rollback_plan
 from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
+from prefect_greenlight.tasks.decisions.describe_hooks import planned_hooks
+from prefect_greenlight.tasks.decisions.describe_rollback import RollbackFacts
 from prefect_greenlight.tasks.decisions.plan import Plan
-from prefect_greenlight.tasks.decisions.plan_hooks import planned_hooks
-from prefect_greenlight.tasks.decisions.plan_rollback import RollbackFacts
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
 
 
-def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
+def dry_run_blue_green(kube: Kube, plan: BlueGreenPreflight) -> Plan:
     ns, c = plan.namespace, plan.colors
     service = read(kube, "Service", ns, c.service) or {"metadata": {"name": c.service}}
     preview = read(kube, "Service", ns, plan.spec.preview_service) if plan.spec.preview_service else None
@@ -29,7 +29,7 @@ def plan_blue_green(kube: Kube, plan: ReleasePlan) -> Plan:
     return blue_green_plan(plan, service, preview, facts, hooks)
 
 
-def plan_rollback(kube: Kube, rb: Rollback) -> Plan:
+def dry_run_rollback(kube: Kube, rb: Rollback) -> Plan:
     """`greenlight rollback --dry-run`: the record as the rollback's choice reads it (`--to` may go elsewhere),
     both Deployments, the Lease and the HPAs."""
     record = rb.chosen

@@ -1,5 +1,5 @@
 """How each step of a blue-green release describes itself in the plan (`--dry-run`), built from what preflight
-decided (tasks/bluegreen/preflight.py: ReleasePlan) and the Service as read. Pure. The list of steps, and so the
+decided (tasks/bluegreen/preflight.py: BlueGreenPreflight) and the Service as read. Pure. The list of steps, and so the
 plan's order, is the strategy's (tasks/bluegreen/strategy.py).
 """
 
@@ -19,7 +19,7 @@ AT_SWITCH = "<time of the switch>"
 
 
 class BlueGreenRelease(Protocol):
-    """What the plan needs of tasks/bluegreen/preflight.py's ReleasePlan."""
+    """What the plan needs of tasks/bluegreen/preflight.py's BlueGreenPreflight."""
 
     spec: BlueGreenSpec
     release_id: str
