@@ -27,7 +27,9 @@ import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
+# The interpreter the CLI runs in: .venv (the newest Prefect), or e.g. .venv-lowest to measure code that predates
+# the newest kubernetes client (GREENLIGHT_BENCH_PYTHON=.venv-lowest/bin/python).
+PYTHON = os.environ.get("GREENLIGHT_BENCH_PYTHON") or str(ROOT / ".venv" / "bin" / "python")
 # The cluster the launcher runs: GREENLIGHT_CACHE / GREENLIGHT_CLUSTER_DIR as in tests/cluster/procs.py.
 CACHE = Path(os.environ.get("GREENLIGHT_CACHE", ROOT / ".cache"))
 STATE = Path(os.environ.get("GREENLIGHT_CLUSTER_DIR", CACHE / "cluster"))
