@@ -14,13 +14,11 @@ One release per Service at a time (a renewed Lease). The Journal records events,
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from prefect_greenlight.tasks.bluegreen.allowed import refuse_unless_allowed
-from prefect_greenlight.tasks.bluegreen.dry_run import dry_run_blue_green
-from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight, new_release_id, preflight
+from prefect_greenlight.tasks.bluegreen.dry_run import dry_run_result, release_result
+from prefect_greenlight.tasks.bluegreen.preflight import new_release_id, preflight
 from prefect_greenlight.tasks.bluegreen.strategy import blue_green_ending, blue_green_steps
 from prefect_greenlight.tasks.bluegreen.switch import release_endpoints
 from prefect_greenlight.tasks.decisions.hooks import spec_fingerprint
@@ -33,25 +31,8 @@ from prefect_greenlight.tasks.prefect_adapter.cancellation import ending_cancell
 from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
 from prefect_greenlight.tasks.prefect_adapter.starting import release_begun
 from prefect_greenlight.tasks.record.journal import Journal
-from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
-from prefect_greenlight.tasks.record.report import Timeline, say
+from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import BlueGreenSpec
-
-
-def _result(release: BlueGreenPreflight, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
-    return {"outcome": outcome, "service": release.colors.service, "namespace": release.namespace,
-            "release_id": release.release_id, "live_deployment": live, "blue": release.colors.blue,
-            "green": release.colors.green, "steps": timeline.rows(), **extra}
-
-
-def _dry_run(kube: Kube, release: BlueGreenPreflight, timeline: Timeline) -> dict:
-    """The plan instead of the release: printed, a markdown artifact of the run, and the result's `plan`."""
-    plan = dry_run_blue_green(kube, release)
-    say(f"dry run: would release {release.colors.green} and switch Service {release.colors.service}; "
-        "nothing changed")
-    publish_plan(plan, release.release_id)
-    return _result(release, timeline, "dry-run", release.colors.blue, plan=plan.as_dict(), plan_text=plan_text(plan),
-                   summary=release.summary())
 
 
 def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False) -> dict:
@@ -67,9 +48,9 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
         say(f"warning: {warning}")
     if plan.repeat is not None and plan.repeat.action is RepeatAction.ALREADY_LIVE:  # no Lease, no record
         say(plan.repeat.message)
-        return _result(plan, journal.timeline, "already-live", plan.colors.green, message=plan.repeat.message)
+        return release_result(plan, journal.timeline, "already-live", plan.colors.green, message=plan.repeat.message)
     if dry_run:
-        return _dry_run(kube, plan, journal.timeline)
+        return dry_run_result(kube, plan, journal.timeline)
     c = plan.colors
     with (ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s) as lock,
           release_endpoints(kube, plan) as endpoints):  # one informer for the switch, verification, switch back
@@ -82,7 +63,7 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
     journal.finish("released", from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
                    after=endpoint_counts(kube, plan.namespace, c.service), details=hooks.markdown())
     say(f"released: Service {c.service} serves {c.green}")
-    return _result(plan, journal.timeline, "released", c.green, **({"hooks": hooks.rows()} if hooks.runs else {}))
+    return release_result(plan, journal.timeline, "released", c.green, **({"hooks": hooks.rows()} if hooks.runs else {}))
 
 
 @flow(name="blue-green-release", log_prints=True)

@@ -6,6 +6,7 @@ Service, the Lease), all reads — no Lease taken, no annotation, no event. The 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.bluegreen.restore import Rollback
@@ -17,6 +18,25 @@ from prefect_greenlight.tasks.decisions.describe_rollback import RollbackFacts
 from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
+from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
+from prefect_greenlight.tasks.record.report import Timeline, say
+
+
+def release_result(release: BlueGreenPreflight, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
+    """The flow's result (the CLI, the worker and the pipeline read it)."""
+    return {"outcome": outcome, "service": release.colors.service, "namespace": release.namespace,
+            "release_id": release.release_id, "live_deployment": live, "blue": release.colors.blue,
+            "green": release.colors.green, "steps": timeline.rows(), **extra}
+
+
+def dry_run_result(kube: Kube, release: BlueGreenPreflight, timeline: Timeline) -> dict:
+    """The plan instead of the release: printed, a markdown artifact of the run, and the result's `plan`."""
+    plan = dry_run_blue_green(kube, release)
+    say(f"dry run: would release {release.colors.green} and switch Service {release.colors.service}; "
+        "nothing changed")
+    publish_plan(plan, release.release_id)
+    return release_result(release, timeline, "dry-run", release.colors.blue, plan=plan.as_dict(),
+                          plan_text=plan_text(plan), summary=release.summary())
 
 
 def dry_run_blue_green(kube: Kube, plan: BlueGreenPreflight) -> Plan:
