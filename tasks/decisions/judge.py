@@ -29,6 +29,8 @@ from enum import Enum
 
 from scipy.stats import mannwhitneyu
 
+from prefect_greenlight.tasks.spec.judge import Direction, JudgeSpec, NoDataPolicy
+
 
 class Verdict(str, Enum):
     """A metric's classification. Values are a stable contract (artifacts, the result's JSON, tests)."""
@@ -37,20 +39,6 @@ class Verdict(str, Enum):
     HIGH = "High"
     LOW = "Low"
     NODATA = "NoData"
-
-
-class Direction(str, Enum):
-    """Which change of a metric is bad: `increase` (latency, errors), `decrease` (throughput), or `either`."""
-
-    INCREASE = "increase"
-    DECREASE = "decrease"
-    EITHER = "either"
-
-
-class NoDataPolicy(str, Enum):
-    PAUSE = "pause"  # left out of the score; the judgement pauses for a human
-    FAIL = "fail"  # counts as a failing metric (critical: aborts)
-    IGNORE = "ignore"  # left out of the score, nothing else
 
 
 class Decision(str, Enum):
@@ -162,6 +150,16 @@ class Thresholds:
     pass_score: float = 95.0
     marginal_score: float = 75.0
     group_weights: tuple[tuple[str, float], ...] = ()  # none: every group weighs the same
+
+
+def thresholds_of(spec: JudgeSpec) -> Thresholds:
+    return Thresholds(spec.pass_score, spec.marginal_score, tuple(sorted(spec.group_weights.items())))
+
+
+def rules_of(spec: JudgeSpec) -> list[MetricRule]:
+    """The spec's metrics as the judge's rules, with its confidence and minimum sample count."""
+    return [MetricRule(m.name, m.group, m.direction, m.allowed_increase, m.allowed_decrease, m.critical, m.no_data,
+                       spec.min_samples, spec.confidence) for m in spec.metrics]
 
 
 @dataclass(frozen=True)
