@@ -42,7 +42,7 @@ $(WHEELHOUSE)/.complete: $(BIN)/.installed
 	$(BIN)/pip download -q -d $(WHEELHOUSE) \
 	  "prefect==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("prefect"))')" \
 	  "kubernetes==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("kubernetes"))')" \
-	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6"
+	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6" "scipy>=1.10"
 	touch $@
 
 wheelhouse: $(WHEELHOUSE)/.complete

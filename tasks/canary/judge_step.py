@@ -139,7 +139,8 @@ def run_judge(kube: Kube, sets: PodSets, spec: JudgeSpec, interval_s: float, cou
 
 def report(key: str, percent: int, judgement: Judgement, samples: Samples, spec: JudgeSpec) -> list[dict]:
     """The step's artifacts: the table, the markdown with text histograms, an image per latency metric."""
-    rows = [{"step": f"{percent} %", **m.row()} for m in judgement.metrics]
+    rows = [{"step": f"{percent} %", "provider": f"judge {m.name}", "outcome": m.verdict.value, "message": m.reason,
+             **m.row()} for m in judgement.metrics]
     table_artifact(f"{key}-table", rows, f"Canary judge at {percent} %: {judgement.describe()}")
     units = {m.name: "ms" if m.source is MetricSource.HTTP_LATENCY else "" for m in spec.metrics}
     bars = "\n\n".join(f"```\n{text_bars(m.name, units[m.name], samples.of(m.name))}\n```" for m in spec.metrics)

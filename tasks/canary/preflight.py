@@ -169,7 +169,8 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     ns = spec.namespace
     if not namespace_exists(kube, ns):
         raise BadInput(f"namespace {ns!r} not found")
-    permissions = needed(port_forward=spec.analysis.http is not None, manage_services=False, deletes=True,
+    permissions = needed(port_forward=spec.analysis.http is not None or spec.judge is not None,
+                         manage_services=False, deletes=True,
                          jobs=any(h.job is not None for h in spec.hooks))
     require(kube, ns, permissions)
     service = read(kube, "Service", ns, spec.service)
@@ -185,7 +186,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         raise BadInput(f"the canary Deployment {name!r} is the stable one: give the canary another name")
     hpa_names = _refuse_autoscalers(kube, ns, (spec.stable, name))
     ports = tuple((service.get("spec") or {}).get("ports") or [])
-    checks = [spec.analysis.http] if spec.analysis.http is not None else []
+    checks = [c for c in (spec.analysis.http, spec.judge.http if spec.judge else None) if c is not None]
     problems = _service_problems(service, stable, canary) + port_problems(
         canary["spec"]["template"].get("spec") or {}, checks, ports, f"canary {name!r}")
     if problems:

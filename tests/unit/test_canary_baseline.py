@@ -10,15 +10,26 @@ import pytest
 from pydantic import ValidationError
 
 from prefect_greenlight.tasks.canary import strategy as canary
-from prefect_greenlight.tasks.canary.judge_step import Samples
+from prefect_greenlight.tasks.canary.judge_step import Samples, report
 from prefect_greenlight.tasks.canary.preflight import derive_baseline
+from prefect_greenlight.tasks.canary.progress import CanaryProgress
 from prefect_greenlight.tasks.decisions.canary import StepCounts, moves, split_verdict, step_plan
 from prefect_greenlight.tasks.decisions.endpoints import EndpointCounts
-from prefect_greenlight.tasks.decisions.judge import Decision, Judgement, MetricResult, NoDataPolicy, Verdict
+from prefect_greenlight.tasks.decisions.judge import (
+    Decision,
+    Judgement,
+    MetricResult,
+    MetricRule,
+    NoDataPolicy,
+    Verdict,
+    judge,
+    judge_metric,
+)
 from prefect_greenlight.tasks.decisions.judge_picture import data_url, histogram, svg, text_bars
 from prefect_greenlight.tasks.decisions.plan import PlanFacts
 from prefect_greenlight.tasks.errors import ReleaseFailed
 from prefect_greenlight.tasks.spec.canary import CanarySpec
+from prefect_greenlight.tasks.spec.judge import JudgeSpec
 from tests.unit import test_engine
 from tests.unit.builders import deployment
 from tests.unit.test_engine import canary_plan_of, names, run_canary
@@ -172,3 +183,15 @@ def test_the_picture():
     assert bars[0] == "latency (ms): canary # (n=3, median 14), baseline = (n=3, median 11)"
     assert len(bars) == 17 and sum(int(line.split()[-2]) for line in bars[1:]) == 3
     assert text_bars("q", "", {"canary": [], "baseline": []}).startswith("q (): canary # (n=0, median -)")
+
+
+def test_the_judges_rows_fit_the_report_and_the_pause_form():
+    j = judge([judge_metric(MetricRule("latency", min_samples=1), [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])])
+    samples = Samples()
+    samples.add("latency", "canary", [1.0, 2.0, 3.0])
+    rows = report("k", 10, j, samples, JudgeSpec())  # outside a flow run: no artifact, the rows only
+    assert rows[0]["provider"] == "judge latency" and rows[0]["outcome"] == "Pass" and rows[0]["U"] == 4.5
+    progress = CanaryProgress.start(canary_plan_of(), "r")
+    progress.analyses += rows
+    form = progress.pause_form(StepCounts(10, 1, 9), "inconclusive")
+    assert "- analysis judge latency: Pass p 1 >= 0.05: no significant difference" in form
