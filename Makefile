@@ -22,14 +22,14 @@ help:
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -U -e '.[test,blocks]' prefect kubernetes
+	$(BIN)/pip install -q -U -e '.[test,blocks,judge]' prefect kubernetes
 	touch $@
 
 # ... and the lowest end of those ranges (constraints/prefect-lowest.txt), in a second virtualenv.
 $(LOWEST)/bin/.installed: pyproject.toml constraints/prefect-lowest.txt
 	test -x $(LOWEST)/bin/python || $(PY) -m venv $(LOWEST)
 	$(LOWEST)/bin/pip install -q --upgrade pip
-	$(LOWEST)/bin/pip install -q -e '.[test,blocks]' -c constraints/prefect-lowest.txt
+	$(LOWEST)/bin/pip install -q -e '.[test,blocks,judge]' -c constraints/prefect-lowest.txt
 	touch $@
 
 venv: $(BIN)/.installed
@@ -42,7 +42,7 @@ $(WHEELHOUSE)/.complete: $(BIN)/.installed
 	$(BIN)/pip download -q -d $(WHEELHOUSE) \
 	  "prefect==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("prefect"))')" \
 	  "kubernetes==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("kubernetes"))')" \
-	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6" "scipy>=1.10"
+	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6"
 	touch $@
 
 wheelhouse: $(WHEELHOUSE)/.complete

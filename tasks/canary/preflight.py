@@ -21,6 +21,8 @@ from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, s
 from prefect_greenlight.tasks.decisions.canary_progress import CanaryRecord, ResumeAction, ResumeDecision, decide_resume
 from prefect_greenlight.tasks.decisions.colors import check_manifest, pod_labels, selector_matches, set_image
 from prefect_greenlight.tasks.decisions.hooks import HookContext, released_image
+from prefect_greenlight.tasks.decisions.judge import JUDGE_EXTRA
+from prefect_greenlight.tasks.decisions.judge import available as judge_available
 from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems
 from prefect_greenlight.tasks.errors import BadInput
@@ -230,15 +232,17 @@ def _baseline(spec: CanarySpec, deployments: dict[str, dict], stable: dict,
     a greenlight baseline, and a judge step at a weight that leaves no pod for the baseline."""
     if not spec.baseline:
         return None
+    if spec.judge is not None and not judge_available():
+        raise BadInput(JUDGE_EXTRA)
     name = spec.baseline_name
     found = deployments.get(name)
     if found is not None and ((found["metadata"].get("labels") or {}).get(TRACK_LABEL) != "baseline"):
         raise BadInput(f"Deployment {name!r} exists and is not a greenlight baseline (label {TRACK_LABEL}="
                        "baseline): rename it or release without `baseline`")
-    weight, problems = 0, []
+    weight, problems, at = 0, [], {c.percent: c for c in steps}
     for step in spec.step_list():
         weight = step.set_weight or weight
-        counts = next(c for c in steps if c.percent == weight) if weight else None
+        counts = at.get(weight)
         if step.judge is not None and counts is not None and counts.baseline < 1:
             problems.append(f"judge step at {weight} %: {counts.describe()} leaves no pod for the baseline "
                             f"(total {counts.canary + counts.stable}); give a larger total or drop that judge step")

@@ -5,10 +5,13 @@ run (pass goes on, marginal pauses, fail aborts), the plan naming the baseline a
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
 
+from prefect_greenlight.tasks.canary import preflight as preflight_module
 from prefect_greenlight.tasks.canary import strategy as canary
 from prefect_greenlight.tasks.canary.judge_step import Samples, report
 from prefect_greenlight.tasks.canary.preflight import derive_baseline
@@ -27,7 +30,7 @@ from prefect_greenlight.tasks.decisions.judge import (
 )
 from prefect_greenlight.tasks.decisions.judge_picture import data_url, histogram, svg, text_bars
 from prefect_greenlight.tasks.decisions.plan import PlanFacts
-from prefect_greenlight.tasks.errors import ReleaseFailed
+from prefect_greenlight.tasks.errors import BadInput, ReleaseFailed
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 from prefect_greenlight.tasks.spec.judge import JudgeSpec
 from tests.unit import test_engine
@@ -195,3 +198,20 @@ def test_the_judges_rows_fit_the_report_and_the_pause_form():
     progress.analyses += rows
     form = progress.pause_form(StepCounts(10, 1, 9), "inconclusive")
     assert "- analysis judge latency: Pass p 1 >= 0.05: no significant difference" in form
+
+
+def test_without_the_judge_extra_a_judge_spec_is_bad_input(monkeypatch):
+    monkeypatch.setattr(preflight_module, "judge_available", lambda: False)
+    spec = CanarySpec(**BASE, baseline=True, judge={})
+    with pytest.raises(BadInput, match=r"pip install 'prefect-greenlight\[judge\]'"):
+        preflight_module._baseline(spec, {}, deployment("app-v1", {"app": "my-app"}),
+                                   tuple(step_plan(10, spec.weights, True)))
+    assert preflight_module._baseline(CanarySpec(**BASE, baseline=True), {}, deployment("app-v1", {"app": "a"}),
+                                      tuple(step_plan(10, [10, 30, 50, 100], True)))["metadata"]["name"] == "app-v1-baseline"
+
+
+def test_the_judge_module_imports_without_scipy():
+    code = ("import sys; sys.modules['scipy'] = None; sys.modules['scipy.stats'] = None\n"
+            "from prefect_greenlight.tasks.decisions import judge\nprint(judge.available())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
