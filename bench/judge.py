@@ -9,8 +9,9 @@
   false negative), latency-like samples: uniform 50 +- 10 ms (the test app's `fault-latency-50-10`) and
   log-normal (median 50 ms, sigma 0.5, a long tail), at 40 and 200 samples a side, with the default rule
   (95 % confidence, allowed increase 1.1).
-- **scipy's cost**: `import scipy.stats` in a fresh interpreter (median of 5, beside `import prefect` for scale),
-  and the installed size of scipy and numpy.
+- **scipy's cost**: `import scipy.stats` in a fresh interpreter (median of 7, beside `import prefect` for scale),
+  the canary flow's import with scipy and with it hidden (what the `judge` extra adds to a canary process), and the
+  installed size of scipy and numpy.
 
 Pure computation: no cluster, no Prefect server. Results in bench/results/judge-<time>.json.
 """
@@ -72,14 +73,17 @@ def rates(draw, n: int, rounds: int, seed: int) -> dict:
             "false_negatives": fn, "false_negative_rate": fn / rounds}
 
 
-def import_cost(module: str, runs: int = 5) -> float:
-    """Median seconds of `import <module>` in a fresh interpreter, less the bare interpreter's start."""
-    def once(code: str) -> float:
+HIDE_SCIPY = "import sys; sys.modules['scipy'] = sys.modules['scipy.stats'] = None; "
+
+
+def import_cost(code: str, runs: int = 7) -> float:
+    """Median seconds of `code` (imports) in a fresh interpreter, less the bare interpreter's start."""
+    def once(text: str) -> float:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-c", text], check=True, capture_output=True)
         return time.perf_counter() - started
     bare = statistics.median(once("pass") for _ in range(runs))
-    return round(statistics.median(once(f"import {module}") for _ in range(runs)) - bare, 3)
+    return round(statistics.median(once(code) for _ in range(runs)) - bare, 3)
 
 
 def installed_mb(package: str) -> float:
@@ -98,7 +102,10 @@ def run(rounds: int = 50, repeats: int = 200, tag: str = "") -> dict:
     errors = [rates(draw, n, rounds, seed) for seed, (draw, n) in enumerate(
         [(uniform, 40), (uniform, 200), (lognormal, 40), (lognormal, 200)])]
     say("import costs")
-    imports = {m: import_cost(m) for m in ("scipy.stats", "prefect", "prefect_greenlight.tasks.decisions.judge")}
+    canary = "import prefect_greenlight.flows.canary"
+    imports = {"scipy.stats": import_cost("import scipy.stats"), "prefect": import_cost("import prefect"),
+               "flows.canary (with scipy)": import_cost(canary),
+               "flows.canary (scipy hidden)": import_cost(HIDE_SCIPY + canary)}
     sizes = {p: installed_mb(p) for p in ("scipy", "numpy")}
     out = {"added_time": added, "error_rates": errors, "import_s": imports, "installed_mb": sizes}
     rec.save(**out)
