@@ -15,7 +15,6 @@ and an image artifact per HTTP latency metric (canary vs baseline distributions 
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -94,7 +93,9 @@ def prometheus_samples(m: JudgeMetric, namespace: str, pods: set[str], start: fl
     """Every value of the range query over [start, end] for one pod set; [] when Prometheus has none (NoData)."""
     if not pods:
         return []
-    regex = "|".join(re.escape(p) for p in sorted(pods))
+    # pod names are DNS-1123: only "." is special in a regex; "[.]" needs no backslash, which a double-quoted PromQL
+    # string would take as an escape of its own
+    regex = "|".join(p.replace(".", "[.]") for p in sorted(pods))
     query = m.query.replace(PODS_PLACEHOLDER, regex).replace("{namespace}", namespace)
     try:
         body = session.get(f"{m.url.rstrip('/')}/api/v1/query_range", timeout=10, params={

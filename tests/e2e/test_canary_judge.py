@@ -159,8 +159,18 @@ def test_a_kill_at_a_step_then_a_rerun_leaves_exactly_one_baseline(
     assert sampler.min_ready_after_start() >= 4, sampler.describe()
 
 
-def test_bad_judge_input_exits_2_and_changes_nothing(cluster, prefect_api, kube, namespace, kubectl, tmp_path):
+def test_the_plan_names_the_baseline_and_the_judge_and_bad_input_exits_2(
+        cluster, prefect_api, kube, namespace, kubectl, tmp_path):
     given_stable(kubectl, kube, namespace, tmp_path)
+    dry = run_cli(cluster, prefect_api, *args(namespace, tmp_path, STABLE_IMAGE, spec_file(tmp_path), "--dry-run",
+                                              "--json"))
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = json.loads(dry.stdout)
+    assert planned["plan"]["step_names"] == ["preflight", "step-25", "judge-25", "step-100", "cleanup"]
+    text = planned["plan_text"]
+    assert f"apply baseline {BASELINE} ({V1}'s pod template, greenlight.io/track: baseline) 0 -> 1" in text, text
+    assert "Mann-Whitney U at 95% confidence, at least 10 samples a side; score >= 95 goes on" in text, text
+    assert planned["steps_planned"] == ["25 %: 1 canary / 1 baseline / 2 stable", "100 %: 4 canary / 0 stable"]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"judge": {}, "steps": [25, 100]}))
     r = run_cli(cluster, prefect_api, *args(namespace, tmp_path, STABLE_IMAGE, str(path)))

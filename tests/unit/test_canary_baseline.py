@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from prefect_greenlight.tasks.canary import preflight as preflight_module
 from prefect_greenlight.tasks.canary import strategy as canary
-from prefect_greenlight.tasks.canary.judge_step import Samples, report
+from prefect_greenlight.tasks.canary.judge_step import Samples, prometheus_samples, report
 from prefect_greenlight.tasks.canary.preflight import derive_baseline
 from prefect_greenlight.tasks.canary.progress import CanaryProgress
 from prefect_greenlight.tasks.decisions.canary import StepCounts, moves, split_verdict, step_plan
@@ -32,7 +32,7 @@ from prefect_greenlight.tasks.decisions.judge_picture import data_url, histogram
 from prefect_greenlight.tasks.decisions.plan import PlanFacts
 from prefect_greenlight.tasks.errors import BadInput, ReleaseFailed
 from prefect_greenlight.tasks.spec.canary import CanarySpec
-from prefect_greenlight.tasks.spec.judge import JudgeSpec
+from prefect_greenlight.tasks.spec.judge import JudgeMetric, JudgeSpec
 from tests.unit import test_engine
 from tests.unit.builders import deployment
 from tests.unit.test_engine import canary_plan_of, names, run_canary
@@ -215,3 +215,36 @@ def test_the_judge_module_imports_without_scipy():
             "from prefect_greenlight.tasks.decisions import judge\nprint(judge.available())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+class _Answer:
+    def __init__(self, body):
+        self.body = body
+
+    def json(self):
+        return self.body
+
+
+class _Session:
+    def __init__(self, body):
+        self.body, self.asked = body, []
+
+    def get(self, url, params=None, timeout=None):
+        self.asked.append((url, params))
+        return _Answer(self.body)
+
+
+def test_prometheus_range_query_samples_per_pod_set():
+    metric = JudgeMetric(name="cpu", source="prometheus", url="http://prom:9090/",
+                         query='rate(cpu{namespace="{namespace}", pod=~"{pods}"}[1m])', step_s=5)
+    body = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"pod": "a-1"}, "values": [[1, "0.5"], [6, "NaN"], [11, "0.7"]]},
+        {"metric": {"pod": "a.2"}, "values": [[1, "1"], [6, "x"]]}]}}
+    session = _Session(body)
+    assert prometheus_samples(metric, "ns", {"a.2", "a-1"}, 100.0, 130.0, session) == [0.5, 0.7, 1.0]
+    url, params = session.asked[0]
+    assert url == "http://prom:9090/api/v1/query_range"
+    assert params == {"query": 'rate(cpu{namespace="ns", pod=~"a-1|a[.]2"}[1m])', "start": "100.000",
+                      "end": "130.000", "step": "5"}
+    assert prometheus_samples(metric, "ns", set(), 0, 1, session) == [], "no pods: no query, no data"
+    assert prometheus_samples(metric, "ns", {"a"}, 0, 1, _Session({"status": "error", "error": "bad"})) == []
