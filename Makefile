@@ -22,14 +22,14 @@ help:
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -U -e '.[test,blocks]' prefect kubernetes
+	$(BIN)/pip install -q -U -e '.[test,blocks,judge]' prefect kubernetes
 	touch $@
 
 # ... and the lowest end of those ranges (constraints/prefect-lowest.txt), in a second virtualenv.
 $(LOWEST)/bin/.installed: pyproject.toml constraints/prefect-lowest.txt
 	test -x $(LOWEST)/bin/python || $(PY) -m venv $(LOWEST)
 	$(LOWEST)/bin/pip install -q --upgrade pip
-	$(LOWEST)/bin/pip install -q -e '.[test,blocks]' -c constraints/prefect-lowest.txt
+	$(LOWEST)/bin/pip install -q -e '.[test,blocks,judge]' -c constraints/prefect-lowest.txt
 	touch $@
 
 venv: $(BIN)/.installed

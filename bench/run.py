@@ -8,6 +8,7 @@ really happened (BenchError otherwise, exit 1) and writes bench/results/<name>-<
     .venv/bin/python -m bench.run profile  [--runs 3]        P3: where the time goes (importtime, phases, cProfile)
     .venv/bin/python -m bench.run concurrent [--releases 50] P5: many releases against one Prefect server
     .venv/bin/python -m bench.run canary   [--runs 3]        canary step time beyond the pods' own readiness
+    .venv/bin/python -m bench.run judge    [--rounds 50]     the canary judge: time per step, FP/FN rates, scipy cost
     .venv/bin/python -m bench.run scale    [--runs 1]        P7 requests and wall beyond readiness at 3/30/150 replicas
     .venv/bin/python -m bench.run proxylag [--runs 5]        P-lag: kube-proxy's lag through the ClusterIP vs verified
     .venv/bin/python -m bench.run pipeline [--runs 3]        pipeline overhead beyond its releases, 3 stages x 1-2 targets
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     con.add_argument("--limit", type=int, default=0, help="threads: at most this many at once (0: all)")
     con.add_argument("--databases", default="sqlite", help="comma list of: sqlite, postgres (the server's database)")
     sub.add_parser("canary").add_argument("--runs", type=int, default=3)
+    jd = sub.add_parser("judge")
+    jd.add_argument("--rounds", type=int, default=50)
+    jd.add_argument("--repeats", type=int, default=200)
     sc = sub.add_parser("scale")
     sc.add_argument("--runs", type=int, default=1)
     sc.add_argument("--replicas", default="3,30,150", help="comma list of blue's replica counts")
@@ -92,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.canary import run
 
             out = run(args.runs, tag=args.tag)
+        elif args.what == "judge":
+            from bench.judge import run
+
+            out = run(args.rounds, args.repeats, tag=args.tag)
         elif args.what == "scale":
             from bench.scale import run
 

@@ -21,6 +21,8 @@ from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, s
 from prefect_greenlight.tasks.decisions.canary_progress import CanaryRecord, ResumeAction, ResumeDecision, decide_resume
 from prefect_greenlight.tasks.decisions.colors import check_manifest, pod_labels, selector_matches, set_image
 from prefect_greenlight.tasks.decisions.hooks import HookContext, released_image
+from prefect_greenlight.tasks.decisions.judge import JUDGE_EXTRA
+from prefect_greenlight.tasks.decisions.judge import available as judge_available
 from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems
 from prefect_greenlight.tasks.errors import BadInput
@@ -51,6 +53,10 @@ class CanaryPreflight:
     resume_index: int = 0
     resume_message: str = ""
     found_replicas: tuple[int, int] = (0, 0)
+    # `baseline: true`: the baseline Deployment (stable's pod template; replicas set at each step) and its
+    # replicas found now
+    baseline_manifest: dict | None = None
+    found_baseline: int = 0
 
     @property
     def namespace(self) -> str:
@@ -63,6 +69,10 @@ class CanaryPreflight:
     @property
     def stable(self) -> str:
         return self.spec.stable
+
+    @property
+    def baseline(self) -> str | None:
+        return self.baseline_manifest["metadata"]["name"] if self.baseline_manifest else None
 
     @property
     def canary_images(self) -> list[str]:
@@ -95,6 +105,22 @@ def derive_canary(stable: dict, image: str, name: str, container: str | None) ->
     labels[TRACK_LABEL] = "canary"
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "labels": labels}, "spec": spec}
+
+
+def derive_baseline(stable: dict, name: str) -> dict:
+    """The baseline: stable's pod template under another name, `greenlight.io/track: baseline` on the Deployment,
+    its selector and its pods (so it never adopts stable's pods, and is told apart from both), replicas 0 until a
+    step sets them."""
+    spec = copy.deepcopy(stable.get("spec") or {})
+    for key in ("revisionHistoryLimit", "paused"):
+        spec.pop(key, None)
+    spec.setdefault("selector", {}).setdefault("matchLabels", {})[TRACK_LABEL] = "baseline"
+    spec["template"].setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = "baseline"
+    spec["replicas"] = 0
+    labels = {**(stable["metadata"].get("labels") or {}), TRACK_LABEL: "baseline"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels,
+                         "annotations": {"greenlight.io/baseline-of": stable["metadata"]["name"]}}, "spec": spec}
 
 
 def _canary_manifest(spec: CanarySpec, stable: dict) -> tuple[dict, list[str]]:
@@ -145,7 +171,8 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     ns = spec.namespace
     if not namespace_exists(kube, ns):
         raise BadInput(f"namespace {ns!r} not found")
-    permissions = needed(port_forward=spec.analysis.http is not None, manage_services=False, deletes=True,
+    permissions = needed(port_forward=spec.analysis.http is not None or spec.judge is not None,
+                         manage_services=False, deletes=True,
                          jobs=any(h.job is not None for h in spec.hooks))
     require(kube, ns, permissions)
     service = read(kube, "Service", ns, spec.service)
@@ -161,7 +188,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         raise BadInput(f"the canary Deployment {name!r} is the stable one: give the canary another name")
     hpa_names = _refuse_autoscalers(kube, ns, (spec.stable, name))
     ports = tuple((service.get("spec") or {}).get("ports") or [])
-    checks = [spec.analysis.http] if spec.analysis.http is not None else []
+    checks = [c for c in (spec.analysis.http, spec.judge.http if spec.judge else None) if c is not None]
     problems = _service_problems(service, stable, canary) + port_problems(
         canary["spec"]["template"].get("spec") or {}, checks, ports, f"canary {name!r}")
     if problems:
@@ -176,7 +203,9 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         if overlapping(match, pod_labels(b)):
             warnings.append(f"{a['metadata']['name']}'s selector {match} also matches {b['metadata']['name']}'s "
                             "pods: the Deployments overlap (pods are attributed by owner references)")
-    replicas = step_plan(total, spec.weights)[0].canary
+    steps = tuple(step_plan(total, spec.weights, spec.baseline))
+    baseline = _baseline(spec, deployments, stable, steps)
+    replicas = steps[0].canary
     canary["spec"]["replicas"] = replicas
     try:
         dry_run = apply_deployment(kube, ns, canary, dry_run=True)
@@ -184,7 +213,8 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         raise BadInput(f"the apiserver rejects canary Deployment {name!r}: {exc}") from exc
     plan = CanaryPreflight(spec=spec, release_id=release_id or spec.release_id or new_release_id(), canary=name,
                       canary_manifest=canary, canary_existed=existing is not None, total=total,
-                      steps=tuple(step_plan(total, spec.weights)),
+                      steps=steps, baseline_manifest=baseline,
+                      found_baseline=_replicas(deployments.get(spec.baseline_name)) if baseline else 0,
                       stable_image=stable["spec"]["template"]["spec"]["containers"][0].get("image", ""),
                       warnings=tuple(warnings), service_ports=ports,
                       canary_changes=deployment_changes(stable, dry_run), permissions=tuple(map(str, permissions)),
@@ -194,6 +224,31 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
                       found_replicas=(_replicas(existing), _replicas(stable)))
     check_hook_jobs(kube, spec.hooks, plan.hook_context(), service)
     return plan
+
+
+def _baseline(spec: CanarySpec, deployments: dict[str, dict], stable: dict,
+              steps: tuple[StepCounts, ...]) -> dict | None:
+    """The baseline's manifest, or None without `baseline: true`. Refused: a name taken by a Deployment that is not
+    a greenlight baseline, and a judge step at a weight that leaves no pod for the baseline."""
+    if not spec.baseline:
+        return None
+    if spec.judge is not None and not judge_available():
+        raise BadInput(JUDGE_EXTRA)
+    name = spec.baseline_name
+    found = deployments.get(name)
+    if found is not None and ((found["metadata"].get("labels") or {}).get(TRACK_LABEL) != "baseline"):
+        raise BadInput(f"Deployment {name!r} exists and is not a greenlight baseline (label {TRACK_LABEL}="
+                       "baseline): rename it or release without `baseline`")
+    weight, problems, at = 0, [], {c.percent: c for c in steps}
+    for step in spec.step_list():
+        weight = step.set_weight or weight
+        counts = at.get(weight)
+        if step.judge is not None and counts is not None and counts.baseline < 1:
+            problems.append(f"judge step at {weight} %: {counts.describe()} leaves no pod for the baseline "
+                            f"(total {counts.canary + counts.stable}); give a larger total or drop that judge step")
+    if problems:
+        raise BadInput(problems)
+    return derive_baseline(stable, name)
 
 
 def _replicas(deployment: dict | None) -> int:

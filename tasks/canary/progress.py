@@ -20,7 +20,7 @@ def starting_counts(plan: CanaryPreflight) -> StepCounts:
     at the last step it passed."""
     found_canary, found_stable = plan.found_replicas if plan.resume_message else (0, plan.total)
     passed = plan.steps[plan.resume_index - 1].percent if plan.resume_index else 0
-    return StepCounts(passed, found_canary, found_stable)
+    return StepCounts(passed, found_canary, found_stable, plan.found_baseline if plan.resume_message else 0)
 
 
 @dataclass

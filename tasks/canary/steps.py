@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_greenlight.tasks.decisions.canary import SplitVerdict, StepCounts, split_verdict
+from prefect_greenlight.tasks.decisions.canary import SplitVerdict, StepCounts, moves, split_verdict
 from prefect_greenlight.tasks.decisions.canary_progress import move_order
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import (
@@ -28,6 +28,7 @@ from prefect_greenlight.tasks.kube.waiting import endpoints_now, require_ready, 
 from prefect_greenlight.tasks.kube.watching import Watcher
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Deadlines
+from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, baseline_name
 
 PREFIX = "greenlight.io/canary-"
 KEYS = ("stable", "deployment", "total", "steps", "step", "percent", "weight", "state", "release-id", "run-id",
@@ -95,16 +96,40 @@ def scale_step(kube: Kube, namespace: str, name: str, replicas: int, deadlines: 
     return scale_and_wait(kube, namespace, name, replicas, deadlines)
 
 
+@task(name="apply-baseline", cache_policy=NO_CACHE)
+def apply_baseline(kube: Kube, namespace: str, manifest: dict, replicas: int, deadlines: Deadlines) -> str:
+    """Server-side apply the baseline (stable's pod template) at `replicas` and wait until it is ready: the same
+    name every time, so a re-run after a kill finds and keeps the one baseline."""
+    body = {**manifest, "spec": {**manifest["spec"], "replicas": replicas}}
+    name = apply_deployment(kube, namespace, body)["metadata"]["name"]
+    say(f"applied baseline Deployment {name} ({replicas} replicas)")
+    if replicas == 0:
+        return wait_scaled_to_zero(kube, namespace, name, deadlines.ready_s)
+    return f"{name}: " + require_ready(kube, namespace, name, deadlines, f"baseline {name}", say)
+
+
+def remove_baseline(kube: Kube, namespace: str, stable: str) -> str:
+    """Delete the baseline of `stable`'s canary, if there is one (only a Deployment greenlight labelled as one)."""
+    name = baseline_name(stable)
+    found = read(kube, "Deployment", namespace, name)
+    if found is None:
+        return "no baseline"
+    if ((found.get("metadata") or {}).get("labels") or {}).get(TRACK_LABEL) != "baseline":
+        raise PermanentError(f"Deployment {name} is not labelled {TRACK_LABEL}=baseline; refusing to delete it")
+    delete_deployment(kube, namespace, name)
+    return f"deleted baseline Deployment {name}"
+
+
 @task(name="verify-split", cache_policy=NO_CACHE)
 def verify_split(kube: Kube, namespace: str, service: str, canary: str, stable: str, want: StepCounts,
-                 timeout_s: float) -> SplitVerdict:
+                 timeout_s: float, baseline: str | None = None) -> SplitVerdict:
     """Wait (watch-based) until the Service's ready endpoints are exactly the planned split; fail otherwise."""
     last: list[SplitVerdict] = []
     with Watcher() as w:
         counts = endpoints_now(kube, w, namespace, service)
 
         def decide() -> SplitVerdict | None:
-            verdict = split_verdict(counts(), canary, stable, want)
+            verdict = split_verdict(counts(), canary, stable, want, baseline)
             last[:] = [verdict]
             return verdict if verdict.ok else None
 
@@ -118,11 +143,15 @@ def verify_split(kube: Kube, namespace: str, service: str, canary: str, stable: 
 
 
 def move_traffic(kube: Kube, namespace: str, service: str, stable: str, manifest: dict, current: StepCounts,
-                 want: StepCounts, first: bool, deadlines: Deadlines) -> SplitVerdict:
+                 want: StepCounts, first: bool, deadlines: Deadlines,
+                 baseline_manifest: dict | None = None) -> SplitVerdict:
     """One step: from `current` to `want`, a raise before a lower (capacity never drops below the total), then
     the Service's EndpointSlices verified at the split. The first step always applies the canary's manifest (with
     that step's replicas: scaled up and ready in one go)."""
     canary = manifest["metadata"]["name"]
+    if baseline_manifest is not None:
+        return _move_with_baseline(kube, namespace, service, stable, manifest, baseline_manifest, current, want,
+                                   first, deadlines)
     order = move_order(current.canary, current.stable, want.canary, want.stable)
     if first and "canary" not in order:
         order = ("stable", "canary") if want.stable > current.stable else ("canary", *order)
@@ -136,11 +165,31 @@ def move_traffic(kube: Kube, namespace: str, service: str, stable: str, manifest
     return verify_split(kube, namespace, service, canary, stable, want, deadlines.endpoints_s)
 
 
+def _move_with_baseline(kube: Kube, namespace: str, service: str, stable: str, manifest: dict, baseline: dict,
+                        current: StepCounts, want: StepCounts, first: bool, deadlines: Deadlines) -> SplitVerdict:
+    """A step with a baseline: every raise before any lower (tasks/decisions/canary.py: moves); the canary's
+    manifest applied at the first step, the baseline's whenever it rises (created on the first)."""
+    canary, order = manifest["metadata"]["name"], moves(current, want)
+    if first and not any(which == "canary" for which, _ in order):
+        order = (("canary", want.canary), *order)
+    for which, replicas in order:
+        if which == "stable":
+            scale_step(kube, namespace, stable, replicas, deadlines)
+        elif which == "baseline":
+            apply_baseline(kube, namespace, baseline, replicas, deadlines)
+        elif first:
+            apply_canary(kube, namespace, manifest, deadlines)
+        else:
+            scale_step(kube, namespace, canary, replicas, deadlines)
+    return verify_split(kube, namespace, service, canary, stable, want, deadlines.endpoints_s,
+                        baseline["metadata"]["name"])
+
+
 def restore_stable(kube: Kube, namespace: str, service: str, stable: str, canary: str, total: int,
                    deadlines: Deadlines) -> str:
-    """The abort: stable to `total` and READY first, then the canary to 0, then EndpointSlices must list only
-    stable's pods, `total` of them ready. Never the other order (outages when stable is not ready while the
-    canary is already gone)."""
+    """The abort: stable to `total` and READY first, then the canary to 0 and the baseline (if any) deleted, then
+    EndpointSlices must list only stable's pods, `total` of them ready. Never the other order (outages when stable
+    is not ready while the canary is already gone)."""
     if read(kube, "Deployment", namespace, stable) is None:
         raise PermanentError(f"stable Deployment {stable} no longer exists; refusing to scale the canary down")
     first = scale_and_wait(kube, namespace, stable, total, deadlines)
@@ -148,10 +197,13 @@ def restore_stable(kube: Kube, namespace: str, service: str, stable: str, canary
     second = "no canary" if read(kube, "Deployment", namespace, canary) is None else \
         scale_and_wait(kube, namespace, canary, 0, deadlines)
     say(f"abort: canary {second}")
+    third = remove_baseline(kube, namespace, stable)
+    say(f"abort: {third}")
     verdict = wait_endpoints(kube, namespace, service, stable, total, deadlines.endpoints_s, progress=say)
     if not verdict.ok:
         raise PermanentError(f"after the abort: {verdict.message}")
-    return f"{stable} back to {total} ready pods, {canary} at 0: {verdict.message}"
+    gone = "" if third == "no baseline" else f", {third}"
+    return f"{stable} back to {total} ready pods, {canary} at 0{gone}: {verdict.message}"
 
 
 def remove_old_stable(kube: Kube, namespace: str, stable: str, how: str) -> str:

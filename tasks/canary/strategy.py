@@ -5,6 +5,10 @@
   the first) step-<p> -> its analyses and pauses in the written order (analysis-<p>, pause-<p>, `-2` for a second
   one); then (after-last-step hooks) -> cleanup
 
+With `baseline: true` each move also sets the baseline (stable's pod template, as many pods as the canary) and
+`judge-<p>` judges the canary against it (tasks/canary/judge_step.py: pass goes on, marginal pauses, fail aborts);
+the abort and the clean-up remove it.
+
 `step-<p>` moves the Deployments to the step's replica counts (the first applies the canary) and verifies the
 split by EndpointSlices; `analysis-<p>` judges the canary over its window (Failed beyond failure_limit aborts;
 Inconclusive adds a `pause-<p>` for a human right after it); `pause-<p>` waits until approved, or for its time;
@@ -27,16 +31,18 @@ from dataclasses import dataclass
 from prefect_greenlight.tasks.canary.analysis import AnalysisContext, Outcome, run_window
 from prefect_greenlight.tasks.canary.analysis.http_probe import HttpProbe
 from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
+from prefect_greenlight.tasks.canary.judge_step import PodSets, report, run_judge
 from prefect_greenlight.tasks.canary.pause import pause_for_decision
 from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
 from prefect_greenlight.tasks.canary.progress import CanaryProgress, starting_counts
-from prefect_greenlight.tasks.canary.steps import move_traffic, remove_old_stable, restore_stable
+from prefect_greenlight.tasks.canary.steps import move_traffic, remove_baseline, remove_old_stable, restore_stable
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.canary_progress import PASSED
 from prefect_greenlight.tasks.decisions.describe_canary import (
     Pause,
     describe_analysis,
     describe_cleanup,
+    describe_judge,
     describe_move,
     describe_pause,
     describe_preflight,
@@ -45,6 +51,7 @@ from prefect_greenlight.tasks.decisions.describe_canary import (
 )
 from prefect_greenlight.tasks.decisions.describe_hooks import NO_HOOKS, HookPlan
 from prefect_greenlight.tasks.decisions.hooks import step_name
+from prefect_greenlight.tasks.decisions.judge import Decision
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.engine.executor import Ending, Release
 from prefect_greenlight.tasks.engine.steps import Step, plan_of
@@ -57,7 +64,7 @@ from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.report import artifact_key, say, table_artifact
 from prefect_greenlight.tasks.spec import Hook, HookPoint
-from prefect_greenlight.tasks.spec.canary import AnalysisWindow, CanaryStep
+from prefect_greenlight.tasks.spec.canary import AnalysisWindow, CanaryStep, JudgeWindow
 
 STEPS = "steps"  # the phase a failure before the clean-up is reported in ("canary failed during steps: ...")
 
@@ -108,7 +115,7 @@ def _move(p: CanaryPreflight, t: Traffic, ends_step: bool) -> Step:
     def run(release: Release) -> str:
         progress, want = _progress(release), t.want
         verdict = move_traffic(release.kube, p.namespace, p.service, p.stable, p.canary_manifest, progress.current,
-                               want, t.index == 0, p.spec.deadlines)
+                               want, t.index == 0, p.spec.deadlines, p.baseline_manifest)
         progress.moved(want, verdict.canary_ready, verdict.stable_ready)
         if want.stable == 0:
             release.journal.event(ReleaseEvent.SWITCHED, stable=p.stable, canary=p.canary, percent=want.percent)
@@ -153,6 +160,29 @@ def _analysis(p: CanaryPreflight, t: Traffic, name: str, window: AnalysisWindow,
     return Step(name, run, lambda f: describe_analysis(p, t.want, name, window, pause_name), phase=STEPS)
 
 
+def _judge(p: CanaryPreflight, t: Traffic, name: str, window: JudgeWindow, jump: Jump | None,
+           ends_step: bool) -> Step:
+    """`judge-<p>`: canary against baseline over the window; fail aborts, marginal pauses for a human."""
+    pause_name = name.replace("judge", "pause", 1)
+
+    def run(release: Release) -> str:
+        progress, percent = _progress(release), t.want.percent
+        judgement, samples = run_judge(release.kube, PodSets(p.namespace, p.canary, p.baseline), p.spec.judge,
+                                       window.interval_s, window.count, p.service_ports)
+        progress.analyses += report(artifact_key("canary-judge", p.service, p.release_id, name), percent,
+                                    judgement, samples, p.spec.judge)
+        detail = judgement.describe()
+        say(f"judge at {percent} %: {detail}")
+        if judgement.decision is Decision.FAIL:
+            raise PermanentError(f"the judge at {percent} % failed the canary against the baseline: {detail}")
+        if judgement.decision is Decision.MARGINAL:
+            release.next_steps = [_pause(p, t, pause_name, inconclusive_pause(p.spec), jump, ends_step)]
+        elif ends_step:
+            progress.record(release.kube, t.number, PASSED)
+        return detail
+    return Step(name, run, lambda f: describe_judge(p, t.want, name, window, pause_name), phase=STEPS)
+
+
 def _pause(p: CanaryPreflight, t: Traffic, name: str, pause: Pause, jump: Jump | None, ends_step: bool) -> Step:
     """A pause for an answer; `promote --full` before the last step takes the jump."""
     def run(release: Release) -> str:
@@ -178,6 +208,8 @@ def _pause(p: CanaryPreflight, t: Traffic, name: str, pause: Pause, jump: Jump |
 def _cleanup(p: CanaryPreflight) -> Step:
     def run(release: Release) -> str:
         detail = remove_old_stable(release.kube, p.namespace, p.stable, p.spec.cleanup.value)
+        if p.baseline:
+            detail += f"; {remove_baseline(release.kube, p.namespace, p.stable)}"
         say(detail)
         _progress(release).record(release.kube, len(p.steps), "promoted")
         return detail
@@ -209,14 +241,18 @@ def _traffic(p: CanaryPreflight) -> list[Traffic]:
 def _gate_steps(p: CanaryPreflight, t: Traffic, jump: Jump | None) -> list[Step]:
     """The traffic step's analyses and pauses, named `analysis-<p>` / `pause-<p>` (`-2`, `-3` for repeats); the
     last of them records the step passed."""
-    out, seen = [], {"analysis": 0, "pause": 0}
+    out, seen = [], {"analysis": 0, "pause": 0, "judge": 0}
     for k, gate in enumerate(t.gates):
-        kind = "analysis" if gate.analysis is not None else "pause"
+        kind = gate.kind
         seen[kind] += 1
         name = f"{kind}-{t.want.percent}" + (f"-{seen[kind]}" if seen[kind] > 1 else "")
         last = k == len(t.gates) - 1
-        out.append(_analysis(p, t, name, gate.analysis, jump, last) if gate.analysis is not None else
-                   _pause(p, t, name, pause_of(p.spec, gate.pause), jump, last))
+        if kind == "judge":
+            out.append(_judge(p, t, name, gate.judge, jump, last))
+        elif kind == "analysis":
+            out.append(_analysis(p, t, name, gate.analysis, jump, last))
+        else:
+            out.append(_pause(p, t, name, pause_of(p.spec, gate.pause), jump, last))
     return out
 
 
@@ -240,7 +276,8 @@ def canary_steps(p: CanaryPreflight, hooks: list[Hook] | None = None) -> list[St
     steps += [*_hooks(hooks, HookPoint.AFTER_LAST_STEP), _cleanup(p)]
     abort = dataclasses.replace(steps[0], undo=lambda release: restore_stable(
         release.kube, p.namespace, p.service, p.stable, p.canary, p.total, p.spec.deadlines),
-        undo_name=f"abort: {p.stable} back to {p.total}, then {p.canary} to 0")
+        undo_name=f"abort: {p.stable} back to {p.total}, then {p.canary} to 0"
+                  + (f" and {p.baseline} deleted" if p.baseline else ""))
     return [abort, *steps[1:]]
 
 

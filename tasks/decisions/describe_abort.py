@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from prefect_greenlight.tasks.decisions.plan import PlanStep, StepKind
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.spec import Deadlines
+from prefect_greenlight.tasks.spec.canary import baseline_name
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ def canary_abort(namespace: str, service: str, progress: dict[str, str], deadlin
 def describe_restore_stable(a: CanaryAbort) -> PlanStep:
     d = a.deadlines
     return PlanStep("restore-stable", StepKind.CHANGE, f"Deployments {a.stable}, {a.canary}",
-                    f"scale {a.stable} to {a.total} and wait until ready, then {a.canary} to 0; record the abort on "
-                    f"Service {a.service} (step {a.aborted_step}, 0 %)",
+                    f"scale {a.stable} to {a.total} and wait until ready, then {a.canary} to 0 and delete the "
+                    f"baseline {baseline_name(a.stable)} if there is one; record the abort on Service {a.service} "
+                    f"(step {a.aborted_step}, 0 %)",
                     gate=f"{a.total} of {a.total} replicas of {a.stable} ready within {d.ready_s:.0f} s before the "
                          f"canary goes; then only {a.stable}'s pods, all {a.total} ready, within {d.endpoints_s:.0f} s",
                     undo="not undone: a failed abort is reported (outcome failed), the stable left as it got")

@@ -14,7 +14,7 @@ from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.describe_bluegreen import field_lines
 from prefect_greenlight.tasks.decisions.plan import FieldChange, PlanStep, StepKind
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
-from prefect_greenlight.tasks.spec.canary import AnalysisWindow, CanarySpec, PauseFor, StableCleanup
+from prefect_greenlight.tasks.spec.canary import AnalysisWindow, CanarySpec, JudgeWindow, PauseFor, StableCleanup
 
 
 class CanaryRelease(Protocol):
@@ -39,10 +39,25 @@ class CanaryRelease(Protocol):
     @property
     def canary_images(self) -> list[str]: ...
 
+    @property
+    def baseline(self) -> str | None: ...
+
 
 def abort_undo(r: CanaryRelease) -> str:
-    return (f"abort: {r.stable} back to {r.total} and ready first, then {r.canary} to 0, verified by "
+    gone = f" and the baseline {r.baseline} deleted" if r.baseline else ""
+    return (f"abort: {r.stable} back to {r.total} and ready first, then {r.canary} to 0{gone}, verified by "
             "EndpointSlices")
+
+
+def _baseline_move(r: CanaryRelease, index: int, want: StepCounts, before: StepCounts) -> str:
+    if not r.baseline or want.baseline == before.baseline:
+        return f"; baseline {r.baseline} stays at {want.baseline}" if r.baseline else ""
+    verb = "apply" if index == 0 else "scale"
+    return (f"; {verb} baseline {r.baseline} ({r.stable}'s pod template, {TRACK}) {before.baseline} -> "
+            f"{want.baseline}")
+
+
+TRACK = "greenlight.io/track: baseline"
 
 
 def describe_move(r: CanaryRelease, index: int, want: StepCounts, before: StepCounts) -> PlanStep:
@@ -57,12 +72,14 @@ def describe_move(r: CanaryRelease, index: int, want: StepCounts, before: StepCo
         first = f"scale {c} {before.canary} -> {want.canary} and wait until ready" if want.canary != before.canary \
             else f"{c} stays at {want.canary}"
         details = ()
-    then = f"; then scale {s} {before.stable} -> {want.stable}" if want.stable != before.stable else \
+    then = _baseline_move(r, index, want, before)
+    then += f"; then scale {s} {before.stable} -> {want.stable}" if want.stable != before.stable else \
         f"; {s} stays at {want.stable}"
     return PlanStep(f"step-{want.percent}", StepKind.CHANGE, f"Deployments {c}, {s}", first + then,
                     details=details, undo=abort_undo(r),
                     gate=(f"EndpointSlices of Service {r.service} hold exactly {want.canary} ready {c} / "
-                          f"{want.stable} ready {s} within {r.spec.deadlines.endpoints_s:.0f} s ({want.percent} % "
+                          + (f"{want.baseline} ready {r.baseline} / " if r.baseline else "")
+                          + f"{want.stable} ready {s} within {r.spec.deadlines.endpoints_s:.0f} s ({want.percent} % "
                           "by replica count)"))
 
 
@@ -88,6 +105,19 @@ def describe_analysis(r: CanaryRelease, want: StepCounts, name: str, window: Ana
                     gate=(f"every round Successful goes on; a Failed round ends it and aborts once more than "
                           f"{a.failure_limit} analyses failed; an Inconclusive one pauses for a human ({pause_name}, "
                           f"up to {a.inconclusive_timeout_s:.0f} s)"))
+
+
+def describe_judge(r: CanaryRelease, want: StepCounts, name: str, window: JudgeWindow,
+                   pause_name: str) -> PlanStep:
+    j = r.spec.judge
+    return PlanStep(name, StepKind.GATE, f"pods of {r.canary} and of the baseline {r.baseline}",
+                    f"samples over {window.count} rounds {window.interval_s:g} s apart, both sets at once (HTTP "
+                    f"probes: {j.http.requests_per_pod} request(s) to up to {j.http.max_pods} pod(s) of each), then "
+                    "the Mann-Whitney U judge; nothing changes", details=(j.describe(),),
+                    gate=(f"score >= {j.pass_score:g} goes on; >= {j.marginal_score:g}, or a metric without data "
+                          f"(no_data: pause), pauses for a human ({pause_name}, up to "
+                          f"{r.spec.analysis.inconclusive_timeout_s:.0f} s); below, or a critical metric High/Low, "
+                          "aborts"))
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,7 @@ def describe_pause(r: CanaryRelease, name: str, pause: Pause) -> PlanStep:
 
 def describe_cleanup(r: CanaryRelease) -> PlanStep:
     what = f"delete {r.stable} (at 0 now)" if r.spec.cleanup is StableCleanup.DELETE else f"keep {r.stable} at 0"
+    what += f"; delete the baseline {r.baseline} (at 0 now)" if r.baseline else ""
     return PlanStep("cleanup", StepKind.CHANGE, f"Deployment {r.stable}", what, when="after the last step",
                     undo="not undone by the release")
 
@@ -132,4 +163,7 @@ def describe_preflight(r: CanaryRelease) -> PlanStep:
     return PlanStep("preflight", StepKind.CHECK, f"Service {r.service}, Deployments {r.stable}, {r.canary}",
                     f"read and decide: {r.total} pods in all; " + ", ".join(s.describe() for s in r.steps)
                     + "; the apiserver accepted the canary's server-side dry run; nothing changed",
-                    details=(f"the step list: {'; '.join(s.describe() for s in r.spec.step_list())}",))
+                    details=(f"the step list: {'; '.join(s.describe() for s in r.spec.step_list())}",)
+                    + ((f"baseline {r.baseline}: {r.stable}'s pod template with {TRACK}, as many pods as the canary "
+                        "(at most the rest of the total), taken from stable's share; removed by the abort and the "
+                        "clean-up",) if r.baseline else ()))

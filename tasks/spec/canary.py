@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
 from prefect_greenlight.tasks.spec.hooks import CANARY_POINTS, Hook, check_hooks
+from prefect_greenlight.tasks.spec.judge import JudgeSpec
 from prefect_greenlight.tasks.spec.manifest_param import Manifest
 
 DEFAULT_STEPS = (10, 30, 50, 100)
@@ -98,31 +99,42 @@ class PauseFor(SpecModel):
         return "approval" if self.duration_s is None else "timed"
 
 
+class JudgeWindow(SpecModel):
+    """A `judge` step's own window (the spec's `judge` settings where it sets none)."""
+
+    interval_s: float | None = Field(None, gt=0, le=3600, description="Seconds between two rounds of samples.")
+    count: int | None = Field(None, ge=1, le=1000, description="Rounds of samples.")
+
+
 class CanaryStep(SpecModel):
     """One entry of a written step list (Argo Rollouts' `steps:`): exactly one of `set_weight`, `pause`,
-    `analysis`. A bare number in the list is a `set_weight`."""
+    `analysis`, `judge`. A bare number in the list is a `set_weight`."""
 
     set_weight: int | None = Field(None, ge=1, le=100, description="Move the canary to this percentage.")
     pause: PauseFor | None = Field(None, description="Pause: `{}` until approved, `{duration_s: 60}` timed.")
     analysis: AnalysisWindow | None = Field(None, description="Analyse over a window (the spec's `analysis` "
                                             "providers; `{}` takes its window too).")
+    judge: JudgeWindow | None = Field(None, description="Judge the canary against the baseline over a window "
+                                      "(needs `baseline: true`; `{}` takes the spec's `judge` window).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "CanaryStep":
-        given = [k for k in ("set_weight", "pause", "analysis") if getattr(self, k) is not None]
+        given = [k for k in ("set_weight", "pause", "analysis", "judge") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"a step is exactly one of set_weight, pause, analysis; got {given or 'none'}")
+            raise ValueError(f"a step is exactly one of set_weight, pause, analysis, judge; got {given or 'none'}")
         return self
 
     @property
     def kind(self) -> str:
-        return "set_weight" if self.set_weight is not None else "pause" if self.pause is not None else "analysis"
+        return next(k for k in ("set_weight", "pause", "analysis", "judge") if getattr(self, k) is not None)
 
     def describe(self) -> str:
         if self.set_weight is not None:
             return f"set_weight {self.set_weight}"
         if self.pause is not None:
             return "pause until approved" if self.pause.duration_s is None else f"pause {self.pause.duration_s:g} s"
+        if self.judge is not None:
+            return f"judge against the baseline, {self.judge.count} rounds {self.judge.interval_s:g} s apart"
         return f"analysis, {self.analysis.describe()}"
 
 
@@ -154,6 +166,11 @@ class CanarySpec(SpecModel):
                                      "approve.")
     approval_timeout_s: Seconds = Field(3600, gt=0, description="No answer within this counts as a rejection.")
     analysis: Analysis = Field(default_factory=Analysis)
+    baseline: bool = Field(False, description="Start a baseline beside the canary: stable's pod template, as many "
+                           "pods as the canary (at most the rest of the total), moved and removed with it.")
+    judge: JudgeSpec | None = Field(None, description="Judge the canary against the baseline (needs baseline): "
+                                    "with percentages, a judge step after every weight below 100; written steps "
+                                    "say where with `judge` steps.")
     cleanup: StableCleanup = Field(StableCleanup.DELETE, description="What happens to the old stable at 100 %.")
     deadlines: Deadlines = Field(default_factory=Deadlines)
     release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -192,7 +209,22 @@ class CanarySpec(SpecModel):
             raise ValueError(f"approve_steps {unknown} are not among the steps {self.weights}")
         if self.canary_name is not None and self.canary_name == self.stable:
             raise ValueError("canary_name must differ from stable")
+        self._check_judge()
         return self
+
+    def _check_judge(self) -> None:
+        judged = [s for s in self.steps if isinstance(s, CanaryStep) and s.judge is not None]
+        if (self.judge is not None or judged) and not self.baseline:
+            raise ValueError("the judge compares the canary with a baseline: set `baseline: true`")
+        if judged and self.judge is None:
+            raise ValueError(f"{len(judged)} judge step(s) but no `judge` settings (give `judge: {{}}` for the "
+                             "defaults)")
+        weight = 0
+        for s in self.step_list():
+            weight = s.set_weight or weight
+            if s.judge is not None and weight >= 100:
+                raise ValueError("a judge step after set_weight 100 has no baseline to compare with (the baseline "
+                                 "is gone at 100 %)")
 
     @property
     def written(self) -> bool:
@@ -217,6 +249,7 @@ class CanarySpec(SpecModel):
         for p in self.steps:
             out.append(CanaryStep(set_weight=p))
             out += [self._resolved(CanaryStep(analysis=AnalysisWindow()))] if analysed else []
+            out += [self._resolved(CanaryStep(judge=JudgeWindow()))] if self.judge is not None and p < 100 else []
             if p in self.approve_steps:
                 out.append(CanaryStep(pause=PauseFor()))
             elif self.pause_s > 0 and p != 100:
@@ -224,7 +257,10 @@ class CanarySpec(SpecModel):
         return tuple(out)
 
     def _resolved(self, step: CanaryStep) -> CanaryStep:
-        """An analysis step with the spec's window wherever the step does not set its own."""
+        """An analysis or judge step with the spec's window wherever the step does not set its own."""
+        if step.judge is not None and self.judge is not None:
+            return CanaryStep(judge=JudgeWindow(interval_s=step.judge.interval_s or self.judge.interval_s,
+                                                count=step.judge.count or self.judge.count))
         if step.analysis is None:
             return step
         given = step.analysis.model_dump(include=step.analysis.model_fields_set)
@@ -234,3 +270,12 @@ class CanarySpec(SpecModel):
     @property
     def canary_name_or_default(self) -> str:
         return self.canary_name or f"{self.stable}-canary"[:63].rstrip("-")
+
+    @property
+    def baseline_name(self) -> str:
+        return baseline_name(self.stable)
+
+
+def baseline_name(stable: str) -> str:
+    """The baseline Deployment of a canary of `stable` (one per stable, so a re-run finds the same one)."""
+    return f"{stable}-baseline"[:63].rstrip("-")

@@ -11,6 +11,8 @@ Behaviour by image reference (documented in tests/README.md):
   fault-unhealthy       every path -> 500
   fault-failafter-N     healthy for N seconds after the pod was created, then every path -> 500
   fault-latency-N       every answer delayed by N milliseconds
+  fault-latency-M-J     every answer delayed by a fresh draw, uniform over M +- J milliseconds (a distribution:
+                        the canary judge's tests compare two of them)
 Every answer carries `X-Pod-Name: <pod>` and `X-Pod-Image: <image>`.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import random
 import re
 import time
 from dataclasses import dataclass, field
@@ -45,6 +48,10 @@ class PodApp:
         return int(m.group(1)) if m else None
 
     def latency_s(self) -> float:
+        m = re.search(r"fault-latency-([0-9]+)-([0-9]+)", self.image)
+        if m:
+            mean, jitter = int(m.group(1)), int(m.group(2))
+            return max(0.0, random.uniform(mean - jitter, mean + jitter)) / 1000.0
         return (self._marker("latency") or 0) / 1000.0
 
     def healthy(self, now: float) -> bool:
@@ -137,8 +144,9 @@ async def serve_http(app: PodApp, reader: asyncio.StreamReader, writer: asyncio.
             headers = {k.strip().lower(): v.strip() for k, v in fields}
             if int(headers.get("content-length", "0") or 0):
                 await reader.readexactly(int(headers["content-length"]))
-            if app.latency_s():
-                await asyncio.sleep(app.latency_s())
+            delay = app.latency_s()
+            if delay:
+                await asyncio.sleep(delay)
             if method in ("GET", "HEAD"):
                 status, ctype, body = app.respond(path, time.time())
             else:

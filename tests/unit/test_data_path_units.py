@@ -233,3 +233,13 @@ def test_requests_before_the_first_answer_are_the_services_warm_up_and_left_out(
 ])
 def test_a_connection_stays_open_as_rfc_9112_says(version, connection, keeps):
     assert podapp.keeps_alive(version, connection) is keeps
+
+
+def test_latency_marker_with_a_mean_and_a_jitter_is_a_distribution():
+    app = podapp.PodApp("ns", "p", "uid", "scubakiz/servicedemo:2.0-fault-latency-50-10", 0.0)
+    draws = [app.latency_s() * 1000 for _ in range(400)]
+    assert 40 <= min(draws) < 43 and 57 < max(draws) <= 60, "uniform over 50 +- 10 ms"
+    assert 48 < sum(draws) / len(draws) < 52 and len(set(draws)) > 300
+    fixed = podapp.PodApp("ns", "p", "uid", "scubakiz/servicedemo:fault-latency-300", 0.0)
+    assert fixed.latency_s() == 0.3, "the constant marker is unchanged"
+    assert podapp.PodApp("ns", "p", "uid", "app:1", 0.0).latency_s() == 0

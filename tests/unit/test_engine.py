@@ -262,9 +262,10 @@ def canary_plan_of(resume_index: int = 0, **spec) -> CanaryPreflight:
 def fake_canary(monkeypatch):
     """The canary's I/O replaced: moves succeed at the asked split, analyses say `outcomes[percent]`
     (Successful by default), pauses answer `answers[percent]` (approved by default); records kept."""
-    seen = SimpleNamespace(records=[], restored=0, outcomes={}, answers={})
+    seen = SimpleNamespace(records=[], restored=0, outcomes={}, answers={}, moves=[])
 
-    def move(kube, ns, svc, stable, manifest_, current, want, first, deadlines):
+    def move(kube, ns, svc, stable, manifest_, current, want, first, deadlines, baseline_manifest=None):
+        seen.moves.append((want.canary, want.baseline, want.stable))
         return SplitVerdict(True, f"{want.canary}/{want.stable}", want.canary, want.stable)
 
     def analyse(providers, ctx):
