@@ -25,7 +25,7 @@ from prefect_greenlight.tasks.decisions.plan import deployment_changes
 from prefect_greenlight.tasks.record.plan_render import plan_text
 from prefect_greenlight.tasks.record.report import Timeline
 from prefect_greenlight.tasks.spec.canary import CanarySpec
-from tests.json_schema import SCHEMA, assert_output, validator
+from tests.json_schema import SCHEMA, assert_output, check_cli_json, command_of, validator
 from tests.unit.builders import container, deployment, manifest, record_annotations, service
 from tests.unit.test_pipeline_engine import FakeChildren, no_prefect, run  # noqa: F401 - no_prefect: a fixture
 from tests.unit.test_plan import BLUE_SEL, GREEN_SEL, _plan, _release, _rollback
@@ -133,3 +133,15 @@ def test_a_pipeline_run():
 ])
 def test_the_schema_rejects_what_a_script_could_not_rely_on(broken):
     assert list(validator("blue_green").iter_errors(broken)), f"accepted: {broken}"
+
+
+def test_the_e2e_helpers_check_what_the_cli_printed():
+    ok = {"outcome": "rolled-back", "service": "s", "namespace": "n", "live_deployment": "blue-dep",
+          "release_id": "r", "steps": []}
+    check_cli_json(["rollback", "-n", "n", "--service", "s", "--json"], json.dumps(ok, indent=2) + "\ndone\n")
+    check_cli_json(["rollback", "--service", "s", "--json"], "")  # a failure prints no document
+    check_cli_json(["rollback", "--service", "s"], "rolled-back: Service s -> blue-dep\n")  # no --json
+    assert command_of(["pipeline", "status", "pl-1", "--json"]) == "pipeline status"
+    assert command_of(["approve", "RUN"]) is None
+    with pytest.raises(AssertionError, match="live_deployment"):
+        check_cli_json(["rollback", "--json"], json.dumps({k: v for k, v in ok.items() if k != "live_deployment"}))
