@@ -36,14 +36,15 @@ $(LOWEST)/bin/.installed: pyproject.toml constraints/prefect-lowest.txt
 venv: $(BIN)/.installed
 
 # A local wheelhouse of the newest Prefect and Kubernetes client (the versions .venv resolved) with their
-# dependencies, so tests/e2e/test_packaging.py installs "a user's virtualenv" from this machine alone.
+# dependencies, so tests/e2e/test_packaging.py installs "a user's virtualenv" from this machine alone (setuptools:
+# the wheel's build backend, for tests/e2e/test_get_started.py's offline `pip wheel`).
 WHEELHOUSE := $(GREENLIGHT_CACHE)/wheelhouse
 $(WHEELHOUSE)/.complete: $(BIN)/.installed
 	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	$(BIN)/pip download -q -d $(WHEELHOUSE) \
 	  "prefect==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("prefect"))')" \
 	  "kubernetes==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("kubernetes"))')" \
-	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6"
+	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6" "setuptools>=68"
 	touch $@
 
 wheelhouse: $(WHEELHOUSE)/.complete

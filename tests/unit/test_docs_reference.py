@@ -133,3 +133,12 @@ def test_repository_links_become_paths_on_the_site():
     assert pages.repository_links_as_paths(text) == \
         "see `bench/README.md`, [the figures](#p1) and [site](https://example.org)"
 
+
+
+def test_pictures_are_small_and_each_is_shown():
+    pictures = sorted((ROOT / "docs" / "img").iterdir())
+    pages = "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
+    assert pictures, "docs/img holds the browser test's pictures"
+    for picture in pictures:
+        assert picture.stat().st_size < 200 * 1024, f"{picture.name}: committed pictures stay under 200 KB"
+        assert f"img/{picture.name})" in pages, f"{picture.name} is shown on no page"
