@@ -77,7 +77,7 @@ def _flag_default(action: argparse.Action) -> str:
         return ""
     if action.dest == "approver":  # os.environ["USER"] on the machine that built the docs
         return "`$USER`"
-    return f"`{action.default}`"
+    return f"`{action.default}`" if action.default != "" else '`""`'
 
 
 def _cell(text: str) -> str:
@@ -177,8 +177,8 @@ def _enum_lines(schema: dict[str, Any], seen: set[str]) -> list[str]:
     for name, sub in schema.get("$defs", {}).items():
         if "enum" in sub and name not in seen:
             seen.add(name)
-            out += [f"### {name}", "", f"{_cell(sub.get('description', ''))} One of: "
-                    + ", ".join(f"`{v}`" for v in sub["enum"]) + ".", ""]
+            values = "One of: " + ", ".join(f"`{v}`" for v in sub["enum"]) + "."
+            out += [f"### {name}", "", f"{_cell(sub.get('description', ''))} {values}".strip(), ""]
     return out
 
 
