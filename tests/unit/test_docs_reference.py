@@ -142,3 +142,9 @@ def test_pictures_are_small_and_each_is_shown():
     for picture in pictures:
         assert picture.stat().st_size < 200 * 1024, f"{picture.name}: committed pictures stay under 200 KB"
         assert f"img/{picture.name})" in pages, f"{picture.name} is shown on no page"
+
+
+def test_the_readme_links_only_to_files_that_exist():
+    links = re.findall(r"\]\(((?!https?://|#)[^)#]+)", (ROOT / "README.md").read_text())
+    assert links, "the README links into the documentation"
+    assert [link for link in links if not (ROOT / link).exists()] == []
