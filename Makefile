@@ -8,11 +8,12 @@ CLUSTER ?= local
 CLUSTERS ?= 1
 export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: help venv venv-lowest wheelhouse test-lowest build browser netplane cluster cluster-down cluster-status test unit e2e demo down clean
+.PHONY: help venv venv-lowest wheelhouse test-lowest build browser netplane cluster cluster-down cluster-status test unit e2e docs docs-check demo down clean
 
 help:
 	@echo "make demo          set everything up and release the first tutorial blue -> green"
 	@echo "make test          set everything up and run every test (unit + e2e on a real cluster)"
+	@echo "make docs          build the documentation site into site/ (mkdocs.yml, docs/)"
 	@echo "make cluster       start the local cluster (CLUSTER=kind for a kind cluster where Docker exists)"
 	@echo "make cluster-down  stop it"
 	@echo "make cluster CLUSTERS=3   staging, prod-a, prod-b side by side (one kubeconfig, a context each)"
@@ -22,7 +23,7 @@ help:
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -U -e '.[test,blocks,judge]' prefect kubernetes
+	$(BIN)/pip install -q -U -e '.[test,blocks,judge,docs]' prefect kubernetes
 	touch $@
 
 # ... and the lowest end of those ranges (constraints/prefect-lowest.txt), in a second virtualenv.
@@ -35,14 +36,15 @@ $(LOWEST)/bin/.installed: pyproject.toml constraints/prefect-lowest.txt
 venv: $(BIN)/.installed
 
 # A local wheelhouse of the newest Prefect and Kubernetes client (the versions .venv resolved) with their
-# dependencies, so tests/e2e/test_packaging.py installs "a user's virtualenv" from this machine alone.
+# dependencies, so tests/e2e/test_packaging.py installs "a user's virtualenv" from this machine alone (setuptools:
+# the wheel's build backend, for tests/e2e/test_get_started.py's offline `pip wheel`).
 WHEELHOUSE := $(GREENLIGHT_CACHE)/wheelhouse
 $(WHEELHOUSE)/.complete: $(BIN)/.installed
 	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	$(BIN)/pip download -q -d $(WHEELHOUSE) \
 	  "prefect==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("prefect"))')" \
 	  "kubernetes==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("kubernetes"))')" \
-	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6"
+	  "requests>=2.31" "pydantic>=2.7,<3" "PyYAML>=6" "setuptools>=68"
 	touch $@
 
 wheelhouse: $(WHEELHOUSE)/.complete
@@ -97,7 +99,7 @@ XDIST = $(if $(filter 0,$(TEST_JOBS)),-p no:xdist,-n $(TEST_JOBS) --dist loadfil
 
 # Both ends of the supported Prefect range: everything on the newest, then the unit tier and the e2e tests marked
 # both_ends on the lowest (PYTEST_ADDOPTS etc. pass through to both).
-test: venv venv-lowest wheelhouse build browser netplane
+test: venv venv-lowest wheelhouse build browser netplane docs-check
 	$(BIN)/python -m pytest $(XDIST) tests
 	$(MAKE) --no-print-directory test-lowest
 
@@ -109,6 +111,14 @@ unit: venv
 
 e2e: venv wheelhouse build browser netplane
 	$(BIN)/python -m pytest $(XDIST) tests/e2e
+
+# The documentation site: the reference pages are generated from the code at build time (hack/docs/). --strict:
+# a broken link, a missing page or anchor fails the build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-check: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(GREENLIGHT_CACHE)/site-check
 
 demo: venv build netplane
 	bash hack/demo.sh

@@ -64,8 +64,9 @@ def add_parsers(sub: Any, cluster_flags: Callable[[argparse.ArgumentParser], Non
     pr = sub.add_parser("promote", help="resume a paused canary (--full: straight to 100 %%)")
     pr.add_argument("run_id", help="the paused flow run's id")
     pr.add_argument("--full", action="store_true", help="skip the remaining steps and analyses")
-    pr.add_argument("--reason", default="")
-    pr.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+    pr.add_argument("--reason", default="", help="why (recorded with the answer)")
+    pr.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser(),
+                    help="who answers (default: $USER)")
     # lazy: cli.main imports this module
     from prefect_greenlight.cli.main import answer_flags
 
@@ -73,9 +74,10 @@ def add_parsers(sub: Any, cluster_flags: Callable[[argparse.ArgumentParser], Non
 
     ab = sub.add_parser("abort", help="abort a canary: stable back to 100 %%, canary to 0")
     cluster_flags(ab)
-    ab.add_argument("--service", required=True)
-    ab.add_argument("--reason", default="")
-    ab.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+    ab.add_argument("--service", required=True, help="the Service whose canary to abort")
+    ab.add_argument("--reason", default="", help="why (recorded in the history and the report)")
+    ab.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser(),
+                    help="who aborts (default: $USER)")
 
 
 def build_canary_spec(args: argparse.Namespace, namespace: str | None) -> CanarySpec:

@@ -89,20 +89,22 @@ def _service_parsers(sub) -> None:
     """rollback, status and history: commands about one Service."""
     rb = sub.add_parser("rollback", help="switch back to the previously live Deployment")
     cluster_flags(rb)
-    rb.add_argument("--service", required=True)
-    rb.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], default="scale-to-zero")
-    rb.add_argument("--scale-down-delay", type=float, default=30.0)
+    rb.add_argument("--service", required=True, help="the Service to switch back")
+    rb.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], default="scale-to-zero",
+                    help="what happens to the Deployment switched away from (default scale-to-zero)")
+    rb.add_argument("--scale-down-delay", type=float, default=30.0,
+                    help="seconds between the switch back and cleaning up (default 30)")
     rb.add_argument("--to", metavar="DEPLOYMENT",
                     help="go to this Deployment instead of the recorded previous one (e.g. forward again)")
     rb.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
 
     st = sub.add_parser("status", help="live color, both Deployments' readiness, release record")
     cluster_flags(st)
-    st.add_argument("--service", required=True)
+    st.add_argument("--service", required=True, help="the Service to show")
 
     hi = sub.add_parser("history", help="the Service's release history, read from the cluster (not from Prefect)")
     cluster_flags(hi)
-    hi.add_argument("--service", required=True)
+    hi.add_argument("--service", required=True, help="the Service whose history to show")
     hi.add_argument("--limit", type=int, default=20, help="newest N entries (default 20)")
 
 
@@ -136,8 +138,9 @@ def _prefect_parsers(sub) -> None:
     for verb in ("approve", "reject"):
         ap = sub.add_parser(verb, help=f"{verb} a release paused for approval")
         ap.add_argument("run_id", help="the paused flow run's id")
-        ap.add_argument("--reason", default="")
-        ap.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser())
+        ap.add_argument("--reason", default="", help="why (recorded with the answer)")
+        ap.add_argument("--approver", default=os.environ.get("USER") or getpass.getuser(),
+                        help="who answers (default: $USER)")
         answer_flags(ap)
 
 

@@ -24,7 +24,7 @@ def add_parsers(sub, parser_class) -> None:
     run.add_argument("--dry-run", action="store_true", help="print every target's plan; change nothing")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     st = psub.add_parser("status", help="where a pipeline is, from the clusters and Prefect")
-    st.add_argument("pipeline_id")
+    st.add_argument("pipeline_id", help="the pipeline's id (its spec's pipeline_id, or run's --id)")
     st.add_argument("--spec", help="the pipeline spec (default: the one its Prefect flow run was given)")
     st.add_argument("--kubeconfig", help="kubeconfig with a context per target cluster (default: $KUBECONFIG)")
     st.add_argument("--json", action="store_true", help="print the status as JSON")

@@ -91,11 +91,13 @@ class BlueGreenSpec(SpecModel):
     green_value: str | None = Field(None, description="Image mode: its value for green (default: blue<->green).")
     smoke: list[SmokeCheck] = Field(default_factory=lambda: [SmokeCheck()], description="Pre-switch checks.")
     preview_service: Name | None = Field(None, description="Create/point this Service at green before the switch.")
-    approval: Approval = Field(default_factory=Approval)
-    post_switch: PostSwitch = Field(default_factory=PostSwitch)
-    cleanup: Cleanup = Field(default_factory=Cleanup)
+    approval: Approval = Field(default_factory=Approval, description="Whether a human (or a timer) approves the "
+                               "switch; default: no pause.")
+    post_switch: PostSwitch = Field(default_factory=PostSwitch, description="Checks after the switch; default: "
+                                    "none.")
+    cleanup: Cleanup = Field(default_factory=Cleanup, description="What happens to blue, and when.")
     on_failure: RollbackGreen = Field(RollbackGreen.DELETE, description="What rollback does to a green it created.")
-    deadlines: Deadlines = Field(default_factory=Deadlines)
+    deadlines: Deadlines = Field(default_factory=Deadlines, description="How long each wait may take.")
     release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                                    description="Identifies the release; default: generated.")
     lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")

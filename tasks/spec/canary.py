@@ -59,7 +59,7 @@ class PrometheusAnalysis(SpecModel):
     query: str = Field(..., min_length=1, description="PromQL returning one scalar or one-sample vector.")
     condition: Comparison = Field(Comparison.LE, description="The value must be <condition> threshold.")
     threshold: float = Field(..., description="Threshold the value is compared with.")
-    timeout_s: float = Field(10.0, gt=0, le=300)
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Timeout of one query.")
 
 
 class AnalysisWindow(SpecModel):
@@ -165,15 +165,17 @@ class CanarySpec(SpecModel):
     approve_steps: list[int] = Field(default_factory=list, description="Shorthand: steps after which a human must "
                                      "approve.")
     approval_timeout_s: Seconds = Field(3600, gt=0, description="No answer within this counts as a rejection.")
-    analysis: Analysis = Field(default_factory=Analysis)
+    analysis: Analysis = Field(default_factory=Analysis, description="The providers and thresholds of every "
+                               "analysis step.")
     baseline: bool = Field(False, description="Start a baseline beside the canary: stable's pod template, as many "
                            "pods as the canary (at most the rest of the total), moved and removed with it.")
     judge: JudgeSpec | None = Field(None, description="Judge the canary against the baseline (needs baseline): "
                                     "with percentages, a judge step after every weight below 100; written steps "
                                     "say where with `judge` steps.")
     cleanup: StableCleanup = Field(StableCleanup.DELETE, description="What happens to the old stable at 100 %.")
-    deadlines: Deadlines = Field(default_factory=Deadlines)
-    release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    deadlines: Deadlines = Field(default_factory=Deadlines, description="How long each wait may take.")
+    release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                                   description="Identifies the release; default: generated.")
     lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")
     hooks: list[Hook] = Field(default_factory=list, description="Jobs and webhook gates at pre-release, "
                               "before-first-step, between-steps, after-last-step, on-rollback.")

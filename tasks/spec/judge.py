@@ -91,8 +91,10 @@ class JudgeSpec(SpecModel):
     pass_score: float = Field(95, ge=0, le=100, description="A score at least this goes on.")
     marginal_score: float = Field(75, ge=0, le=100, description="At least this (below pass) pauses; below aborts.")
     group_weights: dict[str, float] = Field(default_factory=dict, description="Weight per group; none: equal.")
-    metrics: list[JudgeMetric] = Field(default_factory=_default_metrics, min_length=1)
-    http: JudgeProbe = Field(default_factory=JudgeProbe)
+    metrics: list[JudgeMetric] = Field(default_factory=_default_metrics, min_length=1, description=(
+        "What is compared, canary against baseline; default: HTTP latency, and HTTP errors (critical)."))
+    http: JudgeProbe = Field(default_factory=JudgeProbe, description="How the HTTP samples are taken (path, "
+                             "requests per pod, pods per set).")
 
     @model_validator(mode="after")
     def _consistent(self) -> "JudgeSpec":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from prefect_greenlight.tasks.kube.client import Kube
 from tests.e2e.release_helpers import ROOT, cli_env
+from tests.json_schema import check_cli_json
 
 GREEN_SLOW = "scubakiz/servicedemo:fault-slowready-{n}"
 
@@ -80,8 +81,10 @@ def start_cli(cluster, prefect_api: str, *args: str, log: Path, env: dict[str, s
 
 def run_cli(cluster, prefect_api: str, *args: str, env: dict[str, str] | None = None,
             timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "prefect_greenlight.cli", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "prefect_greenlight.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env or cli_env(cluster, prefect_api), cwd=ROOT)
+    check_cli_json(args, proc.stdout)  # a --json output follows docs/schema/output.schema.json
+    return proc
 
 
 # ------------------------------------------------------------------------------------------------ polling

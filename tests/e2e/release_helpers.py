@@ -15,6 +15,7 @@ import yaml
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.portforward import Target, Tunnel
 from tests.e2e.prefect_ops import api_call
+from tests.json_schema import check_cli_json
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL1 = ROOT / "examples" / "tutorial1"
@@ -27,9 +28,12 @@ def cli_env(cluster, prefect_api: str) -> dict[str, str]:
 
 
 def greenlight(cluster, prefect_api: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run `greenlight ARGS` to completion; returns the process (exit code, stdout, stderr)."""
-    return subprocess.run([sys.executable, "-m", "prefect_greenlight.cli", *args], capture_output=True, text=True,
+    """Run `greenlight ARGS` to completion; returns the process (exit code, stdout, stderr). A --json output must
+    follow its JSON Schema (docs/schema/output.schema.json)."""
+    proc = subprocess.run([sys.executable, "-m", "prefect_greenlight.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=cli_env(cluster, prefect_api), cwd=ROOT)
+    check_cli_json(args, proc.stdout)
+    return proc
 
 
 def greenlight_bg(cluster, prefect_api: str, *args: str, log: Path) -> subprocess.Popen:

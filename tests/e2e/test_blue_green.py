@@ -59,6 +59,8 @@ def test_tutorial1_released_blue_to_green_then_rolled_back(cluster, prefect_api,
         ann = read(kube, "Service", namespace, "production-svc")["metadata"]["annotations"]
         assert ann["greenlight.io/live-deployment"] == "green-dep"
         assert ann["greenlight.io/previous-deployment"] == "blue-dep"
+        st = greenlight(cluster, prefect_api, "status", "-n", namespace, "--service", "production-svc", "--json")
+        assert st.returncode == 0 and json.loads(st.stdout)["live_deployment"] == "green-dep", st.stderr[-2000:]
 
         r = greenlight(cluster, prefect_api, "rollback", "-n", namespace, "--service", "production-svc",
                        "--scale-down-delay", "1")

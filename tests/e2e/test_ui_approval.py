@@ -68,11 +68,18 @@ def test_paused_release_answered_in_the_prefect_ui(prefect_ops, prefect_api, kub
         form.fill("Reason", reason)
         form.fill("Approver", APPROVER)
         ui.save(shot)
+        if approve:  # the documentation's pictures (docs/img/): the form, the run, its report and smoke table
+            ui.picture("ui-approval-form")
         posted = form.submit()
         assert posted == {"approve": approve, "reason": reason, "approver": APPROVER}
 
         final = prefect_ops.wait_state(run_id, {"COMPLETED" if approve else "FAILED"}, timeout=180)
         wait_badge(ui, final.capitalize())
+        if approve:
+            ui.picture("run-timeline")
+            for key, name in (("blue-green-", "release-report"), ("smoke-", "smoke-artifact")):
+                if ui.open_artifact(prefect_api, run_id, key):
+                    ui.picture(name)
         assert not ui.blocked, f"the UI tried to leave localhost: {ui.blocked}"
 
     verdict = "approved" if approve else "rejected"

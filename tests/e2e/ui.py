@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from tests.e2e.prefect_ops import api_call
+
 try:
     from playwright.sync_api import Locator, Page, Route, expect, sync_playwright
 except ImportError as exc:  # fail the UI tests with a clear message, not the whole collection
@@ -37,6 +39,7 @@ else:
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
+DOCS_IMG = ARTIFACTS / "docs-img"  # pictures for the documentation; small copies are committed in docs/img/
 CHROMIUM = os.environ.get("GREENLIGHT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking"]
@@ -69,6 +72,36 @@ class Browser:
         self.page.screenshot(path=str(png), full_page=True)
         html.write_text(self.page.content())
         return png, html
+
+
+    def picture(self, name: str) -> Path | None:
+        """A picture for the documentation: the visible page as artifacts/docs-img/<name>.jpg (JPEG, so a copy
+        fits in docs/img/). A side effect of the test, never its failure: a warning when it cannot be taken."""
+        try:
+            self.page.wait_for_load_state("networkidle", timeout=5_000)
+        except Exception:  # noqa: BLE001 - the UI polls; a page that never idles is still worth its picture
+            pass
+        try:
+            DOCS_IMG.mkdir(parents=True, exist_ok=True)
+            path = DOCS_IMG / f"{name}.jpg"
+            self.page.screenshot(path=str(path), type="jpeg", quality=70)
+            return path
+        except Exception as exc:  # noqa: BLE001
+            print(f"warning: no documentation picture {name}: {exc}")
+            return None
+
+    def open_artifact(self, prefect_api: str, run_id: str, key_prefix: str) -> bool:
+        """Open the run's newest artifact whose key starts with `key_prefix` (e.g. the release report)."""
+        try:
+            found = api_call("POST", f"{prefect_api}/artifacts/filter", json={
+                "artifacts": {"flow_run_id": {"any_": [run_id]}}, "sort": "CREATED_DESC"}).json()
+            artifact = next(a for a in found if (a.get("key") or "").startswith(key_prefix))
+            self.page.goto(f"{self.base}/artifacts/artifact/{artifact['id']}", wait_until="domcontentloaded")
+            expect(self.page.get_by_text(artifact["key"]).first).to_be_visible()
+            return True
+        except Exception as exc:  # noqa: BLE001 - a documentation picture, not the test's subject
+            print(f"warning: could not open the {key_prefix}* artifact of {run_id}: {exc}")
+            return False
 
 
 def _local_only(blocked: list[str]):

@@ -1,8 +1,8 @@
-"""The house rules of the package layout (README "Layout"), checked against the code itself:
+"""The house rules of the package layout (the Layout table, docs/operations/development.md), checked against the code itself:
 - what setuptools installs is exactly the folders of flows/, tasks/, cli/ and worker/, under prefect_greenlight;
 - pure decisions import neither Prefect nor the Kubernetes client, not even indirectly;
 - the wings (flows, cli, worker, every tasks/ folder, tasks/errors.py) import one another only in the directions the
-  README's Layout table allows (its "may import" column, parsed here), and the graph of their imports, built from
+  Layout table allows (its "may import" column, parsed here), and the graph of their imports, built from
   every module's imports including those inside functions, has no cycle;
 - Kubernetes I/O (tasks/kube/) imports no Prefect;
 - no module over 400 lines, no function over 60 lines.
@@ -90,7 +90,7 @@ def test_no_function_over_60_lines():
 
 # The wing graph. A module's wing: flows, cli, worker, tasks/<folder>, or tasks/errors (tasks/errors.py).
 TOP_WINGS = ("flows", "cli", "worker")
-# Edges the code still has that the README does not allow, each with the work that removes it.
+# Edges the code still has that the Layout table does not allow, each with the work that removes it.
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
@@ -141,9 +141,10 @@ def _wings_in_code() -> set[str]:
 
 
 def _layout_table() -> dict[str, set[str]]:
-    """README "Layout": {wing: the wings its "may import" column names}. The column lists wings before its first `;`
+    """The Layout table (docs/operations/development.md): {wing: the wings its "may import" column names}. The
+    column lists wings before its first `;`
     (comma-separated, remarks in parentheses; `tasks` = every tasks/ wing; `—` none)."""
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "operations" / "development.md").read_text()
     section = text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
     tasks_wings = {w for w in _wings_in_code() if w.startswith("tasks/")}
     table = {}
@@ -167,9 +168,9 @@ def _layout_table() -> dict[str, set[str]]:
 
 def test_the_layout_table_has_one_row_per_wing_and_names_only_wings():
     table, wings = _layout_table(), _wings_in_code()
-    assert set(table) == wings, f"README Layout rows {sorted(table)} != the code's wings {sorted(wings)}"
+    assert set(table) == wings, f"Layout table rows {sorted(table)} != the code's wings {sorted(wings)}"
     unknown = {w: sorted(allowed - wings) for w, allowed in table.items() if allowed - wings}
-    assert not unknown, f"README Layout names wings that do not exist: {unknown}"
+    assert not unknown, f"Layout table names wings that do not exist: {unknown}"
 
 
 def test_the_allowed_directions_have_no_cycle():
@@ -177,7 +178,7 @@ def test_the_allowed_directions_have_no_cycle():
     try:
         order = list(TopologicalSorter(table).static_order())
     except CycleError as exc:
-        pytest.fail(f"README Layout allows a cycle: {exc.args[1]}")
+        pytest.fail(f"Layout table allows a cycle: {exc.args[1]}")
     assert order[0] == "tasks/errors"
 
 
@@ -185,7 +186,7 @@ def test_every_import_between_wings_is_allowed_by_the_readme():
     table = _layout_table()
     bad = {f"{a} -> {b}": where[:3] for (a, b), where in _wing_graph().items()
            if b not in table.get(a, set()) and (a, b) not in KNOWN_EXCEPTIONS}
-    assert not bad, f"imports the README Layout table does not allow: {bad}"
+    assert not bad, f"imports the Layout table table does not allow: {bad}"
 
 
 def test_the_import_graph_between_wings_has_no_cycle():
