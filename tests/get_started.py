@@ -23,3 +23,8 @@ def blocks() -> list[tuple[str, list[str]]]:
 
 def commands(lang: str) -> list[str]:
     return [c for block_lang, cmds in blocks() if block_lang == lang for c in cmds]
+
+
+def first_release() -> list[str]:
+    """The block of a first release on your own cluster (it starts with `export KUBECONFIG=`)."""
+    return next(cmds for lang, cmds in blocks() if lang == "bash" and cmds[0].startswith("export KUBECONFIG="))

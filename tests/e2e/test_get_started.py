@@ -1,4 +1,10 @@
-"""The Get started page's install block (docs/get-started.md), run exactly as written: in a copy of the checkout,
+"""The Get started page's first release and install block (docs/get-started.md), run exactly as written.
+
+The first release: on the test cluster, whose kubeconfig is ~/.kube/config of a HOME made for the test, with the
+session's Prefect server as PREFECT_API_URL (the page leaves that to the reader's environment), in namespace
+`shop` holding the second tutorial's my-app-blue behind my-app-service.
+
+The install block: in a copy of the checkout,
 with a virtualenv's `python` and `pip` first on PATH (as in a shell where one is active), offline — pip finds
 every package in the wheelhouse `make test` fills (PIP_NO_INDEX, PIP_FIND_LINKS), so the page's commands are not
 changed to say so. The other commands of the page: tests/unit/test_get_started.py."""
@@ -11,8 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.release_helpers import TUTORIAL2, given_ready, selector
 from tests.e2e.test_install import WHEELHOUSE
-from tests.get_started import ROOT, blocks
+from tests.get_started import ROOT, blocks, first_release
 
 INSTALL_START = "pip wheel"
 
@@ -43,3 +50,27 @@ def test_the_install_block_runs_as_written(tmp_path):
     assert outputs[-1].startswith("usage: greenlight"), outputs[-1][:500]
     greenlight = checkout / "my-project" / ".venv" / "bin" / "greenlight"
     assert greenlight.exists() and str(ROOT) not in greenlight.read_text(), "installed from the wheel, not editable"
+
+
+def test_the_first_release_runs_as_written(cluster, kube, prefect_api, tmp_path):
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    shutil.copy(cluster.kubeconfig, home / ".kube" / "config")
+    kube.core.create_namespace({"metadata": {"name": "shop", "labels": {"greenlight-test": "true"}}})
+    try:
+        for manifest in ("blue-deployment.yaml", "service.yaml"):
+            subprocess.run([cluster.kubectl, f"--kubeconfig={cluster.kubeconfig}", "-n", "shop", "apply", "-f",
+                            str(TUTORIAL2 / manifest)], check=True, capture_output=True, timeout=60)
+        given_ready(kube, "shop", "my-app-blue")
+        env = {**os.environ, "HOME": str(home), "PREFECT_API_URL": prefect_api,
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        env.pop("KUBECONFIG", None)
+        script = "set -e\n" + "\n".join(first_release())
+        out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+        assert "Service my-app-service" in out.stdout, out.stdout[-3000:]
+        green = selector(kube, "shop", "my-app-service")
+        assert green and green != {"app": "my-app", "version": "blue"}, green
+        assert "my-app:v2.0.0" in out.stdout + out.stderr, out.stdout[-3000:]
+    finally:
+        kube.core.delete_namespace("shop", propagation_policy="Background")
