@@ -77,6 +77,9 @@ def _blue_green_parser(sub) -> None:
     bg.add_argument("--post-switch-window", type=float, help="seconds of checks after the switch")
     bg.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], help="what happens to blue")
     bg.add_argument("--scale-down-delay", type=float, help="seconds between the switch and cleaning up blue")
+    bg.add_argument("--rollback-window", type=float, metavar="S",
+                    help="keep blue scaled and ready S seconds after the switch (rollback = selector switch only); "
+                         "its clean-up is then a Prefect flow run scheduled for the window's end")
     bg.add_argument("--ready-timeout", type=float, help="seconds green has to become ready")
     bg.add_argument("--on-failure", choices=["delete", "scale-to-zero"], help="what rollback does to green")
     bg.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock (default: fail)")
@@ -162,7 +165,8 @@ def build_spec(args: argparse.Namespace) -> BlueGreenSpec:
                         ("approval.timeout_s", args.approval_timeout),
                         ("approval.auto_after_s", args.auto_approve_after),
                         ("post_switch.window_s", args.post_switch_window), ("cleanup.mode", args.cleanup),
-                        ("cleanup.delay_s", args.scale_down_delay), ("deadlines.ready_s", args.ready_timeout),
+                        ("cleanup.delay_s", args.scale_down_delay), ("rollback_window_s", args.rollback_window),
+                        ("deadlines.ready_s", args.ready_timeout),
                         ("on_failure", args.on_failure), ("lock_wait_s", args.lock_wait),
                         ("release_id", args.release_id)):
         set_path(data, path, value)

@@ -54,7 +54,10 @@ def _dry_run(kube: Kube, release: BlueGreenPreflight, timeline: Timeline) -> dic
                    summary=release.summary())
 
 
-def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False) -> dict:
+def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False,
+                connection: dict | None = None) -> dict:
+    """`connection`: how the run reached the cluster (kubeconfig, context, cluster_config), handed to the run
+    scheduled for a rollback window's end."""
     journal = Journal(kube, spec.namespace, spec.service, release_id, "blue-green", planned=1)
     with journal.timeline.step("preflight") as s:                                                # 1
         plan = preflight(kube, spec, release_id)
@@ -76,7 +79,7 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
         journal.started(endpoint_counts(kube, plan.namespace, c.service), blue=c.blue, green=c.green,
                         images=plan.green_images)
         release = Release(kube, journal.timeline, lock=lock, hooks=hooks, journal=journal,
-                          handed_on={"endpoints": endpoints})
+                          handed_on={"endpoints": endpoints, "connection": connection or {}})
         execute(steps, release, blue_green_ending(kube, plan, journal, hooks))
         hooks.finish("released")
     journal.finish("released", from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
@@ -101,5 +104,6 @@ def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: s
     """
     release_begun()
     refuse_unless_allowed(spec, allowed_services, allow_list_variable)
+    connection = {"kubeconfig": kubeconfig, "context": context, "cluster_config": cluster_config}
     return ending_cancelled(lambda: run_release(connect(kubeconfig, context, cluster_config), spec,
-                                                spec.release_id or new_release_id(), dry_run))
+                                                spec.release_id or new_release_id(), dry_run, connection))

@@ -22,7 +22,7 @@ from prefect import flow
 
 from prefect_greenlight.tasks.bluegreen.dry_run import dry_run_rollback
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
-from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read_rollback
+from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read_rollback, rollback_endpoints
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_steps
 from prefect_greenlight.tasks.decisions.rollback import RollbackAction
 from prefect_greenlight.tasks.engine.report_only import execute_reporting
@@ -62,9 +62,11 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
         return _result(rb, journal.timeline, "already-serves", target, message=rb.choice.message)
     if dry_run:
         return _dry_run(kube, rb, journal.timeline)
-    with ServiceLock(kube, namespace, service, release_id, taker="rollback") as lock:
+    with (ServiceLock(kube, namespace, service, release_id, taker="rollback") as lock,
+          rollback_endpoints(kube, rb) as endpoints):  # watching before the switch: verified with no new list
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
-        release = RollbackRelease(kube, journal.timeline, lock=lock, journal=journal, rb=rb)
+        release = RollbackRelease(kube, journal.timeline, lock=lock, journal=journal, rb=rb,
+                                  handed_on={"endpoints": endpoints})
         execute_reporting(steps, release, "rollback")                                             # 2-7
     journal.finish("rolled-back", from_deployment=live, to_deployment=target,
                    images=images_of(kube, namespace, target), after=endpoint_counts(kube, namespace, service))

@@ -65,8 +65,10 @@ def rollback_steps() -> list[Step]:
     return [
         reporting("restore", lambda rel: said(restore_target(rel.kube, rel.rb)), describe_restore, changes=True),
         reporting("wait-ready", _wait_ready, describe_wait_ready),
-        reporting("switch", lambda rel: said(switch_to_target(rel.kube, rel.rb)), describe_switch, changes=True),
-        reporting("verify-endpoints", lambda rel: verify_target(rel.kube, rel.rb), describe_verify),
+        reporting("switch", lambda rel: said(switch_to_target(rel.kube, rel.rb, rel.handed_on.get("endpoints"))),
+                  describe_switch, changes=True),
+        reporting("verify-endpoints", lambda rel: verify_target(rel.kube, rel.rb, rel.handed_on.get("endpoints")),
+                  describe_verify),
         reporting("autoscaler", lambda rel: restore_autoscaler(rel.kube, rel.rb), describe_autoscaler,
                   changes=True),
         reporting("cleanup", lambda rel: said(retire_rolled_back(rel.kube, rel.rb)), describe_cleanup,
