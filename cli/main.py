@@ -85,7 +85,14 @@ def _blue_green_parser(sub) -> None:
     bg.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock (default: fail)")
     bg.add_argument("--release-id", help="identifies the release (default: generated)")
     bg.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    override_flag(bg)
     add_hook_flags(bg, "pre-release, pre-switch, post-switch, on-rollback")
+
+
+def override_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--override-freeze", metavar="REASON",
+                   help="release even in a freeze or outside the release window of the Prefect Variable "
+                        "greenlight_release_policy; REASON is recorded in the history and the events")
 
 
 def _service_parsers(sub) -> None:
@@ -196,7 +203,8 @@ def _print(result: dict, as_json: bool) -> None:
 
 
 def cmd_blue_green(args: argparse.Namespace) -> int:
-    params = dict(spec=build_spec(args), dry_run=args.dry_run, **credentials(args))
+    params = dict(spec=build_spec(args), dry_run=args.dry_run, **credentials(args),
+                  **({"override_freeze": args.override_freeze} if args.override_freeze else {}))
     quiet_expected_tracebacks()  # imports Prefect: bad input is refused before, in a fraction of the time
     check_parameter_size(params)
     # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
@@ -284,7 +292,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 def cmd_canary(args: argparse.Namespace) -> int:
     params = dict(spec=build_canary_spec(args, default_namespace(args)), dry_run=args.dry_run,
-                  **credentials(args))
+                  **credentials(args), **({"override_freeze": args.override_freeze} if args.override_freeze else {}))
     quiet_expected_tracebacks()
     check_parameter_size(params)
     # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them

@@ -122,8 +122,9 @@ def print_history(entries: list[dict], service: str) -> None:
         print(f"{e['finished_at'] or '?':<21} {e['strategy']:<10} {e['outcome']:<19} {e['from_deployment']} -> "
               f"{e['to_deployment']}  {', '.join(e['images'])}  {e['seconds']:.1f} s  release {e['release_id']}"
               f"  run {e['flow_run_name'] or '-'} {e['flow_run_id'] or ''}".rstrip())
-        for label, key in (("approval", "approval"), ("reason", "reason")):
-            if e[key]:
+        for label, key in (("approval", "approval"), ("reason", "reason"), ("asked by", "asked_by"),
+                           ("override", "override")):
+            if e.get(key):
                 print(f"{'':<21} {label}: {e[key]}")
         if e.get("pipeline_id"):
             print(f"{'':<21} pipeline: {e['pipeline_id']} stage {e['pipeline_stage']} target {e['pipeline_target']}")

@@ -65,13 +65,15 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
     with (ServiceLock(kube, namespace, service, release_id, taker="rollback") as lock,
           rollback_endpoints(kube, rb) as endpoints):  # watching before the switch: verified with no new list
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
+        endpoints.start()  # synced before the steps: the switch is a read, the PATCH and the wait on this watch
         release = RollbackRelease(kube, journal.timeline, lock=lock, journal=journal, rb=rb,
                                   handed_on={"endpoints": endpoints})
         execute_reporting(steps, release, "rollback")                                             # 2-7
     journal.finish("rolled-back", from_deployment=live, to_deployment=target,
                    images=images_of(kube, namespace, target), after=endpoint_counts(kube, namespace, service))
     say(f"rolled back: Service {service} serves {target}")
-    return _result(rb, journal.timeline, "rolled-back", target, previous_deployment=live)
+    return _result(rb, journal.timeline, "rolled-back", target, previous_deployment=live,
+                   patch_to_verified_s=release.handed_on.get("patch_to_verified_s"))
 
 
 @flow(name="blue-green-rollback", log_prints=True)

@@ -99,9 +99,11 @@ def rollback_endpoints(kube: Kube, rb: Rollback) -> EndpointWatch:
                          covering_selector(rb.current_selector, rb.choice.target_selector))
 
 
-def switch_to_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = None) -> str:
+def switch_to_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = None,
+                     handed: dict | None = None) -> str:
     """The guarded selector patch, the record updated in the same patch; only if the target's pods match the
-    selector it gets. `watch` is started first."""
+    selector it gets. `watch` is started first; `handed` (the release's handed_on) gets the target's replica count
+    and when the patch was sent, for the verification."""
     c = rb.choice
     if watch is not None:
         watch.start()
@@ -110,17 +112,26 @@ def switch_to_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = Non
         raise PermanentError(f"selector {c.target_selector} does not select {c.target}'s pods")
     live_replicas = replicas_of(read(kube, "Deployment", rb.namespace, c.from_deployment))
     annotations = rollback_annotations(rb.chosen, rb.current_selector, rb.release_id, now_utc(), live_replicas)
+    if handed is not None:
+        handed["target_replicas"], handed["patch_at"] = int(dep["spec"]["replicas"]), time.monotonic()
     return move_selector(kube, rb.namespace, rb.service, rb.current_selector, c.target_selector, annotations)
 
 
-def verify_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = None) -> str:
-    """EndpointSlices hold only the target's ready pods, as many as it has replicas."""
-    target = rb.choice.target
-    dep = read(kube, "Deployment", rb.namespace, target)
-    if dep is None:
-        raise PermanentError(f"Deployment {target} disappeared after the switch")
-    return verify_only(kube, rb.namespace, rb.service, target, int(dep["spec"]["replicas"]), rb.deadlines.endpoints_s,
-                       watch)
+def verify_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = None, handed: dict | None = None) -> str:
+    """EndpointSlices hold only the target's ready pods, as many as it has replicas (known from the switch when
+    `handed` has them). Records in `handed` how long after the selector patch was sent this was verified."""
+    target, handed = rb.choice.target, handed if handed is not None else {}
+    desired = handed.get("target_replicas")
+    if desired is None:
+        dep = read(kube, "Deployment", rb.namespace, target)
+        if dep is None:
+            raise PermanentError(f"Deployment {target} disappeared after the switch")
+        desired = int(dep["spec"]["replicas"])
+    msg = verify_only(kube, rb.namespace, rb.service, target, desired, rb.deadlines.endpoints_s, watch)
+    if "patch_at" in handed:
+        handed["patch_to_verified_s"] = round(time.monotonic() - handed["patch_at"], 4)
+        msg = f"{msg} ({handed['patch_to_verified_s'] * 1000:.0f} ms after the selector patch was sent)"
+    return msg
 
 
 def restore_autoscaler(kube: Kube, rb: Rollback) -> str:

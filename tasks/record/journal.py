@@ -76,6 +76,8 @@ class Journal:
     before: EndpointCounts | None = None
     _t0: float = field(default_factory=time.monotonic)
     approval_note: str = ""
+    override: str = ""  # the release policy overridden (--override-freeze): in the history and every event
+    asked_by: str = ""  # who or what asked (an alert), in the history and every event
     _progress_id: object = None
     _updates: ThreadPoolExecutor | None = None
 
@@ -84,7 +86,8 @@ class Journal:
 
     # -- events ---------------------------------------------------------------------------------------------
     def event(self, kind: ReleaseEvent, **payload) -> None:
-        emit(kind, self.namespace, self.service, release_id=self.release_id, strategy=self.strategy, **payload)
+        emit(kind, self.namespace, self.service, release_id=self.release_id, strategy=self.strategy,
+             override=self.override or None, asked_by=self.asked_by or None, **payload)
 
     def started(self, before: EndpointCounts | None, **payload) -> None:
         self.before = before
@@ -140,7 +143,7 @@ class Journal:
                              started_at=self.started_at, finished_at=utc_now(),
                              seconds=round(time.monotonic() - self._t0, 2), approval=self.approval_note,
                              reason=reason[:500], flow_run_id=run_id, flow_run_name=run_name,
-                             **current_pipeline())
+                             asked_by=self.asked_by, override=self.override, **current_pipeline())
         record_release(self.kube, self.namespace, self.service, entry)
         moved = outcome in ("released", CLEANUP_FAILED) or (self.strategy in ("rollback", "abort")
                                                              and outcome in UNDONE)
