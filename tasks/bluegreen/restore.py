@@ -112,9 +112,10 @@ def switch_to_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = Non
         raise PermanentError(f"selector {c.target_selector} does not select {c.target}'s pods")
     live_replicas = replicas_of(read(kube, "Deployment", rb.namespace, c.from_deployment))
     annotations = rollback_annotations(rb.chosen, rb.current_selector, rb.release_id, now_utc(), live_replicas)
+    svc = read(kube, "Service", rb.namespace, rb.service)  # the guarded patch is built from it (test ops)
     if handed is not None:
         handed["target_replicas"], handed["patch_at"] = int(dep["spec"]["replicas"]), time.monotonic()
-    return move_selector(kube, rb.namespace, rb.service, rb.current_selector, c.target_selector, annotations)
+    return move_selector(kube, rb.namespace, rb.service, rb.current_selector, c.target_selector, annotations, svc)
 
 
 def verify_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = None, handed: dict | None = None) -> str:
@@ -130,7 +131,7 @@ def verify_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = None, 
     msg = verify_only(kube, rb.namespace, rb.service, target, desired, rb.deadlines.endpoints_s, watch)
     if "patch_at" in handed:
         handed["patch_to_verified_s"] = round(time.monotonic() - handed["patch_at"], 4)
-        msg = f"{msg} ({handed['patch_to_verified_s'] * 1000:.0f} ms after the selector patch was sent)"
+        msg = f"{msg} ({handed['patch_to_verified_s'] * 1000:.0f} ms after the selector PATCH was sent)"
     return msg
 
 

@@ -93,7 +93,7 @@ def test_a_rollback_inside_the_window_is_a_selector_switch_only_and_the_schedule
         assert steps["restore"]["detail"] == "blue-dep still has 3 replicas", steps["restore"]
         switch_s = steps["switch"]["seconds"] + steps["verify-endpoints"]["seconds"]
         patch_s, floor_s = result["patch_to_verified_s"], statistics.median(floor)
-        print(f"\nrollback inside the window: selector patch sent -> verified {patch_s * 1000:.0f} ms; floor (bare "
+        print(f"\nrollback inside the window: selector PATCH sent -> verified {patch_s * 1000:.0f} ms; floor (bare "
               f"PATCH -> blue only) median {floor_s * 1000:.0f} ms of {[round(f * 1000) for f in floor]}: "
               f"{patch_s / floor_s:.2f}x; switch + verify-endpoints steps {switch_s * 1000:.0f} ms, restore "
               f"{steps['restore']['seconds'] * 1000:.0f} ms, wait-ready {steps['wait-ready']['seconds'] * 1000:.0f} ms;"
