@@ -73,6 +73,11 @@ def _floor(kubeconfig: str, namespace: str, rounds: int = 5) -> list[float]:
     return out
 
 
+def _logged(prefect_ops, run: str, text: str) -> None:
+    """Logs reach the API in batches (every 2 s): the final state may come first."""
+    wait_until(f"{text!r} in the logs of {run}", lambda: text in prefect_ops.logs(run), 20, 0.5)
+
+
 def _pod_uids(kube, namespace: str) -> set[str]:
     return {p["metadata"]["uid"] for p in list_objects(kube, "Pod", namespace)}
 
@@ -106,8 +111,7 @@ def test_a_rollback_inside_the_window_is_a_selector_switch_only_and_the_schedule
                                                                                        "blue-dep") == 3
         # When the window ends, Then its scheduled run finds the Service rolled back and changes nothing
         assert prefect_ops.wait_state(window["run"], {"COMPLETED"}, 120) == "COMPLETED"
-        logs = prefect_ops.logs(window["run"])
-        assert "nothing taken out of service: the Service serves blue-dep again" in logs, logs[-2000:]
+        _logged(prefect_ops, window["run"], "nothing taken out of service: the Service serves blue-dep again")
         assert replicas(kube, namespace, "blue-dep") == 3 and ready(kube, namespace, "blue-dep") == 3
         assert WINDOW not in (read(kube, "Service", namespace, SERVICE)["metadata"].get("annotations") or {})
     assert not check.result.failed(), check.result.summary()
@@ -138,8 +142,7 @@ def test_after_the_window_its_scheduled_run_scales_blue_down_also_when_the_worke
             wait_until("blue scaled to 0", lambda: replicas(kube, namespace, "blue-dep") == 0, 30, 0.5)
             assert selector(kube, namespace, SERVICE) == {"target": "green-dep"} and ready(kube, namespace,
                                                                                             "green-dep") == 3
-            logs = prefect_ops.logs(window["run"])
-            assert "closed: scaled Deployment blue-dep to 0" in logs, logs[-2000:]
+            _logged(prefect_ops, window["run"], "closed: scaled Deployment blue-dep to 0")
             assert WINDOW not in (read(kube, "Service", namespace, SERVICE)["metadata"].get("annotations") or {})
             time.sleep(8)  # blue's pods drain (kwok deletes them 6-7 s after): traffic keeps running meanwhile
     finally:
