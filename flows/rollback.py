@@ -12,6 +12,10 @@ on the Service itself (so it works after a lost Prefect database, or after the r
 
 Steps 2-7 are a list the release engine executes (tasks/bluegreen/rollback_strategy.py), the Lease checked before
 each change; `--dry-run` describes the same list. A failure undoes nothing: it is recorded "failed" and raised.
+Inside a rollback window (tasks/decisions/window.py) the target is warm: restore and wait-ready find it as it is,
+and the switch is verified on an endpoint watch synced before it. Started by an alert (the alert-rollback trigger),
+it rolls back only an allow-listed Service inside its window (tasks/bluegreen/alert.py); outside, nothing changes.
+A rollback is never checked against the release policy (windows and freezes).
 """
 
 from __future__ import annotations
