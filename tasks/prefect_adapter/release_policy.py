@@ -7,10 +7,12 @@ through; the caller records it in the history and the started event. A rollback 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from prefect_greenlight.tasks.decisions.policy import POLICY_VARIABLE, PolicyRefusal, check_policy, parse_policy
-from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.errors import BadInput, PermanentError
 from prefect_greenlight.tasks.prefect_adapter.variables import read_variable
 from prefect_greenlight.tasks.record.events import ReleaseEvent, emit
 from prefect_greenlight.tasks.record.report import say
@@ -59,3 +61,30 @@ def policy_gate(namespace: str, service: str, strategy: str, override: str | Non
         say(f"release policy: the release would be {'let through (override)' if verdict.allowed else 'refused'}: "
             f"{verdict.reason.removesuffix('; nothing was changed')}")
     return ""
+
+
+RECHECK_S = 60.0  # a waiting gate reads the policy again at least this often (it may be changed in the UI)
+
+
+def wait_until_allowed(targets: list[tuple[str, str]], max_wait_s: float, sleep: Callable[[float], None] = time.sleep,
+                       clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> str:
+    """A pipeline gate asked to wait for the next window: block until the policy lets every `(namespace, service)`
+    release (re-read at least every RECHECK_S), at most `max_wait_s`; PermanentError naming the rule when the wait
+    would be longer (or no window opens within the policy's look-ahead)."""
+    start = clock()
+    while True:
+        policy, now = parse_policy(read_variable(POLICY_VARIABLE)), clock()
+        blocked = [(f"{ns}/{svc}", v) for ns, svc in targets
+                   if not (v := check_policy(policy, ns, svc, now)).allowed]
+        waited = (now - start).total_seconds()
+        if not blocked:
+            return f"release policy: every target may release (waited {waited:.0f} s)"
+        opens = [v.next_open for _, v in blocked]
+        latest = max(opens) if all(opens) else None
+        if latest is None or (latest - start).total_seconds() > max_wait_s:
+            rules = ", ".join(f"{target}: {v.refusal.value} {v.rule}" for target, v in blocked)
+            raise PermanentError(f"release policy: {len(blocked)} target(s) may not release within "
+                                 f"{max_wait_s:g} s ({rules}; opens {latest.isoformat() if latest else 'not within 8 days'})")
+        say(f"release policy: waiting until {latest.isoformat()} for {len(blocked)} target(s): "
+            f"{', '.join(f'{target} ({v.refusal.value} {v.rule})' for target, v in blocked)}")
+        sleep(max(0.5, min(RECHECK_S, (latest - now).total_seconds())))

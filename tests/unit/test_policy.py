@@ -3,13 +3,15 @@ the override), table-tested with a fixed clock; and the run-time gate with the V
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from prefect_greenlight.tasks.decisions.describe_pipeline import describe_gate
 from prefect_greenlight.tasks.decisions.policy import Cron, PolicyRefusal, check_policy, parse_policy
-from prefect_greenlight.tasks.errors import BadInput
+from prefect_greenlight.tasks.errors import BadInput, PermanentError
 from prefect_greenlight.tasks.prefect_adapter import release_policy
+from prefect_greenlight.tasks.spec.pipeline import PipelineSpec
 
 POLICY = {
     "windows": [{"name": "prod-weekdays", "services": ["prod/*"], "cron": "* 9-16 * * mon-fri",
@@ -117,3 +119,39 @@ def test_an_invalid_policy_refuses_rather_than_guess(gate):
     with pytest.raises(BadInput, match="is not a valid release policy"):
         release_policy.check_release_policy("prod", "checkout", "blue-green", now=utc("2026-12-07 10:00"))
     assert events[0][3]["refusal"] == "invalid-policy"
+
+
+class Clock:
+    def __init__(self, at: str):
+        self.now = utc(at)
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now = self.now + timedelta(seconds=s)
+
+
+def test_a_pipeline_gate_waits_for_the_window_to_open_rechecking_every_minute(gate):
+    clock = Clock("2026-12-07 07:58")  # Monday 08:58 Berlin: opens at 09:00
+    msg = release_policy.wait_until_allowed([("prod", "checkout"), ("staging", "web")], 3600, clock.sleep, clock)
+    assert clock.slept == [60.0, 60.0] and msg == "release policy: every target may release (waited 120 s)"
+
+
+def test_a_gate_does_not_wait_longer_than_asked_and_names_the_rule(gate):
+    clock = Clock("2026-12-05 10:00")  # Saturday: the next window is Monday
+    with pytest.raises(PermanentError, match=r"1 target\(s\) may not release within 3600 s \(prod/checkout: "
+                                             r"outside-window prod-weekdays; opens 2026-12-07T08:00:00\+00:00\)"):
+        release_policy.wait_until_allowed([("prod", "checkout")], 3600, clock.sleep, clock)
+    assert clock.slept == []
+
+
+def test_the_pipeline_plan_says_the_gate_waits_for_the_window():
+    spec = PipelineSpec(image="app:2", stages=[
+        {"name": "staging", "targets": [{"context": "staging", "service": "web"}], "gate": {"wait_for_window_s": 600}},
+        {"name": "prod", "targets": [{"context": "prod", "service": "web"}]}])
+    step = describe_gate(spec, 0)
+    assert step.change.endswith("then wait (at most 600 s) until the release policy lets every target of stage prod "
+                                "release (its window opens, its freeze ends)"), step.change
