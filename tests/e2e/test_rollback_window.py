@@ -7,7 +7,9 @@
   (a bare client's PATCH -> the same, measured here on the same Service: BENCHMARKS.md P2); no wait for pods; the
   scheduled run then changes nothing;
 - left alone, the scheduled run scales blue to 0 at the window's end — also when the worker that ran the release
-  was SIGKILLed and another one started in between (the run lives in the Prefect server).
+  was SIGKILLed and another one started in between (the run lives in the Prefect server);
+- a second release inside the window first takes the warm version out of service (as Argo does), keeps its own
+  blue warm, and the first window's scheduled run then does nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import yaml
 from bench.rawkube import RawKube, SliceWatch
 from prefect_greenlight.tasks.decisions.window import WINDOW, read_window
 from prefect_greenlight.tasks.kube.client import list_objects, read
-from tests.e2e.prefect_ops import Worker, create_pool
+from tests.e2e.prefect_ops import Worker, api_call, create_pool
 from tests.e2e.release_helpers import ROOT, TUTORIAL1, greenlight, ready, replicas, selector, tutorial1, wait_until
 
 SERVICE = "production-svc"
@@ -149,4 +151,41 @@ def test_after_the_window_its_scheduled_run_scales_blue_down_also_when_the_worke
         for w in (first, second):
             if w is not None:
                 w.stop()
+    assert not check.result.failed(), check.result.summary()
+
+
+def _third(namespace: str, window_s: float) -> dict:
+    """A release to a third Deployment, v3-dep (the tutorial's green manifest renamed)."""
+    spec = _spec(namespace, window_s)
+    doc = spec["manifest"]
+    doc["metadata"]["name"] = "v3-dep"
+    doc["spec"]["selector"]["matchLabels"]["target"] = "v3-dep"
+    doc["spec"]["template"]["metadata"]["labels"]["target"] = "v3-dep"
+    doc["spec"]["template"]["spec"]["containers"][0]["image"] = "scubakiz/servicedemo:2.0"
+    return spec
+
+
+def test_a_second_release_inside_the_window_first_takes_the_warm_version_out_then_keeps_its_own_blue_warm(
+        prefect_ops, kube, namespace, kubectl, traffic):
+    """Argo Rollouts' behaviour: a newer update during scaleDownDelaySeconds scales the older version down at once,
+    so one previous version is kept warm, not two. The first window's scheduled run then does nothing."""
+    tutorial1(kubectl, kube, namespace)
+    with traffic(namespace, SERVICE, 8080, rate=40, duration_s=150) as check:
+        first, _ = _released_with_window(prefect_ops, kube, namespace, "blue-green", 40)
+        run = prefect_ops.run("blue-green", {"spec": _third(namespace, 300)})
+        assert prefect_ops.wait_state(run, {"COMPLETED"}, 180) == "COMPLETED", prefect_ops.logs(run)[-3000:]
+        assert selector(kube, namespace, SERVICE) == {"target": "v3-dep"}
+        assert replicas(kube, namespace, "blue-dep") == 0, "the first window's warm blue went first"
+        assert ready(kube, namespace, "green-dep") == 3 and ready(kube, namespace, "v3-dep") == 3
+        second = read_window(read(kube, "Service", namespace, SERVICE))
+        assert second.warm == "green-dep" and second.live == "v3-dep" and second.cleanup_run != first["run"]
+        _logged(prefect_ops, run, "closed: scaled Deployment blue-dep to 0")
+        assert prefect_ops.state(first["run"]) == "SCHEDULED"
+        # When the first window's end comes, Then its run finds no window of its release and changes nothing
+        assert prefect_ops.wait_state(first["run"], {"COMPLETED"}, 90) == "COMPLETED"
+        _logged(prefect_ops, first["run"], "nothing to do")
+        assert ready(kube, namespace, "green-dep") == 3 and read_window(
+            read(kube, "Service", namespace, SERVICE)) == second
+    resp = api_call("DELETE", f"{prefect_ops.api}/flow_runs/{second.cleanup_run}")  # the namespace goes with the test
+    assert resp.status_code in (200, 204), resp.text
     assert not check.result.failed(), check.result.summary()
