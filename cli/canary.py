@@ -59,6 +59,9 @@ def add_parsers(sub: Any, cluster_flags: Callable[[argparse.ArgumentParser], Non
     ca.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock")
     ca.add_argument("--release-id", help="identifies the release (default: generated)")
     ca.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    ca.add_argument("--override-freeze", metavar="REASON",
+                    help="release even in a freeze or outside the release window (greenlight_release_policy); "
+                         "REASON is recorded in the history and the events")
     add_hook_flags(ca, "pre-release, before-first-step, between-steps, after-last-step, on-rollback")
 
     pr = sub.add_parser("promote", help="resume a paused canary (--full: straight to 100 %%)")

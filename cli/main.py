@@ -77,12 +77,22 @@ def _blue_green_parser(sub) -> None:
     bg.add_argument("--post-switch-window", type=float, help="seconds of checks after the switch")
     bg.add_argument("--cleanup", choices=["keep", "scale-to-zero", "delete"], help="what happens to blue")
     bg.add_argument("--scale-down-delay", type=float, help="seconds between the switch and cleaning up blue")
+    bg.add_argument("--rollback-window", type=float, metavar="S",
+                    help="keep blue scaled and ready S seconds after the switch (rollback = selector switch only); "
+                         "its clean-up is then a Prefect flow run scheduled for the window's end")
     bg.add_argument("--ready-timeout", type=float, help="seconds green has to become ready")
     bg.add_argument("--on-failure", choices=["delete", "scale-to-zero"], help="what rollback does to green")
     bg.add_argument("--lock-wait", type=float, help="seconds to wait for another release's lock (default: fail)")
     bg.add_argument("--release-id", help="identifies the release (default: generated)")
     bg.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    override_flag(bg)
     add_hook_flags(bg, "pre-release, pre-switch, post-switch, on-rollback")
+
+
+def override_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--override-freeze", metavar="REASON",
+                   help="release even in a freeze or outside the release window of the Prefect Variable "
+                        "greenlight_release_policy; REASON is recorded in the history and the events")
 
 
 def _service_parsers(sub) -> None:
@@ -165,7 +175,8 @@ def build_spec(args: argparse.Namespace) -> BlueGreenSpec:
                         ("approval.timeout_s", args.approval_timeout),
                         ("approval.auto_after_s", args.auto_approve_after),
                         ("post_switch.window_s", args.post_switch_window), ("cleanup.mode", args.cleanup),
-                        ("cleanup.delay_s", args.scale_down_delay), ("deadlines.ready_s", args.ready_timeout),
+                        ("cleanup.delay_s", args.scale_down_delay), ("rollback_window_s", args.rollback_window),
+                        ("deadlines.ready_s", args.ready_timeout),
                         ("on_failure", args.on_failure), ("lock_wait_s", args.lock_wait),
                         ("release_id", args.release_id)):
         set_path(data, path, value)
@@ -195,7 +206,8 @@ def _print(result: dict, as_json: bool) -> None:
 
 
 def cmd_blue_green(args: argparse.Namespace) -> int:
-    params = dict(spec=build_spec(args), dry_run=args.dry_run, **credentials(args))
+    params = dict(spec=build_spec(args), dry_run=args.dry_run, **credentials(args),
+                  **({"override_freeze": args.override_freeze} if args.override_freeze else {}))
     quiet_expected_tracebacks()  # imports Prefect: bad input is refused before, in a fraction of the time
     check_parameter_size(params)
     # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them
@@ -283,7 +295,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 def cmd_canary(args: argparse.Namespace) -> int:
     params = dict(spec=build_canary_spec(args, default_namespace(args)), dry_run=args.dry_run,
-                  **credentials(args))
+                  **credentials(args), **({"override_freeze": args.override_freeze} if args.override_freeze else {}))
     quiet_expected_tracebacks()
     check_parameter_size(params)
     # lazy: Prefect (≈ 1.7 s) reads its settings once, after entry() sets them

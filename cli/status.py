@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from datetime import datetime, timezone
 
 from prefect_greenlight.tasks.canary.steps import read_progress
 from prefect_greenlight.tasks.decisions.annotations import read_record
@@ -12,6 +13,7 @@ from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_match
 from prefect_greenlight.tasks.decisions.endpoints import deployment_of_pods, tally
 from prefect_greenlight.tasks.decisions.history import read_history
 from prefect_greenlight.tasks.decisions.lease import decide
+from prefect_greenlight.tasks.decisions.window import WindowState, WindowVerdict, read_window, window_state
 from prefect_greenlight.tasks.decisions.workload import selector_query
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
@@ -25,6 +27,7 @@ def service_status(kube: Kube, namespace: str, service: str) -> dict:
     record = read_record(svc)
     deployments = list_objects(kube, "Deployment", namespace)
     canary = read_progress(svc)
+    window = window_state(read_window(svc), record, datetime.now(timezone.utc))
     names = {record.live_deployment, record.previous_deployment, canary.get("stable", ""),
              canary.get("deployment", "")} - {""}
     rows = []
@@ -49,9 +52,30 @@ def service_status(kube: Kube, namespace: str, service: str) -> dict:
         "deployments": sorted(rows, key=lambda r: not r["selected"]),
         "endpoints": tally(slices, owners).describe(),
         "canary": canary,
+        "rollback_window": window_row(window),
         "lock": (f"held by {lock.holder} (expires in {lock.expires_in_s:.0f} s)"
                  if lock and lock.action.value == "held" else ""),
     }
+
+
+def window_row(verdict: WindowVerdict) -> dict:
+    """The rollback window for `greenlight status --json` ({} without one)."""
+    w = verdict.window
+    if w is None:
+        return {}
+    return {"state": verdict.state.value, "until": w.until, "warm": w.warm, "release_id": w.release_id,
+            "cleanup": w.mode, "cleanup_run": w.cleanup_run, "reason": verdict.reason}
+
+
+def window_line(window: dict) -> str:
+    """One line for `greenlight status`: until when the previous version is kept warm."""
+    if not window:
+        return ""
+    if window["state"] == WindowState.OPEN.value:
+        return (f"  rollback window: open until {window['until']}: {window['warm']} kept warm, `greenlight "
+                f"rollback` is a selector switch only; then {window['cleanup']} by flow run "
+                f"{window['cleanup_run'] or '(not scheduled)'}")
+    return f"  rollback window of release {window['release_id']}: {window['state']}: {window['reason']}"
 
 
 def canary_line(canary: dict) -> str:
@@ -84,6 +108,8 @@ def print_status(status: dict) -> None:
     print(f"  endpoints: {status['endpoints']}")
     if canary_line(status.get("canary") or {}):
         print(canary_line(status["canary"]))
+    if window_line(status.get("rollback_window") or {}):
+        print(window_line(status["rollback_window"]))
     if status["lock"]:
         print(f"  release in progress: {status['lock']}")
 
@@ -96,8 +122,9 @@ def print_history(entries: list[dict], service: str) -> None:
         print(f"{e['finished_at'] or '?':<21} {e['strategy']:<10} {e['outcome']:<19} {e['from_deployment']} -> "
               f"{e['to_deployment']}  {', '.join(e['images'])}  {e['seconds']:.1f} s  release {e['release_id']}"
               f"  run {e['flow_run_name'] or '-'} {e['flow_run_id'] or ''}".rstrip())
-        for label, key in (("approval", "approval"), ("reason", "reason")):
-            if e[key]:
+        for label, key in (("approval", "approval"), ("reason", "reason"), ("asked by", "asked_by"),
+                           ("override", "override")):
+            if e.get(key):
                 print(f"{'':<21} {label}: {e[key]}")
         if e.get("pipeline_id"):
             print(f"{'':<21} pipeline: {e['pipeline_id']} stage {e['pipeline_stage']} target {e['pipeline_target']}")

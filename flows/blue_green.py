@@ -29,14 +29,18 @@ from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.prefect_adapter.cancellation import ending_cancelled
 from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
+from prefect_greenlight.tasks.prefect_adapter.release_policy import policy_gate
 from prefect_greenlight.tasks.prefect_adapter.starting import release_begun
 from prefect_greenlight.tasks.record.journal import Journal
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import BlueGreenSpec
 
 
-def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False) -> dict:
-    journal = Journal(kube, spec.namespace, spec.service, release_id, "blue-green", planned=1)
+def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool = False,
+                connection: dict | None = None, override: str = "") -> dict:
+    """`connection`: how the run reached the cluster (kubeconfig, context, cluster_config), handed to the run
+    scheduled for a rollback window's end."""
+    journal = Journal(kube, spec.namespace, spec.service, release_id, "blue-green", planned=1, override=override)
     with journal.timeline.step("preflight") as s:                                                # 1
         plan = preflight(kube, spec, release_id)
         s["detail"] = f"{plan.colors.blue} -> {plan.colors.green}"
@@ -57,7 +61,7 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
         journal.started(endpoint_counts(kube, plan.namespace, c.service), blue=c.blue, green=c.green,
                         images=plan.green_images)
         release = Release(kube, journal.timeline, lock=lock, hooks=hooks, journal=journal,
-                          handed_on={"endpoints": endpoints})
+                          handed_on={"endpoints": endpoints, "connection": connection or {}})
         execute(steps, release, blue_green_ending(kube, plan, journal, hooks))
         hooks.finish("released")
     journal.finish("released", from_deployment=c.blue, to_deployment=c.green, images=plan.green_images,
@@ -69,7 +73,8 @@ def run_release(kube: Kube, spec: BlueGreenSpec, release_id: str, dry_run: bool 
 @flow(name="blue-green-release", log_prints=True)
 def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: str | None = None,
                        context: str | None = None, allowed_services: str | None = None,
-                       cluster_config: str | None = None, allow_list_variable: str | None = None) -> dict:
+                       cluster_config: str | None = None, allow_list_variable: str | None = None,
+                       override_freeze: str | None = None) -> dict:
     """Release `spec` blue -> green. Kubernetes credentials: kubeconfig/context, the KubernetesClusterConfig
     block named `cluster_config`, $KUBECONFIG, or in-cluster. A run started by hand has no allow-list.
 
@@ -79,8 +84,13 @@ def blue_green_release(spec: BlueGreenSpec, dry_run: bool = False, kubeconfig: s
         allow_list_variable: Set by the image-pushed trigger: the Prefect Variable (greenlight_allowed_services)
             of `namespace/Service` patterns this run may release, read when it starts; unset, nothing is allowed.
         allowed_services: A list fixed at deploy time instead (comma-separated patterns); it wins when given.
+        override_freeze: Let the release through a freeze or outside its release window (the Prefect Variable
+            greenlight_release_policy); the reason is recorded in the history and the events.
     """
     release_begun()
     refuse_unless_allowed(spec, allowed_services, allow_list_variable)
+    override = policy_gate(spec.namespace, spec.service, "blue-green", override_freeze, dry_run)
+    connection = {"kubeconfig": kubeconfig, "context": context, "cluster_config": cluster_config}
     return ending_cancelled(lambda: run_release(connect(kubeconfig, context, cluster_config), spec,
-                                                spec.release_id or new_release_id(), dry_run))
+                                                spec.release_id or new_release_id(), dry_run, connection,
+                                                override))

@@ -36,6 +36,7 @@ from prefect_greenlight.tasks.kube.client import Kube, connect
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.prefect_adapter.cancellation import ending_cancelled
 from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
+from prefect_greenlight.tasks.prefect_adapter.release_policy import policy_gate
 from prefect_greenlight.tasks.prefect_adapter.starting import release_begun
 from prefect_greenlight.tasks.record.history import current_run
 from prefect_greenlight.tasks.record.journal import Journal
@@ -44,8 +45,9 @@ from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 
 
-def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", dry_run: bool = False) -> dict:
-    journal = Journal(kube, spec.namespace, spec.service, release_id, "canary", planned=1)
+def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", dry_run: bool = False,
+               override: str = "") -> dict:
+    journal = Journal(kube, spec.namespace, spec.service, release_id, "canary", planned=1, override=override)
     with journal.timeline.step("preflight") as s:                                                # 1
         plan = preflight(kube, spec, release_id)
         s["detail"] = f"{plan.stable} -> {plan.canary}: " + ", ".join(x.describe() for x in plan.steps)
@@ -80,14 +82,19 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
 
 @flow(name="canary-release", log_prints=True)
 def canary_release(spec: CanarySpec, kubeconfig: str | None = None, context: str | None = None,
-                   dry_run: bool = False, cluster_config: str | None = None) -> dict:
+                   dry_run: bool = False, cluster_config: str | None = None,
+                   override_freeze: str | None = None) -> dict:
     """Release `spec` as a canary (`dry_run`: only its plan). Kubernetes credentials: kubeconfig/context, the
     KubernetesClusterConfig block named `cluster_config`, $KUBECONFIG, or in-cluster.
 
     Args:
         cluster_config: Name of a Prefect KubernetesClusterConfig block (prefect-kubernetes) holding the cluster's
             kubeconfig, instead of `kubeconfig`; `context` picks another of its contexts.
+        override_freeze: Let the release through a freeze or outside its release window (the Prefect Variable
+            greenlight_release_policy); the reason is recorded in the history and the events.
     """
     release_begun()
+    override = policy_gate(spec.namespace, spec.service, "canary", override_freeze, dry_run)
     return ending_cancelled(lambda: run_canary(connect(kubeconfig, context, cluster_config), spec,
-                                               spec.release_id or new_release_id(), current_run()[0], dry_run))
+                                               spec.release_id or new_release_id(), current_run()[0], dry_run,
+                                               override))

@@ -12,6 +12,10 @@ on the Service itself (so it works after a lost Prefect database, or after the r
 
 Steps 2-7 are a list the release engine executes (tasks/bluegreen/rollback_strategy.py), the Lease checked before
 each change; `--dry-run` describes the same list. A failure undoes nothing: it is recorded "failed" and raised.
+Inside a rollback window (tasks/decisions/window.py) the target is warm: restore and wait-ready find it as it is,
+and the switch is verified on an endpoint watch synced before it. Started by an alert (the alert-rollback trigger),
+it rolls back only an allow-listed Service inside its window (tasks/bluegreen/alert.py); outside, nothing changes.
+A rollback is never checked against the release policy (windows and freezes).
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import time
 
 from prefect import flow
 
+from prefect_greenlight.tasks.bluegreen.alert import alert_window
 from prefect_greenlight.tasks.bluegreen.dry_run import dry_run_rollback
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
-from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read_rollback
+from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read_rollback, rollback_endpoints
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_steps
+from prefect_greenlight.tasks.decisions.describe_rollback import replicas_of
 from prefect_greenlight.tasks.decisions.rollback import RollbackAction
 from prefect_greenlight.tasks.engine.report_only import execute_reporting
-from prefect_greenlight.tasks.kube.client import Kube, connect
+from prefect_greenlight.tasks.kube.client import Kube, connect, read
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
 from prefect_greenlight.tasks.record.journal import Journal
@@ -49,10 +55,10 @@ def _dry_run(kube: Kube, rb: Rollback, timeline: Timeline) -> dict:
 
 
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
-                 sleep=time.sleep, to: str | None = None, dry_run: bool = False) -> dict:
+                 sleep=time.sleep, to: str | None = None, dry_run: bool = False, asked_by: str = "") -> dict:
     release_id = "rollback-" + new_release_id()
     steps = rollback_steps()
-    journal = Journal(kube, namespace, service, release_id, "rollback", planned=1 + len(steps))
+    journal = Journal(kube, namespace, service, release_id, "rollback", planned=1 + len(steps), asked_by=asked_by)
     with journal.timeline.step("read-record") as s:                                               # 1
         rb = read_rollback(kube, namespace, service, to, release_id, cleanup, deadlines, sleep)
         s["detail"] = rb.choice.message
@@ -62,20 +68,27 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
         return _result(rb, journal.timeline, "already-serves", target, message=rb.choice.message)
     if dry_run:
         return _dry_run(kube, rb, journal.timeline)
-    with ServiceLock(kube, namespace, service, release_id, taker="rollback") as lock:
+    with (ServiceLock(kube, namespace, service, release_id, taker="rollback") as lock,
+          rollback_endpoints(kube, rb) as endpoints):  # watching before the switch: verified with no new list
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
-        release = RollbackRelease(kube, journal.timeline, lock=lock, journal=journal, rb=rb)
+        endpoints.start()  # synced before the steps: the switch is a read, the PATCH and the wait on this watch
+        if replicas_of(read(kube, "Deployment", namespace, target)):  # warm (a rollback window): a switch only
+            journal.hold_progress()  # no Prefect API call of ours competes until verified (the steps take ms)
+        release = RollbackRelease(kube, journal.timeline, lock=lock, journal=journal, rb=rb,
+                                  handed_on={"endpoints": endpoints})
         execute_reporting(steps, release, "rollback")                                             # 2-7
     journal.finish("rolled-back", from_deployment=live, to_deployment=target,
                    images=images_of(kube, namespace, target), after=endpoint_counts(kube, namespace, service))
     say(f"rolled back: Service {service} serves {target}")
-    return _result(rb, journal.timeline, "rolled-back", target, previous_deployment=live)
+    return _result(rb, journal.timeline, "rolled-back", target, previous_deployment=live,
+                   patch_to_verified_s=release.handed_on.get("patch_to_verified_s"))
 
 
 @flow(name="blue-green-rollback", log_prints=True)
 def rollback_release(namespace: str, service: str, cleanup: Cleanup = Cleanup(), deadlines: Deadlines = Deadlines(),
                      kubeconfig: str | None = None, context: str | None = None, to: str | None = None,
-                     dry_run: bool = False, cluster_config: str | None = None) -> dict:
+                     dry_run: bool = False, cluster_config: str | None = None, alert: str | None = None,
+                     allow_list_variable: str | None = None, allowed_services: str | None = None) -> dict:
     """Switch `service` back to the Deployment it served before greenlight's last switch (or to `to`); a no-op
     when that Deployment already serves. `dry_run`: only the plan, as a markdown artifact and in the result;
     nothing changes.
@@ -83,6 +96,15 @@ def rollback_release(namespace: str, service: str, cleanup: Cleanup = Cleanup(),
     Args:
         cluster_config: Name of a Prefect KubernetesClusterConfig block (prefect-kubernetes) holding the cluster's
             kubeconfig, instead of `kubeconfig`; `context` picks another of its contexts.
+        alert: Set by the greenlight-alert-rollback trigger: the alert that asked (recorded in the history). Then
+            the Service must be in the allow-list (`allow_list_variable`, or `allowed_services`) and inside its
+            rollback window; outside it nothing changes and a refused event says why.
     """
-    return run_rollback(connect(kubeconfig, context, cluster_config), namespace, service, cleanup, deadlines, to=to,
-                        dry_run=dry_run)
+    kube = connect(kubeconfig, context, cluster_config)
+    if alert:
+        verdict = alert_window(kube, namespace, service, alert, allowed_services, allow_list_variable)
+        if not verdict.open:
+            return {"outcome": "not-in-window", "service": service, "namespace": namespace,
+                    "window": verdict.state.value, "message": verdict.reason, "steps": []}
+    return run_rollback(kube, namespace, service, cleanup, deadlines, to=to, dry_run=dry_run,
+                        asked_by=f"alert {alert}" if alert else "")

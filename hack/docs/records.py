@@ -177,6 +177,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "greenlight.io/flow-run-id": ("Lease annotation", "the Prefect flow run holding the Lease "
                                   "`greenlight-<service>`"),
     "greenlight.io/strategy": ("Lease annotation", "the holder's strategy (`canary`)"),
+    "greenlight.io/rollback-window": ("Service annotation", "an open rollback window: the release, the warm and "
+                                      "the live Deployment, until when, the clean-up mode and the flow run "
+                                      "scheduled for its end (JSON)"),
     "greenlight.io/baseline-of": ("baseline Deployment annotation", "the stable Deployment whose pod template "
                                   "the canary judge's baseline runs (`baseline: true`)"),
     "greenlight.io/track": ("canary Deployment label, selector and pod label", "`canary` / `baseline`: "

@@ -32,6 +32,7 @@ from prefect_greenlight.tasks.decisions.repeat import (
     with_digest,
 )
 from prefect_greenlight.tasks.decisions.rollback import SwitchKind, switch_kind_of
+from prefect_greenlight.tasks.decisions.window import RollbackWindow, read_window
 from prefect_greenlight.tasks.decisions.workload import paused, port_problems, service_warnings
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.hooks.preflight import check_hook_jobs
@@ -58,6 +59,7 @@ class BlueGreenPreflight:
     green_changes: tuple[FieldChange, ...] = ()
     permissions: tuple[str, ...] = ()
     autoscalers: tuple[str, ...] = ()  # every HPA in the namespace
+    previous_window: RollbackWindow | None = None  # a rollback window whose warm Deployment is not blue (step 1b)
 
     @property
     def namespace(self) -> str:
@@ -200,6 +202,13 @@ def _check_preview(kube: Kube, spec: BlueGreenSpec) -> None:
         raise BadInput(f"preview Service {spec.preview_service!r} exists and is not managed by greenlight")
 
 
+def _previous_window(service: dict, colors: ColorPlan) -> RollbackWindow | None:
+    """A rollback window still recorded on the Service whose warm Deployment is not the live one: a new release
+    closes it first (tasks/bluegreen/window.py)."""
+    window = read_window(service)
+    return window if window is not None and not colors.already_live and window.warm != colors.blue else None
+
+
 def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) -> BlueGreenPreflight:
     """Decide the plan or raise BadInput naming every problem. Reads only; the server-side dry run of the green
     manifest lets the apiserver itself validate it (admission, schema) without persisting anything."""
@@ -242,6 +251,6 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         blue_image=_first_image(blue) if blue else "", warnings=tuple(warnings + hpa_warnings), blue_hpa=blue_hpa,
         service_ports=tuple((service.get("spec") or {}).get("ports") or []), repeat=repeat,
         green_changes=deployment_changes(blue, dry_run), permissions=tuple(map(str, permissions)),
-        autoscalers=hpa_names)
+        autoscalers=hpa_names, previous_window=_previous_window(service, colors))
     check_hook_jobs(kube, spec.hooks, plan.hook_context(), service)
     return plan

@@ -18,10 +18,12 @@ from prefect_greenlight.tasks.decisions.annotations import ReleaseRecord, read_r
 from prefect_greenlight.tasks.decisions.autoscaling import target_of
 from prefect_greenlight.tasks.decisions.colors import live_deployments, pod_labels, selector_matches
 from prefect_greenlight.tasks.decisions.describe_rollback import chosen_record, replicas_of, rollback_annotations
+from prefect_greenlight.tasks.decisions.endpoints import covering_selector
 from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, choose_rollback
 from prefect_greenlight.tasks.errors import BadInput, PermanentError
-from prefect_greenlight.tasks.kube.autoscaling import apply_hpa, hpa_of
+from prefect_greenlight.tasks.kube.autoscaling import apply_hpa, hpa_of, release_hold
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, read, scale
+from prefect_greenlight.tasks.kube.waiting import EndpointWatch
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Cleanup, CleanupMode, Deadlines
 
@@ -89,32 +91,56 @@ def restore_target(kube: Kube, rb: Rollback) -> str:
     return f"{target} still has {dep['spec']['replicas']} replicas"
 
 
-def switch_to_target(kube: Kube, rb: Rollback) -> str:
+def rollback_endpoints(kube: Kube, rb: Rollback) -> EndpointWatch:
+    """The rollback's informer on the Service's endpoints (the live and the target Deployment's pods), started
+    before the selector PATCH, so the verification lists nothing after it: inside a rollback window the whole
+    rollback is then the PATCH and the wait for the EndpointSlices (BENCHMARKS.md P2)."""
+    return EndpointWatch(kube, rb.namespace, rb.service,
+                         covering_selector(rb.current_selector, rb.choice.target_selector))
+
+
+def switch_to_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = None,
+                     handed: dict | None = None) -> str:
     """The guarded selector patch, the record updated in the same patch; only if the target's pods match the
-    selector it gets."""
+    selector it gets. `watch` is started first; `handed` (the release's handed_on) gets the target's replica count
+    and when the patch was sent, for the verification."""
     c = rb.choice
+    if watch is not None:
+        watch.start()
     dep = read(kube, "Deployment", rb.namespace, c.target)
     if not selector_matches(c.target_selector, pod_labels(dep)):
         raise PermanentError(f"selector {c.target_selector} does not select {c.target}'s pods")
     live_replicas = replicas_of(read(kube, "Deployment", rb.namespace, c.from_deployment))
     annotations = rollback_annotations(rb.chosen, rb.current_selector, rb.release_id, now_utc(), live_replicas)
-    return move_selector(kube, rb.namespace, rb.service, rb.current_selector, c.target_selector, annotations)
+    svc = read(kube, "Service", rb.namespace, rb.service)  # the guarded patch is built from it (test ops)
+    if handed is not None:
+        handed["target_replicas"], handed["patch_at"] = int(dep["spec"]["replicas"]), time.monotonic()
+    return move_selector(kube, rb.namespace, rb.service, rb.current_selector, c.target_selector, annotations, svc)
 
 
-def verify_target(kube: Kube, rb: Rollback) -> str:
-    """EndpointSlices hold only the target's ready pods, as many as it has replicas."""
-    target = rb.choice.target
-    dep = read(kube, "Deployment", rb.namespace, target)
-    if dep is None:
-        raise PermanentError(f"Deployment {target} disappeared after the switch")
-    return verify_only(kube, rb.namespace, rb.service, target, int(dep["spec"]["replicas"]), rb.deadlines.endpoints_s)
+def verify_target(kube: Kube, rb: Rollback, watch: EndpointWatch | None = None, handed: dict | None = None) -> str:
+    """EndpointSlices hold only the target's ready pods, as many as it has replicas (known from the switch when
+    `handed` has them). Records in `handed` how long after the selector patch was sent this was verified."""
+    target, handed = rb.choice.target, handed if handed is not None else {}
+    desired = handed.get("target_replicas")
+    if desired is None:
+        dep = read(kube, "Deployment", rb.namespace, target)
+        if dep is None:
+            raise PermanentError(f"Deployment {target} disappeared after the switch")
+        desired = int(dep["spec"]["replicas"])
+    msg = verify_only(kube, rb.namespace, rb.service, target, desired, rb.deadlines.endpoints_s, watch)
+    if "patch_at" in handed:
+        handed["patch_to_verified_s"] = round(time.monotonic() - handed["patch_at"], 4)
+        msg = f"{msg} ({handed['patch_to_verified_s'] * 1000:.0f} ms after the selector PATCH was sent)"
+    return msg
 
 
 def restore_autoscaler(kube: Kube, rb: Rollback) -> str:
     """The HPA recorded when the target was taken out of service, re-created exactly (if none scales it now)."""
     recorded, target = rb.record.previous_hpa, rb.choice.target
     if hpa_of(kube, rb.namespace, target) is not None:
-        return f"{target} already has a HorizontalPodAutoscaler"
+        held = release_hold(kube, rb.namespace, target)  # held while it was kept warm (a rollback window)
+        return f"{target} already has a HorizontalPodAutoscaler" + (f"; {held}" if held else "")
     if not recorded or target_of(recorded) != target:
         return f"no HorizontalPodAutoscaler recorded for {target}"
     apply_hpa(kube, rb.namespace, recorded)

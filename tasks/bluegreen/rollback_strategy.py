@@ -60,13 +60,26 @@ def _wait_ready(release: RollbackRelease) -> str:
     return require_ready(release.kube, rb.namespace, rb.choice.target, rb.deadlines, progress=say)
 
 
+def _switch(release: RollbackRelease) -> str:
+    """The selector PATCH; from here to verified nothing else of the run's own competes (progress held)."""
+    release.journal.hold_progress()
+    return said(switch_to_target(release.kube, release.rb, release.handed_on.get("endpoints"), release.handed_on))
+
+
+def _verify(release: RollbackRelease) -> str:
+    try:
+        return verify_target(release.kube, release.rb, release.handed_on.get("endpoints"), release.handed_on)
+    finally:
+        release.journal.send_held_progress()
+
+
 def rollback_steps() -> list[Step]:
     """Steps 2-7, in order. The same list for every rollback: what each acts on is the release's `rb`."""
     return [
         reporting("restore", lambda rel: said(restore_target(rel.kube, rel.rb)), describe_restore, changes=True),
         reporting("wait-ready", _wait_ready, describe_wait_ready),
-        reporting("switch", lambda rel: said(switch_to_target(rel.kube, rel.rb)), describe_switch, changes=True),
-        reporting("verify-endpoints", lambda rel: verify_target(rel.kube, rel.rb), describe_verify),
+        reporting("switch", _switch, describe_switch, changes=True),
+        reporting("verify-endpoints", _verify, describe_verify),
         reporting("autoscaler", lambda rel: restore_autoscaler(rel.kube, rel.rb), describe_autoscaler,
                   changes=True),
         reporting("cleanup", lambda rel: said(retire_rolled_back(rel.kube, rel.rb)), describe_cleanup,

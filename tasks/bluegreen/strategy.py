@@ -1,11 +1,13 @@
 """Blue-green as a list of steps (the release engine, tasks/engine/), in the tutorial's order:
 
-  (pre-release hooks) apply -> wait-ready -> (preview) -> smoke-test -> (pre-switch hooks) -> approval ->
+  (close-window) (pre-release hooks) apply -> wait-ready -> (preview) -> smoke-test -> (pre-switch hooks) -> approval ->
   (autoscaler) -> switch -> verify-endpoints -> (post-switch hooks) -> post-switch -> cleanup
 
 A re-run that finds the Service already on green (its own release record) runs the tail only: wait-ready (its undo
 the switch back), verify-endpoints, post-switch, cleanup. Everything before `cleanup` rolls back on failure; a
-failed clean-up is reported and nothing is undone (green serves, verified). The dry run describes this same list.
+failed clean-up is reported and nothing is undone (green serves, verified). With a rollback window the clean-up step
+keeps blue warm and schedules its clean-up for the window's end (tasks/bluegreen/window.py); a release inside the
+previous release's window closes that window first (`close-window`). The dry run describes this same list.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.bluegreen.preview import point_preview, undo_preview
 from prefect_greenlight.tasks.bluegreen.smoke import post_switch_verify, smoke_test
 from prefect_greenlight.tasks.bluegreen.switch import approval_annotation, switch_back, switch_traffic, verify_endpoints
+from prefect_greenlight.tasks.bluegreen.window import close_previous_window, open_window
 from prefect_greenlight.tasks.decisions.describe_bluegreen import (
     describe_apply,
     describe_approval,
     describe_autoscaler,
     describe_cleanup,
+    describe_close_window,
     describe_post_switch,
     describe_preflight,
     describe_preview,
@@ -32,6 +36,7 @@ from prefect_greenlight.tasks.decisions.describe_bluegreen import (
     describe_switch,
     describe_verify,
     describe_wait_ready,
+    describe_window,
 )
 from prefect_greenlight.tasks.decisions.describe_hooks import NO_HOOKS, HookPlan
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
@@ -46,7 +51,7 @@ from prefect_greenlight.tasks.prefect_adapter.approval import request_approval, 
 from prefect_greenlight.tasks.record.events import ReleaseEvent
 from prefect_greenlight.tasks.record.journal import CLEANUP_FAILED, Journal
 from prefect_greenlight.tasks.record.report import say
-from prefect_greenlight.tasks.spec import ApprovalMode, HookPoint
+from prefect_greenlight.tasks.spec import ApprovalMode, CleanupMode, HookPoint
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,20 @@ def _tail(r: BlueGreenPreflight) -> list[Step]:
                  lambda f: describe_verify(r), phase="verify"),
             *hook_steps(hooks, HookPoint.POST_SWITCH),
             Step("post-switch", lambda rel: post_switch_verify(rel.kube, r), lambda f: describe_post_switch(r)),
-            Step("cleanup", lambda rel: cleanup_blue(rel.kube, r), lambda f: describe_cleanup(r),
-                 on_failure=OnFailure.REPORT, changes=True)]
+            _cleanup(r)]
+
+
+def has_window(r: BlueGreenPreflight) -> bool:
+    """Blue kept warm after the switch, its clean-up a scheduled run (not kept anyway, and there is a blue)."""
+    return r.spec.rollback_window_s > 0 and r.spec.cleanup.mode is not CleanupMode.KEEP and bool(r.colors.blue)
+
+
+def _cleanup(r: BlueGreenPreflight) -> Step:
+    if has_window(r):
+        return Step("cleanup", lambda rel: open_window(rel.kube, r, rel.handed_on.get("connection") or {}),
+                    lambda f: describe_window(r), on_failure=OnFailure.REPORT, changes=True)
+    return Step("cleanup", lambda rel: cleanup_blue(rel.kube, r), lambda f: describe_cleanup(r),
+                on_failure=OnFailure.REPORT, changes=True)
 
 
 def blue_green_steps(r: BlueGreenPreflight) -> list[Step]:
@@ -124,6 +141,8 @@ def blue_green_steps(r: BlueGreenPreflight) -> list[Step]:
         return [_resume(r), *_tail(r)]
     hooks, c = r.spec.hooks, r.colors
     return [
+        *([Step("close-window", lambda rel: close_previous_window(rel.kube, r), lambda f: describe_close_window(r),
+                changes=True)] if r.previous_window else []),
         *hook_steps(hooks, HookPoint.PRE_RELEASE),
         Step("apply", lambda rel: apply_green(rel.kube, r), lambda f: describe_apply(r), changes=True,
              undo=lambda rel: remove_green(rel.kube, r), undo_name=f"remove {c.green}"),

@@ -30,10 +30,10 @@ def now_utc() -> str:
 
 
 def move_selector(kube: Kube, namespace: str, service: str, from_selector: dict, to_selector: dict,
-                  annotations: dict[str, str]) -> str:
+                  annotations: dict[str, str], svc: dict | None = None) -> str:
     """Guarded selector move. A no-op when the Service already selects `to_selector`; GuardFailed when it
-    selects neither (someone else changed it)."""
-    svc = read(kube, "Service", namespace, service)
+    selects neither (someone else changed it). `svc`: the Service as just read (else it is read here)."""
+    svc = svc if svc is not None else read(kube, "Service", namespace, service)
     if svc is None:
         raise PermanentError(f"Service {namespace}/{service} disappeared")
     ops = selector_patch(svc, from_selector, to_selector, annotations)

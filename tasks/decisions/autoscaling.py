@@ -86,3 +86,20 @@ def hpa_problems(hpas: list[dict], blue: str, green: str) -> list[str]:
             problems.append(f"HorizontalPodAutoscaler name {green!r} (for green) is taken by one that scales "
                             f"{target_of(h) or 'something else'!r}")
     return problems
+
+
+def hold_ops(hpa: dict, at: int) -> list[dict] | None:
+    """JSON patch holding an HPA's minReplicas at `at` (within maxReplicas; its own kept in an annotation): a warm
+    Deployment without traffic is not scaled down by its idle HPA (the rollback window). None: nothing to hold
+    (already held, or `at` is not above its own minimum)."""
+    annotations = hpa["metadata"].get("annotations") or {}
+    own_min = int(hpa["spec"].get("minReplicas") or 1)
+    held = min(max(at, own_min), int(hpa["spec"]["maxReplicas"]))
+    if HELD_MIN in annotations or held <= own_min:
+        return None
+    ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": hpa["metadata"]["resourceVersion"]},
+           {"op": "add", "path": "/spec/minReplicas", "value": held}]
+    if annotations:
+        return [*ops, {"op": "add", "path": f"/metadata/annotations/{HELD_MIN.replace('/', '~1')}",
+                       "value": str(own_min)}]
+    return [*ops, {"op": "add", "path": "/metadata/annotations", "value": {HELD_MIN: str(own_min)}}]

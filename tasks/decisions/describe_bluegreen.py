@@ -11,6 +11,7 @@ from prefect_greenlight.tasks.decisions.annotations import PREFIX, switch_annota
 from prefect_greenlight.tasks.decisions.colors import ColorPlan
 from prefect_greenlight.tasks.decisions.plan import FieldChange, PlanStep, StepKind
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
+from prefect_greenlight.tasks.decisions.window import RollbackWindow
 from prefect_greenlight.tasks.decisions.workload import resolve_port, service_port
 from prefect_greenlight.tasks.spec import ApprovalMode, BlueGreenSpec, CleanupMode, RollbackGreen, SmokeCheck
 
@@ -32,6 +33,7 @@ class BlueGreenRelease(Protocol):
     service_ports: tuple[dict, ...]
     blue_hpa: dict | None
     green_changes: tuple[FieldChange, ...]
+    previous_window: RollbackWindow | None
 
     @property
     def green_replicas(self) -> int: ...
@@ -186,6 +188,36 @@ def describe_cleanup(r: BlueGreenRelease) -> PlanStep:
                 f"release the hold on {c.green}'s HPA")
     return PlanStep("cleanup", StepKind.CHANGE, f"Deployment {c.blue}", what + " (never while the Service selects it)",
                     when=when, undo="not undone by the release (`greenlight rollback` brings it back)")
+
+
+def describe_window(r: BlueGreenRelease) -> PlanStep:
+    """The clean-up of a release with a rollback window: blue warm until the window's end, then a scheduled run."""
+    c, cl, w = r.colors, r.spec.cleanup, r.spec.rollback_window_s
+    hpa = f"; its HPA {r.blue_hpa['metadata']['name']} held at {r.blue_replicas}" if r.blue_hpa else ""
+    then = (f"scale {c.blue} from {r.blue_replicas} to 0" if cl.mode is CleanupMode.SCALE_TO_ZERO
+            else f"record {c.blue}'s manifest on Service {c.service}, then delete {c.blue}")
+    return PlanStep("cleanup", StepKind.CHANGE, f"Deployment {c.blue}, Service {c.service}",
+                    f"rollback window: keep {c.blue} scaled ({r.blue_replicas} replicas) and ready, without traffic, "
+                    f"until {AT_SWITCH} + {w:.0f} s{hpa}; record the window on Service {c.service} "
+                    f"(greenlight.io/rollback-window) and schedule a Prefect flow run of "
+                    f"blue-green-window-cleanup/window-cleanup for its end, which will {then} (never while the "
+                    "Service selects it); the release does not wait for it",
+                    when=f"window until {AT_SWITCH} + {w:.0f} s; a `greenlight rollback` inside it is a selector "
+                         "switch only",
+                    undo="not undone by the release (`greenlight rollback` switches back to the warm blue)")
+
+
+def describe_close_window(r: BlueGreenRelease) -> PlanStep:
+    """A release inside the previous release's window: the warm version leaves first (Argo's behaviour)."""
+    w, c = r.previous_window, r.colors
+    if w is None:
+        return PlanStep("close-window", StepKind.CHECK, f"Service {c.service}", "no rollback window open")
+    what = (f"forget the window of release {w.release_id}: {w.warm} becomes this release's green"
+            if w.warm == c.green else
+            f"close the rollback window of release {w.release_id} (until {w.until}): {w.mode} {w.warm} now, "
+            "instead of at the window's end")
+    return PlanStep("close-window", StepKind.CHANGE, f"Deployment {w.warm}, Service {c.service}", what,
+                    undo="not undone (a new release inside a window ends it, as Argo Rollouts does)")
 
 
 def describe_preflight(r: BlueGreenRelease) -> PlanStep:

@@ -48,4 +48,7 @@ def describe_gate(spec: PipelineSpec, i: int) -> PlanStep:
         verdict = f"approved within {gate.timeout_s:g} s; a rejection or no answer stops the pipeline"
     else:
         change, verdict = f"promote to stage {nxt} at once", "automatic"
+    if gate.wait_for_window_s:
+        change += (f"; then wait (at most {gate.wait_for_window_s:g} s) until the release policy lets every target "
+                   f"of stage {nxt} release (its window opens, its freeze ends)")
     return PlanStep(f"gate-{stage.name}", StepKind.GATE, "", change, gate=verdict, when=f"before stage {nxt}")

@@ -39,6 +39,8 @@ class HistoryEntry:
     pipeline_id: str = ""  # set when a pipeline (flows/pipeline.py) ran this release: its id, stage and target
     pipeline_stage: str = ""
     pipeline_target: str = ""
+    asked_by: str = ""  # who or what asked, when not a person at a terminal: an alert's event (issue 24)
+    override: str = ""  # a release policy's freeze or window overridden, and the reason given
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "HistoryEntry":

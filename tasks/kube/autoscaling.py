@@ -13,6 +13,7 @@ from prefect_greenlight.tasks.decisions.annotations import PREVIOUS_HPA
 from prefect_greenlight.tasks.decisions.autoscaling import (
     autoscalers_of,
     carried_hpa,
+    hold_ops,
     portable_hpa,
     release_hold_ops,
 )
@@ -77,6 +78,21 @@ def release_hold(kube: Kube, namespace: str, deployment: str) -> str | None:
         try:
             json_patch(kube, "HorizontalPodAutoscaler", namespace, hpa["metadata"]["name"], ops)
             return f"HorizontalPodAutoscaler {hpa['metadata']['name']}: minReplicas back to {ops[1]['value']}"
+        except GuardFailed:
+            continue  # the HPA controller updated it meanwhile: read again
+    return None
+
+
+def hold(kube: Kube, namespace: str, deployment: str, at: int) -> str | None:
+    """Hold the HPA of `deployment` at `at` replicas while it is kept warm (the rollback window)."""
+    for _ in range(5):
+        hpa = hpa_of(kube, namespace, deployment)
+        ops = hold_ops(hpa, at) if hpa else None
+        if not ops:
+            return None
+        try:
+            json_patch(kube, "HorizontalPodAutoscaler", namespace, hpa["metadata"]["name"], ops)
+            return f"HorizontalPodAutoscaler {hpa['metadata']['name']}: minReplicas held at {ops[1]['value']}"
         except GuardFailed:
             continue  # the HPA controller updated it meanwhile: read again
     return None

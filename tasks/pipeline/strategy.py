@@ -33,6 +33,7 @@ from prefect_greenlight.tasks.errors import PermanentError, PipelineFailed, Reje
 from prefect_greenlight.tasks.pipeline.board import PipelineBoard
 from prefect_greenlight.tasks.pipeline.targets import PipelineTarget, SoakFailed, soak
 from prefect_greenlight.tasks.prefect_adapter.pause import pause_run
+from prefect_greenlight.tasks.prefect_adapter.release_policy import wait_until_allowed
 from prefect_greenlight.tasks.record.events import PipelineEvent, emit_pipeline
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec.pipeline import FailurePolicy, GateMode, PipelineSpec
@@ -190,6 +191,9 @@ def _gate(spec: PipelineSpec, i: int) -> Step:
         decision = board.answered(stage.name, nxt, _ask(board, i))
         if not decision.approved:
             raise stopped(board, GateRejected(nxt, decision))
+        if stage.gate.wait_for_window_s > 0:
+            targets = [(t.target.namespace, t.target.service) for t in board.stages[i + 1]]
+            return f"{decision.note()}; {wait_until_allowed(targets, stage.gate.wait_for_window_s)}"
         return decision.note()
     return Step(f"gate-{stage.name}", run, lambda f: describe_gate(spec, i))
 

@@ -76,15 +76,20 @@ class Journal:
     before: EndpointCounts | None = None
     _t0: float = field(default_factory=time.monotonic)
     approval_note: str = ""
+    override: str = ""  # the release policy overridden (--override-freeze): in the history and every event
+    asked_by: str = ""  # who or what asked (an alert), in the history and every event
     _progress_id: object = None
     _updates: ThreadPoolExecutor | None = None
+    _held: float | None = None  # the last progress update while held (hold_progress)
+    _holding: bool = False
 
     def __post_init__(self) -> None:
         self.timeline.on_step = self._progress
 
     # -- events ---------------------------------------------------------------------------------------------
     def event(self, kind: ReleaseEvent, **payload) -> None:
-        emit(kind, self.namespace, self.service, release_id=self.release_id, strategy=self.strategy, **payload)
+        emit(kind, self.namespace, self.service, release_id=self.release_id, strategy=self.strategy,
+             override=self.override or None, asked_by=self.asked_by or None, **payload)
 
     def started(self, before: EndpointCounts | None, **payload) -> None:
         self.before = before
@@ -117,7 +122,28 @@ class Journal:
             return
         if self._updates is None:
             self._updates = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greenlight-progress")
+        if self._holding:
+            self._held = progress_percent(done, self.planned)
+            return
         self._updates.submit(self._send_progress, progress_percent(done, self.planned))
+
+    def hold_progress(self) -> None:
+        """Send no progress update until `send_held_progress`: the background thread's Prefect API call (and its
+        pydantic parsing) competes for the GIL with a latency-critical step — a rollback's selector PATCH to
+        verified took 21-26 ms with it and 11-15 ms without (issue 24, the rollback window). An update already
+        on its way is waited for (at most 2 s), so none is in flight after this returns."""
+        self._holding = True
+        if self._updates is not None:
+            try:
+                self._updates.submit(lambda: None).result(timeout=2)
+            except Exception as exc:  # noqa: BLE001 - a report, not a release step
+                log.warning("progress update still in flight: %s", exc)
+
+    def send_held_progress(self) -> None:
+        self._holding = False
+        held, self._held = self._held, None
+        if held is not None and self._updates is not None:
+            self._updates.submit(self._send_progress, held)
 
     def _send_progress(self, percent: float) -> None:
         try:
@@ -140,8 +166,9 @@ class Journal:
                              started_at=self.started_at, finished_at=utc_now(),
                              seconds=round(time.monotonic() - self._t0, 2), approval=self.approval_note,
                              reason=reason[:500], flow_run_id=run_id, flow_run_name=run_name,
-                             **current_pipeline())
+                             asked_by=self.asked_by, override=self.override, **current_pipeline())
         record_release(self.kube, self.namespace, self.service, entry)
+        self.send_held_progress()
         moved = outcome in ("released", CLEANUP_FAILED) or (self.strategy in ("rollback", "abort")
                                                              and outcome in UNDONE)
         if moved and outcome != CLEANUP_FAILED:

@@ -96,6 +96,11 @@ class BlueGreenSpec(SpecModel):
     post_switch: PostSwitch = Field(default_factory=PostSwitch, description="Checks after the switch; default: "
                                     "none.")
     cleanup: Cleanup = Field(default_factory=Cleanup, description="What happens to blue, and when.")
+    rollback_window_s: Seconds = Field(0, description="After the switch (and the scale-down delay's checks), "
+                                       "keep blue scaled and ready this long, without traffic and its HPA held: "
+                                       "a rollback inside the window is a selector switch only. Its clean-up "
+                                       "(cleanup.mode) is then a Prefect flow run scheduled for the window's end "
+                                       "(deployment blue-green-window-cleanup/window-cleanup). 0: no window.")
     on_failure: RollbackGreen = Field(RollbackGreen.DELETE, description="What rollback does to a green it created.")
     deadlines: Deadlines = Field(default_factory=Deadlines, description="How long each wait may take.")
     release_id: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
@@ -109,6 +114,9 @@ class BlueGreenSpec(SpecModel):
         check_hooks(self.hooks, BLUE_GREEN_POINTS, "blue-green")
         if (self.manifest is None) == (self.image is None):
             raise ValueError("give exactly one of manifest (a green Deployment) or image (derive green from blue)")
+        if 0 < self.rollback_window_s < self.cleanup.delay_s:
+            raise ValueError(f"rollback_window_s ({self.rollback_window_s:g}) must be 0 or at least cleanup.delay_s "
+                             f"({self.cleanup.delay_s:g}): blue is never taken out of service before the delay")
         if self.preview_service is not None and self.preview_service == self.service:
             raise ValueError("preview_service must differ from service")
         return self

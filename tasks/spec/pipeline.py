@@ -41,6 +41,10 @@ class Gate(SpecModel):
     timeout_s: Seconds = Field(3600, gt=0, description="manual: no answer within this counts as a rejection.")
     soak_s: Seconds = Field(60, description="soak: how long the stage's Services are checked.")
     interval_s: float = Field(5.0, gt=0, le=3600, description="soak: between two rounds of checks.")
+    wait_for_window_s: Seconds = Field(0, description="After the gate's answer, wait (at most this long) until every "
+                                       "target of the next stage may release under the release policy (the Prefect "
+                                       "Variable greenlight_release_policy: its window opens, its freeze ends), "
+                                       "instead of starting releases the policy would refuse. 0: do not wait.")
 
 
 class FailurePolicy(str, Enum):

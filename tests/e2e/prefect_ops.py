@@ -68,25 +68,25 @@ def api_call(method: str, url: str, json: dict | None = None, attempts: int = 6)
     return requests.request(method, url, json=json, timeout=30)
 
 
-def allow_variable(api: str) -> object:
-    """The value of the allow-list Variable, None when it is unset (GET /variables/name/{name})."""
-    resp = api_call("GET", f"{api}/variables/name/{ALLOW_VARIABLE}")
+def allow_variable(api: str, name: str = ALLOW_VARIABLE) -> object:
+    """The value of the allow-list Variable (or another), None when it is unset (GET /variables/name/{name})."""
+    resp = api_call("GET", f"{api}/variables/name/{name}")
     if resp.status_code == 404:
         return None
     resp.raise_for_status()
     return resp.json()["value"]
 
 
-def set_allow_variable(api: str, value: object) -> None:
-    """Set the allow-list Variable through Prefect's REST API, as the UI does; None unsets it."""
-    url = f"{api}/variables/name/{ALLOW_VARIABLE}"
+def set_allow_variable(api: str, value: object, name: str = ALLOW_VARIABLE) -> None:
+    """Set the allow-list Variable (or another) through Prefect's REST API, as the UI does; None unsets it."""
+    url = f"{api}/variables/name/{name}"
     if value is None:
         resp = api_call("DELETE", url)
         assert resp.status_code in (204, 404), f"{resp.status_code}: {resp.text[:1000]}"
         return
     resp = api_call("PATCH", url, json={"value": value})
     if resp.status_code == 404:
-        resp = api_call("POST", f"{api}/variables/", json={"name": ALLOW_VARIABLE, "value": value})
+        resp = api_call("POST", f"{api}/variables/", json={"name": name, "value": value})
     assert resp.status_code in (201, 204), f"{resp.status_code}: {resp.text[:1000]}"
 
 

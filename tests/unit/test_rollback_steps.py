@@ -41,8 +41,16 @@ class FakeJournal:
     def __init__(self) -> None:
         self.finished: list[tuple[str, dict]] = []
 
+        self.holding: list[bool] = []
+
     def finish(self, outcome: str, **fields) -> None:
         self.finished.append((outcome, fields))
+
+    def hold_progress(self) -> None:
+        self.holding.append(True)
+
+    def send_held_progress(self) -> None:
+        self.holding.append(False)
 
 
 def _rollback() -> Rollback:
@@ -127,11 +135,12 @@ def test_a_cancelled_rollback_records_nothing_and_goes_on_cancelled(monkeypatch)
 
 def test_the_switch_sends_the_patch_the_plan_shows(monkeypatch):
     rb, sent = _rollback(), []
-    objects = {"blue-dep": deployment("blue-dep", BLUE_SEL), "green-dep": deployment("green-dep", GREEN_SEL)}
+    objects = {"blue-dep": deployment("blue-dep", BLUE_SEL), "green-dep": deployment("green-dep", GREEN_SEL),
+               "production-svc": rb.svc}
     monkeypatch.setattr(restore, "read", lambda kube, kind, ns, name: objects[name])
     monkeypatch.setattr(restore, "now_utc", lambda: "<time of the switch>")
-    monkeypatch.setattr(restore, "move_selector", lambda kube, ns, svc, frm, to, annotations: sent.append(
-        selector_patch(rb.svc, frm, to, annotations)) or "moved")
+    monkeypatch.setattr(restore, "move_selector", lambda kube, ns, svc, frm, to, annotations, read_svc: sent.append(
+        selector_patch(read_svc, frm, to, annotations)) or "moved")
     switch_to_target(None, rb)
     facts = RollbackFacts(rb.svc, rb.chosen, objects["blue-dep"], objects["green-dep"], 0, rb.release_id)
     planned = rollback_plan(facts, rb.cleanup, rb.deadlines, False, PlanFacts()).steps[3]
