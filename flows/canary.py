@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from prefect_greenlight.tasks.canary.dry_run import dry_run_canary
+from prefect_greenlight.tasks.canary.dry_run import dry_run_result
 from prefect_greenlight.tasks.canary.preflight import new_release_id, preflight
 from prefect_greenlight.tasks.canary.progress import CanaryProgress
 from prefect_greenlight.tasks.canary.strategy import canary_ending, canary_steps, start_record
@@ -40,7 +40,6 @@ from prefect_greenlight.tasks.prefect_adapter.release_policy import policy_gate
 from prefect_greenlight.tasks.prefect_adapter.starting import release_begun
 from prefect_greenlight.tasks.record.history import current_run
 from prefect_greenlight.tasks.record.journal import Journal
-from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 
@@ -60,11 +59,8 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
     hooks = HookRunner(kube, spec.hooks, plan.hook_context(), journal.timeline, spec.deadlines,
                        spec_fingerprint("canary", spec))
     progress = CanaryProgress.start(plan, run_id)
-    if dry_run:  # the plan instead of the release: printed, a markdown artifact of the run, the result's `plan`
-        planned = dry_run_canary(kube, plan)
-        publish_plan(planned, plan.release_id)
-        return {**progress.result("dry-run", journal.timeline, hooks.rows()), "plan": planned.as_dict(),
-                "plan_text": plan_text(planned), "steps_planned": [s.describe() for s in plan.steps]}
+    if dry_run:
+        return dry_run_result(kube, plan, progress, journal.timeline, hooks.rows())
     with ServiceLock(kube, spec.namespace, spec.service, plan.release_id, wait_s=spec.lock_wait_s,
                      annotations={RUN_ID_ANNOTATION: run_id, "greenlight.io/strategy": "canary"}) as lock:
         journal.started(endpoint_counts(kube, plan.namespace, plan.service), stable=plan.stable,

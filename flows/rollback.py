@@ -25,9 +25,9 @@ import time
 from prefect import flow
 
 from prefect_greenlight.tasks.bluegreen.alert import alert_window
-from prefect_greenlight.tasks.bluegreen.dry_run import dry_run_rollback
+from prefect_greenlight.tasks.bluegreen.dry_run import rollback_dry_run_result, rollback_result
 from prefect_greenlight.tasks.bluegreen.preflight import new_release_id
-from prefect_greenlight.tasks.bluegreen.restore import Rollback, images_of, read_rollback, rollback_endpoints
+from prefect_greenlight.tasks.bluegreen.restore import images_of, read_rollback, rollback_endpoints
 from prefect_greenlight.tasks.bluegreen.rollback_strategy import RollbackRelease, rollback_steps
 from prefect_greenlight.tasks.decisions.describe_rollback import replicas_of
 from prefect_greenlight.tasks.decisions.rollback import RollbackAction
@@ -36,22 +36,8 @@ from prefect_greenlight.tasks.kube.client import Kube, connect, read
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.prefect_adapter.lease import ServiceLock
 from prefect_greenlight.tasks.record.journal import Journal
-from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
-from prefect_greenlight.tasks.record.report import Timeline, say
+from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Cleanup, Deadlines
-
-
-def _result(rb: Rollback, timeline: Timeline, outcome: str, live: str, **extra) -> dict:
-    return {"outcome": outcome, "service": rb.service, "namespace": rb.namespace, "live_deployment": live,
-            "release_id": rb.release_id, **extra, "steps": timeline.rows()}
-
-
-def _dry_run(kube: Kube, rb: Rollback, timeline: Timeline) -> dict:
-    """The plan instead of the rollback: nothing taken, nothing changed."""
-    plan = dry_run_rollback(kube, rb)
-    publish_plan(plan, rb.release_id)
-    return _result(rb, timeline, "dry-run", rb.choice.from_deployment, previous_deployment=rb.choice.target,
-                   plan=plan.as_dict(), plan_text=plan_text(plan))
 
 
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
@@ -65,9 +51,9 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
     target, live = rb.choice.target, rb.choice.from_deployment
     if rb.choice.action is RollbackAction.ALREADY_SERVES:  # a repeated rollback: no Lease, no record, no history
         say(rb.choice.message)
-        return _result(rb, journal.timeline, "already-serves", target, message=rb.choice.message)
+        return rollback_result(rb, journal.timeline, "already-serves", target, message=rb.choice.message)
     if dry_run:
-        return _dry_run(kube, rb, journal.timeline)
+        return rollback_dry_run_result(kube, rb, journal.timeline)
     with (ServiceLock(kube, namespace, service, release_id, taker="rollback") as lock,
           rollback_endpoints(kube, rb) as endpoints):  # watching before the switch: verified with no new list
         journal.started(endpoint_counts(kube, namespace, service), rolled_back_from=live, to=target)
@@ -80,7 +66,7 @@ def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, dea
     journal.finish("rolled-back", from_deployment=live, to_deployment=target,
                    images=images_of(kube, namespace, target), after=endpoint_counts(kube, namespace, service))
     say(f"rolled back: Service {service} serves {target}")
-    return _result(rb, journal.timeline, "rolled-back", target, previous_deployment=live,
+    return rollback_result(rb, journal.timeline, "rolled-back", target, previous_deployment=live,
                    patch_to_verified_s=release.handed_on.get("patch_to_verified_s"))
 
 

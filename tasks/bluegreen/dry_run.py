@@ -62,3 +62,17 @@ def dry_run_rollback(kube: Kube, rb: Rollback) -> Plan:
     found = plan_facts(kube, rb.namespace, rb.service, asked, tuple(sorted(h["metadata"]["name"] for h in hpas)), ())
     has_hpa = bool(autoscalers_of(hpas, record.previous_deployment))
     return rollback_plan(facts, rb.cleanup, rb.deadlines, has_hpa, found)
+
+
+def rollback_result(rb: Rollback, timeline: Timeline, outcome: str, live: str, **extra: Any) -> dict:
+    """The rollback flow's result."""
+    return {"outcome": outcome, "service": rb.service, "namespace": rb.namespace, "live_deployment": live,
+            "release_id": rb.release_id, **extra, "steps": timeline.rows()}
+
+
+def rollback_dry_run_result(kube: Kube, rb: Rollback, timeline: Timeline) -> dict:
+    """The plan instead of the rollback: nothing taken, nothing changed."""
+    plan = dry_run_rollback(kube, rb)
+    publish_plan(plan, rb.release_id)
+    return rollback_result(rb, timeline, "dry-run", rb.choice.from_deployment, previous_deployment=rb.choice.target,
+                           plan=plan.as_dict(), plan_text=plan_text(plan))

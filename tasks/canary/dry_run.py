@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
+from prefect_greenlight.tasks.canary.progress import CanaryProgress
 from prefect_greenlight.tasks.canary.strategy import canary_plan
 from prefect_greenlight.tasks.decisions.describe_hooks import planned_hooks
 from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
+from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
+from prefect_greenlight.tasks.record.report import Timeline
 
 
 def dry_run_canary(kube: Kube, plan: CanaryPreflight) -> Plan:
@@ -18,3 +21,12 @@ def dry_run_canary(kube: Kube, plan: CanaryPreflight) -> Plan:
     hooks = planned_hooks(plan.spec, "canary", service, plan.release_id, plan.canary_images)
     facts = plan_facts(kube, plan.namespace, plan.service, plan.permissions, plan.autoscalers, plan.warnings)
     return canary_plan(plan, replace(facts, hooks=hooks.facts()), hooks)
+
+
+def dry_run_result(kube: Kube, plan: CanaryPreflight, progress: CanaryProgress, timeline: Timeline,
+                   hook_rows: list[dict]) -> dict:
+    """The plan instead of the release: printed, a markdown artifact of the run, and the result's `plan`."""
+    planned = dry_run_canary(kube, plan)
+    publish_plan(planned, plan.release_id)
+    return {**progress.result("dry-run", timeline, hook_rows), "plan": planned.as_dict(),
+            "plan_text": plan_text(planned), "steps_planned": [s.describe() for s in plan.steps]}

@@ -15,8 +15,7 @@ import pytest
 
 from prefect_greenlight.cli import status as status_cli
 from prefect_greenlight.flows.canary_abort import _aborted
-from prefect_greenlight.flows.rollback import _result as rollback_result
-from prefect_greenlight.tasks.bluegreen.dry_run import release_result
+from prefect_greenlight.tasks.bluegreen.dry_run import release_result, rollback_result
 from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
 from prefect_greenlight.tasks.canary.progress import CanaryProgress
 from prefect_greenlight.tasks.decisions.canary import step_plan

@@ -216,3 +216,9 @@ def test_kubernetes_io_imports_no_prefect(path):
     imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not [m for m in imported if m.split(".")[0] == "prefect"], f"{path} imports Prefect"
+
+
+def test_every_flow_is_under_100_lines():
+    """A flow reads like the tutorial's numbered steps; the work is its strategy's list of steps (tasks/)."""
+    long = {p.name: n for p in sorted((ROOT / "flows").glob("*.py")) if (n := len(p.read_text().splitlines())) >= 100}
+    assert not long, f"flows of 100 lines or more: {long}"
