@@ -18,6 +18,7 @@ from prefect_greenlight.tasks.decisions.describe_rollback import RollbackFacts
 from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
+from prefect_greenlight.tasks.prefect_adapter.release_policy import policy_summary
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline, say
 
@@ -45,7 +46,7 @@ def dry_run_blue_green(kube: Kube, plan: BlueGreenPreflight) -> Plan:
     preview = read(kube, "Service", ns, plan.spec.preview_service) if plan.spec.preview_service else None
     hooks = planned_hooks(plan.spec, "blue-green", service, plan.release_id, plan.green_images)
     facts = replace(plan_facts(kube, ns, c.service, plan.permissions, plan.autoscalers, plan.warnings),
-                    hooks=hooks.facts())
+                    hooks=hooks.facts(), policy=policy_summary(ns, c.service))
     return blue_green_plan(plan, service, preview, facts, hooks)
 
 

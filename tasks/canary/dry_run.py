@@ -12,6 +12,7 @@ from prefect_greenlight.tasks.decisions.describe_hooks import planned_hooks
 from prefect_greenlight.tasks.decisions.plan import Plan
 from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.lease import plan_facts
+from prefect_greenlight.tasks.prefect_adapter.release_policy import policy_summary
 from prefect_greenlight.tasks.record.plan_render import plan_text, publish_plan
 from prefect_greenlight.tasks.record.report import Timeline
 
@@ -20,7 +21,8 @@ def dry_run_canary(kube: Kube, plan: CanaryPreflight) -> Plan:
     service = read(kube, "Service", plan.namespace, plan.service) or {"metadata": {"name": plan.service}}
     hooks = planned_hooks(plan.spec, "canary", service, plan.release_id, plan.canary_images)
     facts = plan_facts(kube, plan.namespace, plan.service, plan.permissions, plan.autoscalers, plan.warnings)
-    return canary_plan(plan, replace(facts, hooks=hooks.facts()), hooks)
+    return canary_plan(plan, replace(facts, hooks=hooks.facts(), policy=policy_summary(plan.namespace, plan.service)),
+                       hooks)
 
 
 def dry_run_result(kube: Kube, plan: CanaryPreflight, progress: CanaryProgress, timeline: Timeline,

@@ -69,10 +69,12 @@ class PlanFacts:
     autoscalers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     hooks: tuple[str, ...] = ()  # every hook found, by point (tasks/decisions/describe_hooks.py)
+    policy: str = ""  # what the release policy (windows, freezes) says of releasing now; "" when not read
 
     def as_dict(self) -> dict:
         return {"permissions_checked": list(self.permissions), "lease": self.lease, "lease_free": self.lease_free,
-                "autoscalers": list(self.autoscalers), "warnings": list(self.warnings), "hooks": list(self.hooks)}
+                "autoscalers": list(self.autoscalers), "warnings": list(self.warnings), "hooks": list(self.hooks),
+                **({"policy": self.policy} if self.policy else {})}
 
 
 @dataclass(frozen=True)

@@ -43,23 +43,27 @@ def check_release_policy(namespace: str, service: str, strategy: str, override: 
     raise BadInput(f"refused by the release policy ({verdict.refusal.value} {verdict.rule}): {verdict.reason}")
 
 
-def policy_gate(namespace: str, service: str, strategy: str, override: str | None, dry_run: bool) -> str:
-    """A release flow's first check: a dry run only says what the policy would do (it changes nothing anyway);
-    a release is refused or let through (`check_release_policy`)."""
-    if not dry_run:
-        return check_release_policy(namespace, service, strategy, override)
+def policy_summary(namespace: str, service: str, override: str | None = None) -> str:
+    """What the release policy says of releasing `namespace/service` now, in one line (the dry run's plan facts
+    and its printed line); reads the Variable, changes nothing."""
     try:
         policy = parse_policy(read_variable(POLICY_VARIABLE))
     except ValueError as exc:
-        say(f"release policy: the Prefect Variable {POLICY_VARIABLE} is invalid ({exc}): the release would be refused")
-        return ""
+        return f"the Prefect Variable {POLICY_VARIABLE} is invalid ({exc}): the release would be refused"
     verdict = check_policy(policy, namespace, service, datetime.now(timezone.utc), (override or "").strip())
     if verdict.refusal is PolicyRefusal.NONE:
-        say(f"release policy: {len(policy.windows)} window(s), {len(policy.freezes)} freeze(s); "
-            f"{namespace}/{service} may release now")
-    else:
-        say(f"release policy: the release would be {'let through (override)' if verdict.allowed else 'refused'}: "
+        return (f"{len(policy.windows)} window(s), {len(policy.freezes)} freeze(s); {namespace}/{service} may "
+                "release now")
+    return (f"the release would be {'let through (override)' if verdict.allowed else 'refused'}: "
             f"{verdict.reason.removesuffix('; nothing was changed')}")
+
+
+def policy_gate(namespace: str, service: str, strategy: str, override: str | None, dry_run: bool) -> str:
+    """A release flow's first check: a dry run only says what the policy would do (it changes nothing anyway;
+    its plan's facts say it too); a release is refused or let through (`check_release_policy`)."""
+    if not dry_run:
+        return check_release_policy(namespace, service, strategy, override)
+    say(f"release policy: {policy_summary(namespace, service, override)}")
     return ""
 
 

@@ -31,6 +31,7 @@ def _fact_lines(plan: Plan) -> list[str]:
              f"  HorizontalPodAutoscalers in {plan.namespace}: {', '.join(f.autoscalers) or 'none'}",
              "  hooks:" + ("" if f.hooks else " none")]
     lines += [f"    - {h}" for h in f.hooks]
+    lines += [f"  release policy: {f.policy}"] if f.policy else []
     lines += [f"  warning: {w}" for w in f.warnings] or ["  warnings: none"]
     return lines
 
@@ -59,6 +60,7 @@ def plan_markdown(plan: Plan) -> str:
              f"- Lease `greenlight-{plan.service}`: {f.lease}",
              f"- HorizontalPodAutoscalers: {', '.join(f.autoscalers) or 'none'}",
              f"- hooks: {'; '.join(_md_cell(h) for h in f.hooks) or 'none'}",
+             *([f"- release policy: {_md_cell(f.policy)}"] if f.policy else []),
              *[f"- warning: {w}" for w in f.warnings]]
     return "\n\n".join([f"## Plan: {plan.strategy} of Service `{plan.service}` in `{plan.namespace}`",
                         f"{plan.summary}. Nothing was changed to make this plan.", "\n".join(rows),

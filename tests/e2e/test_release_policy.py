@@ -86,6 +86,11 @@ def test_outside_its_window_and_in_a_freeze_a_release_is_refused_and_an_override
             assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
             assert f"freeze {freeze['name']}" in out.stderr and "e2e change freeze" in out.stderr, out.stderr
             assert resource_versions(kube, namespace) == before, "nothing changed, no Lease"
+            # the plan says what the policy says (a dry run is never refused: it changes nothing)
+            plan = _release(cluster, prefect_api, namespace, "--dry-run")
+            assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
+            facts = json.loads(plan.stdout)["plan"]["facts"]
+            assert facts["policy"].startswith("the release would be refused") and freeze["name"] in facts["policy"]
             events = _refused(prefect_ops, namespace, 2)
             assert [(e["payload"]["refusal"], e["payload"]["rule"]) for e in events] == [
                 ("outside-window", window["name"]), ("freeze", freeze["name"])], events

@@ -102,6 +102,14 @@ def test_text_markdown_and_json_show_the_same_numbered_steps():
                              "autoscalers": ["x"], "warnings": ["w1"], "hooks": []}
 
 
+def test_the_release_policy_shows_in_the_plans_facts_when_it_was_read():
+    said = "the release would be refused: Service default/web is in freeze 'year-end' until 2027-01-04"
+    plan = _plan(_release(), PlanFacts(policy=said))
+    assert f"  release policy: {said}" in plan_text(plan) and f"- release policy: {said}" in plan_markdown(plan)
+    assert plan.as_dict()["facts"]["policy"] == said
+    assert "policy" not in _plan(_release(), PlanFacts()).as_dict()["facts"], "not read: not claimed"
+
+
 def test_deployment_changes_ignore_server_fields_and_key_containers_by_name():
     blue = deployment("a", BLUE_SEL, containers=[container("app", "x:1"), container("side", "s:1")])
     green = deployment("a", BLUE_SEL, containers=[container("side", "s:1"), container("app", "x:2")],
