@@ -6,6 +6,7 @@ service (recorded on the Service first, so a rollback can re-create it exactly),
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from kubernetes.client.rest import ApiException
 
@@ -68,31 +69,28 @@ def record_and_delete(kube: Kube, namespace: str, service: str, hpa: dict) -> st
     return f"deleted HorizontalPodAutoscaler {hpa['metadata']['name']} (recorded on Service {service})"
 
 
-def release_hold(kube: Kube, namespace: str, deployment: str) -> str | None:
-    """Give the live Deployment's HPA its own minReplicas back once the old version is out of service."""
+def _guarded_min_patch(kube: Kube, namespace: str, deployment: str, ops_of: Callable[[dict], list | None],
+                       says: str) -> str | None:
+    """Patch the minReplicas of `deployment`'s HPA with the guarded ops `ops_of(hpa)` (None: nothing to do); a
+    guard failure means the HPA controller updated it meanwhile: read again, up to 5 times."""
     for _ in range(5):
         hpa = hpa_of(kube, namespace, deployment)
-        ops = release_hold_ops(hpa) if hpa else None
+        ops = ops_of(hpa) if hpa else None
         if not ops:
             return None
         try:
             json_patch(kube, "HorizontalPodAutoscaler", namespace, hpa["metadata"]["name"], ops)
-            return f"HorizontalPodAutoscaler {hpa['metadata']['name']}: minReplicas back to {ops[1]['value']}"
+            return f"HorizontalPodAutoscaler {hpa['metadata']['name']}: minReplicas {says} {ops[1]['value']}"
         except GuardFailed:
-            continue  # the HPA controller updated it meanwhile: read again
+            continue
     return None
+
+
+def release_hold(kube: Kube, namespace: str, deployment: str) -> str | None:
+    """Give the live Deployment's HPA its own minReplicas back once the old version is out of service."""
+    return _guarded_min_patch(kube, namespace, deployment, release_hold_ops, "back to")
 
 
 def hold(kube: Kube, namespace: str, deployment: str, at: int) -> str | None:
     """Hold the HPA of `deployment` at `at` replicas while it is kept warm (the rollback window)."""
-    for _ in range(5):
-        hpa = hpa_of(kube, namespace, deployment)
-        ops = hold_ops(hpa, at) if hpa else None
-        if not ops:
-            return None
-        try:
-            json_patch(kube, "HorizontalPodAutoscaler", namespace, hpa["metadata"]["name"], ops)
-            return f"HorizontalPodAutoscaler {hpa['metadata']['name']}: minReplicas held at {ops[1]['value']}"
-        except GuardFailed:
-            continue  # the HPA controller updated it meanwhile: read again
-    return None
+    return _guarded_min_patch(kube, namespace, deployment, lambda hpa: hold_ops(hpa, at), "held at")
