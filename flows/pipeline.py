@@ -31,6 +31,7 @@ from prefect_greenlight.tasks.pipeline.children import ChildFlows, Children, tag
 from prefect_greenlight.tasks.pipeline.run import completed, dry_run_result, new_pipeline_id, resume
 from prefect_greenlight.tasks.pipeline.strategy import passed_over, pipeline_ending, pipeline_steps
 from prefect_greenlight.tasks.pipeline.targets import preflight_all, resolve
+from prefect_greenlight.tasks.prefect_adapter.cancellation import ending_cancelled
 from prefect_greenlight.tasks.record.report import Timeline, say
 from prefect_greenlight.tasks.spec.pipeline import PipelineSpec
 
@@ -62,4 +63,4 @@ def pipeline_release(spec: PipelineSpec, dry_run: bool = False, kubeconfig: str 
     KubernetesClusterConfig block instead."""
     pipeline_id = spec.pipeline_id or new_pipeline_id()
     tag_own_run(pipeline_id)
-    return run_pipeline(spec, pipeline_id, kubeconfig, dry_run)
+    return ending_cancelled(lambda: run_pipeline(spec, pipeline_id, kubeconfig, dry_run))

@@ -63,19 +63,37 @@ def stale_answers(result, spans: list[Interval]) -> list[tuple[str, float, str]]
 
 
 def share_misses(result, spans: list[Interval]) -> list[str]:
+    """Check 3. A window ends early at the first answer from a Deployment the sampler has not recorded yet but
+    does later: from then on kube-proxy knows a slice the sampler's watch has not delivered (see stale_answers), so
+    the recorded endpoints no longer describe what kube-proxy routes to. An answer from a Deployment the sampler
+    never records still counts against the share."""
     misses = []
-    for span in spans:
+    later = _first_seen(spans)
+    for k, span in enumerate(spans):
         total = sum(span.ready.values())
         start = span.start + PROXY_LAG_S
-        if total == 0 or span.end - start < MIN_WINDOW_S:
+        ahead = {d for d, first in later.items() if first > k}
+        end = min([r.t for r in result.answered(start, span.end) if r.conn == "new" and r.deployment in ahead],
+                  default=span.end)
+        if total == 0 or end - start < MIN_WINDOW_S:
             continue
-        if len([r for r in result.answered(start, span.end) if r.conn == "new"]) < MIN_DRAWS:
+        if len([r for r in result.answered(start, end) if r.conn == "new"]) < MIN_DRAWS:
             continue
         for deployment, n in span.ready.items():
-            check = result.share(deployment, n / total, start, span.end)
+            check = result.share(deployment, n / total, start, end)
             if not check.ok:
                 misses.append(f"{deployment} with {n} of {total} ready endpoints: {check.describe()}")
     return misses
+
+
+def _first_seen(spans: list[Interval]) -> dict[str, int]:
+    """Deployment -> the index of the first span in which it has ready endpoints."""
+    first: dict[str, int] = {}
+    for k, span in enumerate(spans):
+        for deployment, n in span.ready.items():
+            if n > 0:
+                first.setdefault(deployment, k)
+    return first
 
 
 def judge_traffic(sampler) -> None:

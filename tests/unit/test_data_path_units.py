@@ -214,6 +214,22 @@ def test_stale_answers_count_only_after_a_deployments_endpoints_left():
                                                                     ("green", 20 + PROXY_LAG_S + 1)]
 
 
+
+def test_a_share_window_ends_at_the_first_answer_from_a_deployment_the_sampler_records_later():
+    """kube-proxy saw green's slice before the sampler's watch did: blue's window ends at green's first answer
+    (one answer from green then is no miss); an answer from a Deployment never recorded is still a miss."""
+    from tests.e2e.traffic_checks import PROXY_LAG_S, Interval, share_misses
+
+    def answer(t: float, deployment: str) -> Request:
+        return Request(t, 0.01, "new", 1, 200, f"{deployment}-5d9c7b-x1y2z", "img", "", "")
+
+    spans = [Interval(0, 40, {"blue": 1}), Interval(40, 60, {"green": 1})]
+    blue = [answer(PROXY_LAG_S + i * 0.05, "blue") for i in range(600)]
+    late_watch = TrafficResult(tuple(blue + [answer(30.0, "green")]), "ns/svc", 0.0, 60.0)
+    assert share_misses(late_watch, spans) == []
+    stray = TrafficResult(tuple(blue + [answer(30.0, "red")]), "ns/svc", 0.0, 60.0)
+    assert [m.split(":")[0] for m in share_misses(stray, spans)] == ["blue with 1 of 1 ready endpoints"]
+
 def test_requests_before_the_first_answer_are_the_services_warm_up_and_left_out():
     from tests.e2e.traffic import warm
 
