@@ -4,6 +4,8 @@
 #   etcd                                                              <- go.etcd.io/etcd/server/v3 via hack/cluster/etcd
 #   kube-proxy (the local data path, in a network namespace)          <- k8s.io/kubernetes via hack/cluster/k8s
 #   kwok                                                              <- sigs.k8s.io/kwok/cmd/kwok
+#   traefik (the Gateway API implementation, in the same namespace)   <- github.com/traefik/traefik/v3/cmd/traefik
+#     + the Gateway API standard-channel CRDs                         <- sigs.k8s.io/gateway-api config/crd/standard
 # Binaries go to $GREENLIGHT_CACHE/bin/<component>-<version>/ (git-ignored); an existing directory is reused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -76,9 +78,24 @@ kwok_crds_complete() {
   done
 }
 
+# Traefik's go.mod carries replace directives, so `go install ...@version` refuses it: build inside the module's
+# own (read-only) directory of the module cache, with its own go.mod and go.sum (-mod=readonly: nothing changes).
+module_dir() {  # <module@version> -> its directory in the module cache (downloaded if missing)
+  GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+}
+build_traefik() {
+  cd "$(module_dir "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")"
+  go build -trimpath -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+    -o "$out/traefik" ./cmd/traefik
+  mkdir -p "$out/crds"
+  cp "$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")"/config/crd/standard/*.yaml "$out/crds/"
+  chmod u+w "$out"/crds/*.yaml
+}
+
 mkdir -p "$cache/bin"
 build_into "$cache/bin/etcd-$ETCD_VERSION" build_etcd
 build_into "$cache/bin/kwok-$KWOK_VERSION" build_kwok
 kwok_crds_complete "$cache/bin/kwok-$KWOK_VERSION"
 build_into "$cache/bin/kubernetes-$K8S_VERSION" build_k8s
 build_into "$cache/bin/kube-proxy-$K8S_VERSION" build_kube_proxy
+build_into "$cache/bin/traefik-$TRAEFIK_VERSION" build_traefik

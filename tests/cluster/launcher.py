@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster import netplane
+from tests.cluster import gateway, netplane
 from tests.cluster.pki import CLIENT_CERTS, make_pki, write_kubeconfig  # noqa: F401 - re-exported
 from tests.cluster.procs import (  # noqa: F401 - re-exported: tests and bench import them from here
     CACHE,
@@ -66,6 +66,7 @@ class Binaries:
     kwok: Path
     kube_proxy: Path
     kwok_logs_crd: Path  # Job pods' logs (tests/cluster/appd.py writes them); build.sh adds it to an older cache
+    traefik: Path  # the gateway (tests/cluster/gateway.py); the Gateway API CRDs beside it in crds/
 
     @classmethod
     def from_cache(cls) -> "Binaries":
@@ -80,6 +81,7 @@ class Binaries:
             kwok=CACHE / "bin" / f"kwok-{v['KWOK_VERSION']}" / "kwok",
             kube_proxy=CACHE / "bin" / f"kube-proxy-{v['K8S_VERSION']}" / "kube-proxy",
             kwok_logs_crd=CACHE / "bin" / f"kwok-{v['KWOK_VERSION']}" / "crds" / "kwok.x-k8s.io_logs.yaml",
+            traefik=gateway.traefik_dir(v) / "traefik",
         )
 
     def missing(self) -> list[Path]:
@@ -219,6 +221,13 @@ def _up(bins: Binaries, t0: float) -> dict:
     wait_until("node Ready and default ServiceAccount", lambda: cluster_ready(kubeconfig), 90)
     wait_until("kwok PortForward CRD", lambda: crd_established(kubeconfig, "portforwards.kwok.x-k8s.io"), 60)
     figures = netplane.wait_plane(netns)
+    apply_crds(kubeconfig, bins.traefik.parent / "crds")
+    for crd in ("gatewayclasses", "gateways", "httproutes", "referencegrants"):
+        wait_until(f"Gateway API CRD {crd}", lambda c=crd: crd_established(kubeconfig, f"{c}.gateway.networking.k8s.io"),
+                   60)
+    figures["gateway_programmed_s"] = gateway.start_gateway(
+        bins.traefik, kubeconfig, server, lambda argv: netplane.in_netns(netns, argv),
+        lambda port: netplane.netns_http_status(netns, "127.0.0.1", port, "/ping") == 200)
 
     info = {"server": server, "kubeconfig": str(kubeconfig), "kubectl": str(bins.kubectl), "ports": ports,
             "netns": netns, "versions": versions(), "started_in_s": round(time.monotonic() - t0, 1), **figures}
@@ -260,7 +269,8 @@ def create_node(kubeconfig: Path) -> None:
 
 
 def apply_crds(kubeconfig: Path, crd_dir: Path) -> None:
-    """kwok's PortForward/ClusterPortForward/Logs CRDs (copied from the kwok module by build.sh)."""
+    """The CRDs in `crd_dir` (copied from upstream modules by build.sh): kwok's PortForward/ClusterPortForward/Logs,
+    the Gateway API's standard channel."""
     import yaml
     from kubernetes import client
     from kubernetes.client.rest import ApiException

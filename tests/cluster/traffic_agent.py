@@ -49,6 +49,7 @@ class Plan:
     timeout_s: float
     ignore_stdin: bool = False
     body: bool = False  # put each answer's body in its record (one-shot use)
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request (a gateway's Host, an A/B header)
 
     def new_rate(self) -> float:
         return self.rate * (1 - self.keepalive_share)
@@ -99,7 +100,8 @@ class Agent:
         rec = {"t": t, "conn": kind, "cid": cid, "status": 0, "pod": "", "image": "", "color": "", "err": ""}
         reusable = False
         try:
-            conn.request("GET", self.plan.path, headers={"Connection": "close" if kind == "new" else "keep-alive"})
+            conn.request("GET", self.plan.path, headers={**dict(self.plan.headers),
+                                                         "Connection": "close" if kind == "new" else "keep-alive"})
             resp = conn.getresponse()
             body = resp.read().decode("utf-8", "replace")
             image = resp.getheader("X-Pod-Image") or (m.group(1) if (m := IMAGE_RE.search(body)) else "")
@@ -224,12 +226,15 @@ def parse(argv: list[str] | None = None) -> Plan:
     p.add_argument("--timeout", type=float, default=2.0, help="connect and read timeout per request, seconds")
     p.add_argument("--ignore-stdin", action="store_true", help="run to the bounds only (one-shot use)")
     p.add_argument("--body", action="store_true", help="record each answer's body (first 4000 characters)")
+    p.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                   help="a request header, e.g. Host:web.test (repeatable)")
     a = p.parse_args(argv)
     rate, duration = min(a.rate, MAX_RATE), min(a.duration, MAX_DURATION_S)
     cap = int(rate * duration) + 1
     return Plan(a.host, a.port, a.path, rate, duration, min(a.max_requests or cap, cap),
                 min(max(a.keepalive_share, 0.0), 1.0), max(a.keepalive_conns, 1), max(a.keepalive_requests, 1),
-                max(a.new_workers, 1), a.timeout, a.ignore_stdin, a.body)
+                max(a.new_workers, 1), a.timeout, a.ignore_stdin, a.body,
+                tuple((name.strip(), value.strip()) for name, value in (h.split(":", 1) for h in a.header)))
 
 
 if __name__ == "__main__":

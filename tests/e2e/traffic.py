@@ -244,8 +244,9 @@ TALLY = Tally()
 _NUMBERS = itertools.count(1)
 
 
-def _agent_argv(netns: str, host: str, port: int, options: dict) -> list[str]:
-    args = [f"--host={host}", f"--port={port}", *(f"--{k.replace('_', '-')}={v}" for k, v in options.items())]
+def _agent_argv(netns: str, host: str, port: int, options: dict, headers: dict[str, str] | None = None) -> list[str]:
+    args = [f"--host={host}", f"--port={port}", *(f"--{k.replace('_', '-')}={v}" for k, v in options.items()),
+            *(f"--header={name}:{value}" for name, value in (headers or {}).items())]
     ip = shutil.which("ip") or "/usr/sbin/ip"
     return [ip, "netns", "exec", netns, sys.executable, "-S", "-m", "tests.cluster.traffic_agent", *args]
 
@@ -296,13 +297,15 @@ class TrafficCheck:
                  rate: float = 100.0, duration_s: float = 300.0, max_requests: int | None = None,
                  keepalive_share: float = 0.5, keepalive_conns: int = 4, keepalive_requests: int = 20,
                  timeout_s: float = 2.0, path: str = "/", target: tuple[str, int] | None = None,
-                 first_answer_within_s: float | None = 15.0, expect_failures: bool = False):
+                 first_answer_within_s: float | None = 15.0, expect_failures: bool = False,
+                 headers: dict[str, str] | None = None):
         self.netns, self.kubeconfig, self.namespace, self.service, self.port = netns, kubeconfig, namespace, \
             service, port
         self.target = target
         self.options = {"rate": rate, "duration": duration_s, "max_requests": max_requests or 0,
                         "keepalive_share": keepalive_share, "keepalive_conns": keepalive_conns,
                         "keepalive_requests": keepalive_requests, "timeout": timeout_s, "path": path}
+        self.headers = dict(headers or {})  # e.g. a gateway's Host; `target` is then the gateway's address
         self.first_answer_within_s = first_answer_within_s
         self.expect_failures = expect_failures
         self.test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
@@ -337,7 +340,7 @@ class TrafficCheck:
         self.target = (host, port)
         self._stderr = tempfile.TemporaryFile()
         self._started = time.time()
-        self._proc = subprocess.Popen(_agent_argv(self.netns, host, port, self.options), cwd=ROOT,
+        self._proc = subprocess.Popen(_agent_argv(self.netns, host, port, self.options, self.headers), cwd=ROOT,
                                       env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1)
         self._reader = threading.Thread(target=self._read, daemon=True, name=f"traffic-{self.service}")

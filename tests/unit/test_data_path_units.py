@@ -121,6 +121,13 @@ def test_agent_bounds_are_capped():
     assert traffic_agent.parse(["--host=h", "--port=1", "--max-requests=7"]).max_requests == 7
 
 
+def test_agent_headers_go_with_every_request_as_given():
+    plan = traffic_agent.parse(["--host=127.0.0.1", "--port=8000", "--header=Host:web.test",
+                                "--header=Cookie: canary=always; a=b"])
+    assert plan.headers == (("Host", "web.test"), ("Cookie", "canary=always; a=b"))
+    assert traffic_agent.parse(["--host=h", "--port=1"]).headers == ()
+
+
 def req(t, pod="blue-abc-1", status=200, conn="new", error="") -> Request:
     return Request(t, 0.001, conn, 1, status, pod if status else "", "img", "c", error)
 
