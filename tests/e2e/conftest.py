@@ -5,7 +5,10 @@ pool (type greenlight; started once, shared by the tests that start releases the
 
 `netns`: the local cluster's network namespace (the Service data path: kube-proxy and the pod-IP server);
 `traffic`: a factory of TrafficChecks (tests/e2e/traffic.py) bound to it. The session's traffic totals are printed
-in the terminal summary (tests/e2e/summary.py)."""
+in the terminal summary (tests/e2e/summary.py).
+
+`gateway`: the local cluster's Gateway (tests/cluster/gateway.py), checked Programmed; a test needing it fails when it
+is not (never skips)."""
 
 import os
 
@@ -92,3 +95,19 @@ def traffic(netns, cluster):
         return TrafficCheck(netns, cluster.kubeconfig, namespace, service, port, **options)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def gateway(netns, cluster) -> str:
+    """The netns, once the test Gateway is Programmed by the gateway (Traefik) running in it."""
+    from tests.cluster import gateway as gw
+
+    try:
+        programmed = gw.gateway_programmed(cluster.kubeconfig)
+    except Exception as exc:  # noqa: BLE001 - any failure to read it fails the test below
+        pytest.fail(f"the test Gateway {gw.GATEWAY_NAMESPACE}/{gw.GATEWAY} cannot be read ({exc}): restart the "
+                    "cluster (make cluster-down; make cluster)", pytrace=False)
+    if not programmed:
+        pytest.fail(f"the test Gateway {gw.GATEWAY_NAMESPACE}/{gw.GATEWAY} is not Programmed: is Traefik running "
+                    "in the namespace? (make cluster-status)", pytrace=False)
+    return netns

@@ -1,0 +1,151 @@
+"""Traffic through the local cluster's gateway (tests/cluster/gateway.py: Traefik's Gateway API provider in the
+network namespace), held against the HTTPRoute's weights as they changed.
+
+A RouteSampler polls one HTTPRoute while a scenario runs and records when the weighted rule's backend weights
+changed (the rule without header matches: an A/B rule of greenlight's sends only matching requests). After the
+block, `weight_misses` says where the answers did not follow the weights:
+
+- wherever the weights held still for longer than GATEWAY_LAG_S + MIN_WINDOW_S, each backend's share of answers
+  matches its weight's share within z = 4 standard deviations (the ClusterIP checks' binomial tolerance; Traefik
+  picks a backend per request, keep-alive or not, so every answer counts);
+- a backend with weight 0 answers nothing there, and one with a positive weight answers at least once when the
+  window holds enough requests to expect five of its answers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from tests.cluster.gateway import GATEWAY, GATEWAY_NAMESPACE, GATEWAY_PORT
+from tests.e2e.traffic import TrafficCheck, TrafficResult
+
+GROUP, VERSION = "gateway.networking.k8s.io", "v1"
+# From a route's new generation to Traefik routing by it: the provider's watch, its configuration rebuild and
+# the entry point's reload; measured 0.1-1.5 s here (bench/gateway_settle.py).
+GATEWAY_LAG_S = 3.0
+MIN_WINDOW_S = 2.0
+MIN_DRAWS = 100
+
+
+def route_manifest(namespace: str, name: str, host: str, stable: str, canary: str, canary_weight: int = 0,
+                   port: int = 80) -> dict:
+    """An HTTPRoute of the kind users write: one rule, stable and canary Services by weight, on the test Gateway."""
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"parentRefs": [{"name": GATEWAY, "namespace": GATEWAY_NAMESPACE}], "hostnames": [host],
+                     "rules": [{"backendRefs": [{"name": stable, "port": port, "weight": 100 - canary_weight},
+                                                {"name": canary, "port": port, "weight": canary_weight}]}]}}
+
+
+def weighted_rule(route: dict) -> dict | None:
+    """The rule every request without a matching header takes: the first one without header matches."""
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        if not any(m.get("headers") for m in rule.get("matches") or []):
+            return rule
+    return None
+
+
+def weights_of(route: dict) -> dict[str, int]:
+    rule = weighted_rule(route) or {}
+    return {ref["name"]: int(ref.get("weight", 1)) for ref in rule.get("backendRefs") or []}
+
+
+@dataclass(frozen=True)
+class WeightSpan:
+    start: float  # wall clock
+    end: float
+    weights: dict[str, int]  # Service -> weight
+
+    def share(self, service: str) -> float:
+        total = sum(self.weights.values())
+        return self.weights.get(service, 0) / total if total else 0.0
+
+
+@dataclass
+class RouteSampler:
+    """Context manager: records the route's weights (polled every `interval_s`) from __enter__ to __exit__."""
+
+    custom: object  # kubernetes.client.CustomObjectsApi
+    namespace: str
+    route: str
+    interval_s: float = 0.05
+    changes: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    ended: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True, name=f"route-{self.route}")
+
+    def _read(self) -> dict[str, int] | None:
+        try:
+            return weights_of(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "httproutes",
+                                                                       self.route))
+        except Exception:  # noqa: BLE001 - a missing route or an apiserver hiccup: no change recorded
+            return None
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            t, weights = time.time(), self._read()
+            if weights is not None and (not self.changes or self.changes[-1][1] != weights):
+                self.changes.append((t, weights))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "RouteSampler":
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self.changes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.changes:
+            raise RuntimeError(f"HTTPRoute {self.namespace}/{self.route} could not be read for 15 s")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.ended = time.time()
+
+    def spans(self, end: float | None = None) -> list[WeightSpan]:
+        end = end or self.ended or time.time()
+        times = [t for t, _ in self.changes[1:]] + [end]
+        return [WeightSpan(t, nxt, w) for (t, w), nxt in zip(self.changes, times) if nxt > t]
+
+    def canary_shares(self, canary: str) -> list[int]:
+        """The canary's weight percentages in the order they were set (a repeat of the same value counts once)."""
+        out: list[int] = []
+        for _, weights in self.changes:
+            total = sum(weights.values())
+            pct = round(100 * weights.get(canary, 0) / total) if total else 0
+            if not out or out[-1] != pct:
+                out.append(pct)
+        return out
+
+
+def weight_misses(result: TrafficResult, spans: list[WeightSpan], deployments: dict[str, str]) -> list[str]:
+    """Where answers did not follow the weights (see the module docstring). `deployments`: Service -> the
+    Deployment whose pods it selects."""
+    misses = []
+    for span in spans:
+        start = span.start + GATEWAY_LAG_S
+        answered = result.answered(start, span.end)
+        if span.end - start < MIN_WINDOW_S or len(answered) < MIN_DRAWS:
+            continue
+        for service, deployment in deployments.items():
+            p = span.share(service)
+            check = result.share(deployment, p, start, span.end, conn="all")
+            where = f"{service} at weight {span.weights.get(service, 0)} of {sum(span.weights.values())}"
+            if p == 0 and check.hits:
+                misses.append(f"{where}: {check.hits} answers where none may come")
+            elif p > 0 and not check.ok:
+                misses.append(f"{where}: {check.describe()}")
+            elif p > 0 and check.hits == 0 and p * check.n >= 5:
+                misses.append(f"{where}: no answer in {check.n} requests")
+    return misses
+
+
+def through_gateway(netns: str, kubeconfig: str, namespace: str, service: str, host: str,
+                    headers: dict[str, str] | None = None, **options) -> TrafficCheck:
+    """A TrafficCheck whose requests go to the Gateway's listener (inside the namespace) for `host`."""
+    return TrafficCheck(netns, kubeconfig, namespace, service, target=("127.0.0.1", GATEWAY_PORT),
+                        headers={"Host": host, **(headers or {})}, **options)
