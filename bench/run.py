@@ -11,6 +11,7 @@ really happened (BenchError otherwise, exit 1) and writes bench/results/<name>-<
     .venv/bin/python -m bench.run judge    [--rounds 50]     the canary judge: time per step, FP/FN rates, scipy cost
     .venv/bin/python -m bench.run scale    [--runs 1]        P7 requests and wall beyond readiness at 3/30/150 replicas
     .venv/bin/python -m bench.run proxylag [--runs 5]        P-lag: kube-proxy's lag through the ClusterIP vs verified
+    .venv/bin/python -m bench.run gateway [--runs 5]         a weight change through the gateway vs a replica step
     .venv/bin/python -m bench.run pipeline [--runs 3]        pipeline overhead beyond its releases, 3 stages x 1-2 targets
     .venv/bin/python -m bench.run sweep                      delete namespaces an interrupted run left behind
     .venv/bin/python -m bench.run ab --a DIR --b DIR --cut C  A/B of a prototyped cut (interleaved CLI releases)
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     abp.add_argument("--cut", required=True, help="GL_CUT for B")
     abp.add_argument("--runs", type=int, default=4)
     sub.add_parser("pipeline").add_argument("--runs", type=int, default=3)
+    sub.add_parser("gateway").add_argument("--runs", type=int, default=5)
     sub.add_parser("sweep")
     sub.add_parser("snapshot").add_argument("commit", nargs="?", default="HEAD")
     args = p.parse_args(argv)
@@ -114,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             out = ab(args.runs, args.a, args.b, args.cut, tag=args.tag)
         elif args.what == "pipeline":
             from bench.pipeline import run
+
+            out = run(args.runs, tag=args.tag)
+        elif args.what == "gateway":
+            from bench.gateway_settle import run
 
             out = run(args.runs, tag=args.tag)
         elif args.what == "snapshot":
