@@ -180,6 +180,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "greenlight.io/rollback-window": ("Service annotation", "an open rollback window: the release, the warm and "
                                       "the live Deployment, until when, the clean-up mode and the flow run "
                                       "scheduled for its end (JSON)"),
+    "greenlight.io/canary-service-of": ("canary Service annotation (`traffic: gateway`)", "the stable Service "
+                                        "whose ports and selector the canary Service greenlight created copies"),
     "greenlight.io/baseline-of": ("baseline Deployment annotation", "the stable Deployment whose pod template "
                                   "the canary judge's baseline runs (`baseline: true`)"),
     "greenlight.io/track": ("canary Deployment label, selector and pod label", "`canary` / `baseline`: "
