@@ -194,7 +194,8 @@ CANARY_MEANING = {
     "kept across steps and re-runs", "steps": "the percentages, e.g. `10,30,50,100`", "step": "the current step's "
     "index", "percent": "its percentage", "weight": "canary pods / total", "state": "`progressing`, "
     "`paused-…`, `passed`, ...", "release-id": "the canary's release", "run-id": "its Prefect flow run",
-    "updated-at": "when the record last changed (UTC)",
+    "updated-at": "when the record last changed (UTC)", "route": "`traffic: gateway` only: "
+    "`<HTTPRoute>/<rule>/<canary Service>`, which `greenlight abort` routes back to stable first",
 }
 KEYS.update({canary_steps.PREFIX + k: ("Service annotation", f"canary progress: {v}")
              for k, v in CANARY_MEANING.items()})

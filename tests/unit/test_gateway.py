@@ -251,3 +251,18 @@ def test_the_plan_line_shows_weights_matches_and_pods_in_order():
     down = describe_change(g, "scale-5", "web-v1", "web-canary", GatewayState(5, 3), GatewayState(5, 1), 60)
     assert down.change.startswith("HTTPRoute web rule 0: web 95 / web-canary 5; match rule (canary only): none; "
                                   "then web-canary 3 -> 1")
+
+
+# --- `greenlight abort` ----------------------------------------------------------------------------------------------
+
+def test_the_abort_reads_the_recorded_route_and_routes_back_first():
+    from prefect_greenlight.tasks.decisions.describe_abort import canary_abort, describe_restore_stable
+    from prefect_greenlight.tasks.spec import Deadlines
+    progress = {"stable": "web-v1", "deployment": "web-v1-canary", "total": "4", "step": "2/4",
+                "route": "web/1/web-canary"}
+    a = canary_abort(NS, "web", progress, Deadlines())
+    assert a.route == ("web", 1, "web-canary")
+    assert describe_restore_stable(a).change.startswith("HTTPRoute web rule 1 back to web 100 %")
+    assert canary_abort(NS, "web", {**progress, "route": "garbled"}, Deadlines()).route is None
+    replica = canary_abort(NS, "web", {k: v for k, v in progress.items() if k != "route"}, Deadlines())
+    assert replica.route is None and describe_restore_stable(replica).change.startswith("scale web-v1")
