@@ -311,8 +311,12 @@ def canary_plan(r: CanaryPreflight, facts: PlanFacts, hooks: HookPlan = NO_HOOKS
     steps = canary_steps(r, list(hooks.hooks) or None)
     plan = plan_of("canary", r.spec.namespace, r.service, f"{r.canary} replaces {r.stable} behind Service "
                    f"{r.service} in {len(r.steps)} step(s)", steps, CanaryFacts(hooks), facts)
-    return Plan(plan.strategy, plan.namespace, plan.service, plan.summary, (describe_preflight(r), *plan.steps),
-                plan.facts)
+    pre = describe_preflight(r)
+    if r.gateway is not None:  # traffic: gateway: the route and the state after each step of the list
+        pre = dataclasses.replace(pre, details=(*pre.details, r.gateway.describe(), *(
+            f"after {step.describe()}: {state.describe()}" for step, state in zip(r.spec.step_list(),
+                                                                                 r.gateway.states))))
+    return Plan(plan.strategy, plan.namespace, plan.service, plan.summary, (pre, *plan.steps), plan.facts)
 
 
 def canary_ending(kube: Kube, p: CanaryPreflight, journal: Journal, hooks: HookRunner,

@@ -106,8 +106,10 @@ def header_match(m: RouteMatch) -> dict:
 
 
 def _canary_ref(stable_ref: dict, canary: str, weight: int) -> dict:
-    ref = {"name": canary, "weight": weight}
-    return {**ref, "port": stable_ref["port"]} if "port" in stable_ref else ref
+    """The canary's backendRef: the stable one's group, kind, namespace and port (as the apiserver defaulted
+    them, so the rules read back equal the rules applied), another name and weight."""
+    kept = {k: stable_ref[k] for k in ("group", "kind", "namespace", "port") if k in stable_ref}
+    return {**kept, "name": canary, "weight": weight}
 
 
 def desired_rules(rules: Sequence[dict], index: int, namespace: str, stable: str, canary: str,

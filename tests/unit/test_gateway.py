@@ -266,3 +266,12 @@ def test_the_abort_reads_the_recorded_route_and_routes_back_first():
     assert canary_abort(NS, "web", {**progress, "route": "garbled"}, Deadlines()).route is None
     replica = canary_abort(NS, "web", {k: v for k, v in progress.items() if k != "route"}, Deadlines())
     assert replica.route is None and describe_restore_stable(replica).change.startswith("scale web-v1")
+
+
+def test_the_canary_ref_keeps_the_defaulted_fields_so_a_second_apply_is_skipped():
+    read_back = [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                  "backendRefs": [{"group": "", "kind": "Service", "name": "web", "port": 80, "weight": 1}]}]
+    once = desired_rules(read_back, 0, NS, "web", "web-canary", GatewayState(1, 1))
+    assert once[0]["backendRefs"][1] == {"group": "", "kind": "Service", "port": 80, "name": "web-canary",
+                                         "weight": 1}
+    assert desired_rules(once, 0, NS, "web", "web-canary", GatewayState(1, 1)) == once

@@ -87,3 +87,11 @@ def test_the_plan_shows_each_steps_weights_matches_and_pods():
     assert by_name["scale-5"].change.startswith("web-v1-canary 1 -> 2 pod(s), ready; then HTTPRoute web rule 0: "
                                                 "web 95 / web-canary 5")
     assert by_name["cleanup"].change.startswith("promote: web-v1 takes web-v1-canary's pod template")
+
+
+def test_the_plans_preflight_lists_the_route_and_the_state_after_every_step():
+    details = canary.canary_plan(gateway_plan(), PlanFacts()).steps[0].details
+    assert "HTTPRoute web rule 0: Service web (stable) and web-canary (canary)" in details
+    assert "after set_canary_scale: 2 canary pod(s): route 95/5 stable/canary; header X-Canary = always -> " \
+           "canary; 2 canary pod(s)" in details
+    assert details[-1] == "after set_weight 100: route 0/100 stable/canary; 4 canary pod(s)"
