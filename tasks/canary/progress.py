@@ -72,6 +72,6 @@ class CanaryProgress:
         p = self.plan
         return {"outcome": outcome, "service": p.service, "namespace": p.namespace, "release_id": p.release_id,
                 "stable": p.stable, "canary": p.canary, "total": p.total,
-                "live_deployment": p.canary if outcome == "released" else p.stable,
+                "live_deployment": p.canary if outcome == "released" and p.gateway is None else p.stable,
                 "plan": [s.describe() for s in p.steps], "splits": self.splits, "analysis": self.analyses,
                 "steps": timeline.rows(), **({"hooks": hook_rows} if hook_rows else {})}

@@ -95,3 +95,10 @@ def test_the_plans_preflight_lists_the_route_and_the_state_after_every_step():
     assert "after set_canary_scale: 2 canary pod(s): route 95/5 stable/canary; header X-Canary = always -> " \
            "canary; 2 canary pod(s)" in details
     assert details[-1] == "after set_weight 100: route 0/100 stable/canary; 4 canary pod(s)"
+
+
+def test_a_released_gateway_canary_is_served_by_the_promoted_stable():
+    from prefect_greenlight.tasks.record.report import Timeline
+    p = gateway_plan()
+    result = canary_progress.CanaryProgress.start(p, "run").result("released", Timeline(), [])
+    assert result["live_deployment"] == "web-v1"
