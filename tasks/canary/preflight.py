@@ -90,7 +90,17 @@ class CanaryPreflight:
         return {"release_id": self.release_id, "namespace": self.namespace, "service": self.service,
                 "stable": self.stable, "canary": self.canary, "total": self.total,
                 "stable_image": self.stable_image, "canary_images": self.canary_images,
-                "steps": [s.describe() for s in self.steps], "warnings": list(self.warnings)}
+                "steps": [s.describe() for s in self.steps], "warnings": list(self.warnings),
+                **({"gateway": self._gateway_summary()} if self.gateway else {})}
+
+    def _gateway_summary(self) -> dict:
+        """`traffic: gateway`: the route, the Services and the state after each step (weights, matches, pods)."""
+        g = self.gateway
+        return {"route": g.route, "rule": g.rule, "service": g.service, "canary_service": g.canary_service,
+                "creates_canary_service": g.create_service is not None, "stable_replicas": g.stable_replicas,
+                "states": [{"step": step.describe(), "weight": st.weight, "canary_pods": st.canary_pods,
+                            "matches": [m.describe() for m in st.matches]}
+                           for step, st in zip(self.spec.step_list(), g.states)]}
 
 
 def new_release_id() -> str:

@@ -102,3 +102,10 @@ def test_a_released_gateway_canary_is_served_by_the_promoted_stable():
     p = gateway_plan()
     result = canary_progress.CanaryProgress.start(p, "run").result("released", Timeline(), [])
     assert result["live_deployment"] == "web-v1"
+
+
+def test_the_dry_runs_summary_carries_the_states():
+    summary = gateway_plan().summary()["gateway"]
+    assert summary["route"] == "web" and summary["stable_replicas"] == 4
+    assert summary["states"][1] == {"step": "match: header X-Canary = always", "weight": 0, "canary_pods": 1,
+                                    "matches": ["header X-Canary = always"]}
