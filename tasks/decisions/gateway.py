@@ -132,9 +132,10 @@ def desired_rules(rules: Sequence[dict], index: int, namespace: str, stable: str
     if not state.matches:
         return kept
     extra = [header_match(m) for m in state.matches]
+    ours = {h["name"].lower() for h in extra}
     ab = {k: v for k, v in copy.deepcopy(rule).items() if k not in ("name", "backendRefs", "matches")}
-    ab["matches"] = [{**m, "headers": [*(m.get("headers") or []), *extra]}
-                     for m in (rule.get("matches") or [DEFAULT_MATCH])]
+    ab["matches"] = [{**m, "headers": [*(h for h in m.get("headers") or [] if h.get("name", "").lower() not in ours),
+                                       *extra]} for m in (rule.get("matches") or [DEFAULT_MATCH])]
     ab["backendRefs"] = [_canary_ref(stable_ref, canary, 100)]
     return kept[:index] + [ab] + kept[index:]
 

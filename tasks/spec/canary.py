@@ -134,6 +134,11 @@ class CanaryStep(SpecModel):
         given = [k for k in STEP_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"a step is exactly one of {', '.join(STEP_KINDS)}; got {given or 'none'}")
+        names = [(m.header or "cookie").lower() for m in self.match or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"a match step names header(s) {twice} more than once (a cookie is a Cookie header "
+                             "match: at most one cookie per step)")
         return self
 
     @property

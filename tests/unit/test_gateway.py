@@ -80,6 +80,10 @@ def test_written_gateway_steps_parse_with_any_weight_from_0():
     ({"steps": [{"set_weight": 10}, {"match": [{"cookie": "c", "value": "x", "regex": True}]}]},
      "regex is for header matches only"),
     ({"steps": [{"set_weight": 10}, {"match": [{"header": "bad name", "value": "x"}]}]}, "match.0.header"),
+    ({"steps": [{"set_weight": 10}, {"match": [{"cookie": "a", "value": "1"}, {"cookie": "b", "value": "2"}]}]},
+     "names header(s) ['cookie'] more than once"),
+    ({"steps": [{"set_weight": 10}, {"match": [{"header": "X-A", "value": "1"}, {"header": "x-a", "value": "2"}]}]},
+     "names header(s) ['x-a'] more than once"),
     ({"baseline": True}, "not supported with traffic: gateway"),
     ({"total": 4}, "total is for traffic: replicas"),
     ({"gateway": {"route": "web", "canary_service": "web"}}, "must differ from service"),
@@ -275,3 +279,14 @@ def test_the_canary_ref_keeps_the_defaulted_fields_so_a_second_apply_is_skipped(
     assert once[0]["backendRefs"][1] == {"group": "", "kind": "Service", "port": 80, "name": "web-canary",
                                          "weight": 1}
     assert desired_rules(once, 0, NS, "web", "web-canary", GatewayState(1, 1)) == once
+
+
+def test_a_header_the_rule_already_matches_is_replaced_in_the_match_rule_not_repeated():
+    rule = [{"matches": [{"path": {"type": "PathPrefix", "value": "/"},
+                          "headers": [{"type": "Exact", "name": "x-canary", "value": "old"},
+                                      {"type": "Exact", "name": "Host-Tag", "value": "t"}]}],
+             "backendRefs": [{"name": "web"}]}]
+    got = desired_rules(rule, 0, NS, "web", "c", GatewayState(0, 1, (RouteMatch(header="X-Canary", value="1"),)))
+    assert got[0]["matches"][0]["headers"] == [{"type": "Exact", "name": "Host-Tag", "value": "t"},
+                                               {"type": "Exact", "name": "X-Canary", "value": "1"}]
+    assert got[1]["matches"] == rule[0]["matches"]
