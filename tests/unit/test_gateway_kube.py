@@ -75,3 +75,20 @@ def test_the_docs_example_parses():
     example = re.search(r"```yaml\n(.*?)```", page, re.S).group(1)
     s = parse_spec(CanarySpec, yaml.safe_load(example))
     assert s.traffic.value == "gateway" and s.weights == [0, 1, 5, 50, 100]
+
+
+def test_the_example_passes_the_pure_checks():
+    """examples/gateway: the spec parses; its Services select one version each; its route is fine once accepted."""
+    from prefect_greenlight.tasks.canary.preflight import derive_canary
+    from prefect_greenlight.tasks.decisions.gateway import canary_service_manifest, route_problems, service_problems
+
+    root = Path(__file__).parents[2] / "examples" / "gateway"
+    spec = parse_spec(CanarySpec, yaml.safe_load((root / "canary.yaml").read_text()))
+    docs = {d["kind"]: d for d in yaml.safe_load_all((root / "stable.yaml").read_text())}
+    stable, svc, rt = docs["Deployment"], docs["Service"], docs["HTTPRoute"]
+    canary = derive_canary(stable, spec.image, spec.canary_name_or_default, None)
+    assert service_problems(svc, canary_service_manifest(svc, spec.canary_service), stable, canary) == []
+    rt["metadata"]["namespace"] = "default"
+    rt["status"] = {"parents": [{"parentRef": {"name": "traefik-gateway"},
+                                 "conditions": [{"type": "Accepted", "status": "True"}]}]}
+    assert route_problems(rt, spec.gateway.rule, spec.service, spec.canary_service, {}) == []
