@@ -14,12 +14,14 @@ canary's pod template and is ready, the route back to stable 100 %, verified, th
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 from prefect_greenlight.tasks.canary.preflight import CanaryPreflight
 from prefect_greenlight.tasks.canary.steps import restore_stable, wait_scaled_to_zero
 from prefect_greenlight.tasks.decisions.canary import StepCounts
 from prefect_greenlight.tasks.decisions.describe_gateway import describe_change, describe_promotion
 from prefect_greenlight.tasks.decisions.gateway import AT_REST, GatewayState, scale_first
+from prefect_greenlight.tasks.engine.executor import Release
 from prefect_greenlight.tasks.engine.steps import Step
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, json_patch, read
@@ -69,11 +71,12 @@ def change(kube: Kube, p: CanaryPreflight, current_pods: int, want: GatewayState
     return f"{want.describe()}; {done[0]}; {done[1]}; {backends}"
 
 
-def change_step(p: CanaryPreflight, name: str, group: int, gate: int, record, phase: str) -> Step:
+def change_step(p: CanaryPreflight, name: str, group: int, gate: int,
+                record: Callable[[Release, StepCounts], None], phase: str) -> Step:
     """A step that changes weights, matches or pods; `record(release, state)` notes the progress after it."""
     before, want = state_at(p, group, gate)
 
-    def run(release) -> str:
+    def run(release: Release) -> str:
         detail = change(release.kube, p, release.handed_on["canary"].current.canary, want)
         record(release, StepCounts(want.weight, want.canary_pods, p.gateway.stable_replicas))
         return detail
@@ -116,8 +119,8 @@ def promote(kube: Kube, p: CanaryPreflight) -> str:
     return f"{p.stable} promoted ({ready}); {route}; {gone}; {backends}"
 
 
-def promote_step(p: CanaryPreflight, record) -> Step:
-    def run(release) -> str:
+def promote_step(p: CanaryPreflight, record: Callable[[Release], None]) -> Step:
+    def run(release: Release) -> str:
         detail = promote(release.kube, p)
         record(release)
         return detail

@@ -26,6 +26,7 @@ The dry run describes this same list.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prefect_greenlight.tasks.canary import gateway_steps
@@ -112,7 +113,7 @@ def start_record(release: Release) -> None:
     progress.record(release.kube, at, PASSED if at else "progressing")
 
 
-def _recorder(t: Traffic, ends_step: bool):
+def _recorder(t: Traffic, ends_step: bool) -> Callable[[Release, StepCounts], None]:
     """`traffic: gateway`: what a changing step notes after it (where traffic stands; passed when it ends the
     traffic step)."""
     def record(release: Release, counts: StepCounts) -> None:
