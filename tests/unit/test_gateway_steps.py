@@ -109,3 +109,40 @@ def test_the_dry_runs_summary_carries_the_states():
     assert summary["route"] == "web" and summary["stable_replicas"] == 4
     assert summary["states"][1] == {"step": "match: header X-Canary = always", "weight": 0, "canary_pods": 1,
                                     "matches": ["header X-Canary = always"]}
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    seen: list[str] = []
+    monkeypatch.setattr(gateway_steps, "ensure_service", lambda kube, ns, m: seen.append("service") or "made")
+    monkeypatch.setattr(gateway_steps, "set_route", lambda kube, ns, name, rule, stable, canary, state, t, say:
+                        seen.append(f"route {state.weight}/{len(state.matches)}") or "routed")
+    monkeypatch.setattr(gateway_steps, "_canary_at", lambda kube, p, pods: seen.append(f"pods {pods}") or "ready")
+    monkeypatch.setattr(gateway_steps, "verify_backends", lambda kube, ns, services, t, say:
+                        seen.append("verify " + ",".join(f"{s}={n}" for s, _, n in services)) or "ok")
+    monkeypatch.setattr(gateway_steps, "read_route", lambda kube, ns, name: {"metadata": {}})
+    monkeypatch.setattr(gateway_steps, "restore_stable", lambda *a: seen.append("restore-stable") or "restored")
+    monkeypatch.setattr(gateway_steps, "read", lambda kube, kind, ns, name: {"spec": {"template": {"spec": {}}}})
+    monkeypatch.setattr(gateway_steps, "json_patch", lambda kube, kind, ns, name, ops: seen.append(
+        f"patch {name} {ops[0]['path']}"))
+    monkeypatch.setattr(gateway_steps, "require_ready", lambda *a, **k: seen.append("stable ready") or "ready")
+    return seen
+
+
+def test_pods_rise_before_the_route_and_fall_after_it_then_both_services_verified(calls):
+    p = gateway_plan()
+    _, up = gateway_steps.state_at(p, 2, -1)  # step-50: 2 pods (set_canary_scale) at 50 %
+    gateway_steps.change(None, p, 1, up)
+    assert calls == ["pods 2", "route 50/1", "verify web=4,web-canary=2"]
+    calls.clear()
+    gateway_steps.change(None, p, 4, up)
+    assert calls == ["route 50/1", "pods 2", "verify web=4,web-canary=2"]
+
+
+def test_the_abort_routes_back_before_any_canary_pod_goes_and_the_promotion_after_stable_is_ready(calls):
+    p = gateway_plan()
+    gateway_steps.abort(None, p)
+    assert calls == ["route 0/0", "restore-stable"]
+    calls.clear()
+    gateway_steps.promote(None, p)
+    assert calls == ["patch web-v1 /spec/template/spec", "stable ready", "route 0/0", "pods 0", "verify web=4"]
