@@ -72,7 +72,8 @@ def run_canary(kube: Kube, spec: CanarySpec, release_id: str, run_id: str = "", 
     journal.finish("released", from_deployment=plan.stable, to_deployment=plan.canary, images=plan.canary_images,
                    after=endpoint_counts(kube, plan.namespace, plan.service),
                    details=f"### Steps\n\n{progress.split_lines()}\n\n{hooks.markdown()}")
-    say(f"released: Service {plan.service} serves {plan.canary} ({plan.total} pods)")
+    serves = f"{plan.stable} (promoted to the canary's pod template)" if plan.gateway else plan.canary
+    say(f"released: Service {plan.service} serves {serves} ({plan.total} pods)")
     return progress.result("released", journal.timeline, hooks.rows())
 
 

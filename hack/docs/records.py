@@ -180,6 +180,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "greenlight.io/rollback-window": ("Service annotation", "an open rollback window: the release, the warm and "
                                       "the live Deployment, until when, the clean-up mode and the flow run "
                                       "scheduled for its end (JSON)"),
+    "greenlight.io/canary-service-of": ("canary Service annotation (`traffic: gateway`)", "the stable Service "
+                                        "whose ports and selector the canary Service greenlight created copies"),
     "greenlight.io/baseline-of": ("baseline Deployment annotation", "the stable Deployment whose pod template "
                                   "the canary judge's baseline runs (`baseline: true`)"),
     "greenlight.io/track": ("canary Deployment label, selector and pod label", "`canary` / `baseline`: "
@@ -192,7 +194,8 @@ CANARY_MEANING = {
     "kept across steps and re-runs", "steps": "the percentages, e.g. `10,30,50,100`", "step": "the current step's "
     "index", "percent": "its percentage", "weight": "canary pods / total", "state": "`progressing`, "
     "`paused-…`, `passed`, ...", "release-id": "the canary's release", "run-id": "its Prefect flow run",
-    "updated-at": "when the record last changed (UTC)",
+    "updated-at": "when the record last changed (UTC)", "route": "`traffic: gateway` only: "
+    "`<HTTPRoute>/<rule>/<canary Service>`, which `greenlight abort` routes back to stable first",
 }
 KEYS.update({canary_steps.PREFIX + k: ("Service annotation", f"canary progress: {v}")
              for k, v in CANARY_MEANING.items()})

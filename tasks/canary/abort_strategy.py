@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from prefect_greenlight.tasks.canary.pause import paused_state, resume_canary
 from prefect_greenlight.tasks.canary.steps import read_progress, record_progress, restore_stable
 from prefect_greenlight.tasks.decisions.describe_abort import CanaryAbort, canary_abort, describe_restore_stable
+from prefect_greenlight.tasks.decisions.gateway import AT_REST
 from prefect_greenlight.tasks.decisions.lease import RUN_ID_ANNOTATION, LockAction, decide
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.engine.executor import Release
@@ -23,6 +24,7 @@ from prefect_greenlight.tasks.engine.report_only import reporting
 from prefect_greenlight.tasks.engine.steps import Step, plan_of
 from prefect_greenlight.tasks.errors import BadInput, GreenlightError, LockHeld
 from prefect_greenlight.tasks.kube.client import Kube, read
+from prefect_greenlight.tasks.kube.gateway import read_route, set_route
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.record.report import say
 from prefect_greenlight.tasks.spec import Deadlines
@@ -89,6 +91,11 @@ def reject_paused_run(kube: Kube, a: CanaryAbort, run_id: str, reason: str, appr
 
 def _restore_stable(release: AbortRelease) -> str:
     a, kube = release.abort, release.kube
+    if a.route is not None:  # `traffic: gateway`: the route on stable, verified, before any canary pod goes
+        name, rule, canary_service = a.route
+        if read_route(kube, a.namespace, name) is not None:
+            say("abort: " + set_route(kube, a.namespace, name, rule, a.service, canary_service, AT_REST,
+                                      a.deadlines.endpoints_s, say))
     detail = restore_stable(kube, a.namespace, a.service, a.stable, a.canary, a.total, a.deadlines)
     record_progress(kube, a.namespace, a.service, step=a.aborted_step, percent=0, weight=f"0/{a.total}",
                     state="aborted")

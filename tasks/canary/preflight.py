@@ -15,11 +15,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prefect_greenlight.tasks.canary.gateway_preflight import gateway_preflight, weight_counts
 from prefect_greenlight.tasks.canary.steps import read_progress
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of
 from prefect_greenlight.tasks.decisions.canary import StepCounts, overlapping, step_plan
 from prefect_greenlight.tasks.decisions.canary_progress import CanaryRecord, ResumeAction, ResumeDecision, decide_resume
 from prefect_greenlight.tasks.decisions.colors import check_manifest, pod_labels, selector_matches, set_image
+from prefect_greenlight.tasks.decisions.describe_gateway import GatewayPlan
 from prefect_greenlight.tasks.decisions.hooks import HookContext, released_image
 from prefect_greenlight.tasks.decisions.judge import JUDGE_EXTRA
 from prefect_greenlight.tasks.decisions.judge import available as judge_available
@@ -57,6 +59,8 @@ class CanaryPreflight:
     # replicas found now
     baseline_manifest: dict | None = None
     found_baseline: int = 0
+    # `traffic: gateway`: the HTTPRoute, the Services and the state after each step (tasks/canary/gateway_steps.py)
+    gateway: GatewayPlan | None = None
 
     @property
     def namespace(self) -> str:
@@ -86,7 +90,17 @@ class CanaryPreflight:
         return {"release_id": self.release_id, "namespace": self.namespace, "service": self.service,
                 "stable": self.stable, "canary": self.canary, "total": self.total,
                 "stable_image": self.stable_image, "canary_images": self.canary_images,
-                "steps": [s.describe() for s in self.steps], "warnings": list(self.warnings)}
+                "steps": [s.describe() for s in self.steps], "warnings": list(self.warnings),
+                **({"gateway": self._gateway_summary()} if self.gateway else {})}
+
+    def _gateway_summary(self) -> dict:
+        """`traffic: gateway`: the route, the Services and the state after each step (weights, matches, pods)."""
+        g = self.gateway
+        return {"route": g.route, "rule": g.rule, "service": g.service, "canary_service": g.canary_service,
+                "creates_canary_service": g.create_service is not None, "stable_replicas": g.stable_replicas,
+                "states": [{"step": step.describe(), "weight": st.weight, "canary_pods": st.canary_pods,
+                            "matches": [m.describe() for m in st.matches]}
+                           for step, st in zip(self.spec.step_list(), g.states)]}
 
 
 def new_release_id() -> str:
@@ -189,7 +203,8 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
     hpa_names = _refuse_autoscalers(kube, ns, (spec.stable, name))
     ports = tuple((service.get("spec") or {}).get("ports") or [])
     checks = [c for c in (spec.analysis.http, spec.judge.http if spec.judge else None) if c is not None]
-    problems = _service_problems(service, stable, canary) + port_problems(
+    gateway = spec.gateway is not None
+    problems = ([] if gateway else _service_problems(service, stable, canary)) + port_problems(
         canary["spec"]["template"].get("spec") or {}, checks, ports, f"canary {name!r}")
     if problems:
         raise BadInput(problems)
@@ -203,7 +218,8 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
         if overlapping(match, pod_labels(b)):
             warnings.append(f"{a['metadata']['name']}'s selector {match} also matches {b['metadata']['name']}'s "
                             "pods: the Deployments overlap (pods are attributed by owner references)")
-    steps = tuple(step_plan(total, spec.weights, spec.baseline))
+    route = gateway_preflight(kube, spec, service, stable, canary, total) if gateway else None
+    steps = weight_counts(spec, route) if route else tuple(step_plan(total, spec.weights, spec.baseline))
     baseline = _baseline(spec, deployments, stable, steps)
     replicas = steps[0].canary
     canary["spec"]["replicas"] = replicas
@@ -221,7 +237,7 @@ def preflight(kube: Kube, spec: CanarySpec, release_id: str | None = None) -> Ca
                       autoscalers=hpa_names,
                       resume_index=resume.start_index if resume.action is ResumeAction.RESUME else 0,
                       resume_message=resume.message if resume.action is ResumeAction.RESUME else "",
-                      found_replicas=(_replicas(existing), _replicas(stable)))
+                      found_replicas=(_replicas(existing), _replicas(stable)), gateway=route)
     check_hook_jobs(kube, spec.hooks, plan.hook_context(), service)
     return plan
 

@@ -39,10 +39,12 @@ class CanaryProgress:
     def record(self, kube: Kube, index: int, state: str) -> None:
         """The Service's progress record: at step `index` (1-based; 0 before the first) in `state`."""
         p, c = self.plan, self.current
+        g = p.gateway
+        route = f"{g.route}/{g.rule}/{g.canary_service}" if g else None  # None: a stale one removed
         record_progress(kube, p.namespace, p.service, stable=p.stable, deployment=p.canary, total=p.total,
                         steps=",".join(str(x.percent) for x in p.steps), step=f"{index}/{len(p.steps)}",
                         percent=c.percent, weight=f"{c.canary}/{c.stable}", state=state, release_id=p.release_id,
-                        run_id=self.run_id)
+                        run_id=self.run_id, route=route)
 
     def moved(self, want: StepCounts, canary_ready: int, stable_ready: int) -> None:
         self.current = want
@@ -70,6 +72,6 @@ class CanaryProgress:
         p = self.plan
         return {"outcome": outcome, "service": p.service, "namespace": p.namespace, "release_id": p.release_id,
                 "stable": p.stable, "canary": p.canary, "total": p.total,
-                "live_deployment": p.canary if outcome == "released" else p.stable,
+                "live_deployment": p.canary if outcome == "released" and p.gateway is None else p.stable,
                 "plan": [s.describe() for s in p.steps], "splits": self.splits, "analysis": self.analyses,
                 "steps": timeline.rows(), **({"hooks": hook_rows} if hook_rows else {})}

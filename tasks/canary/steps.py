@@ -32,7 +32,8 @@ from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, baseline_name
 
 PREFIX = "greenlight.io/canary-"
 KEYS = ("stable", "deployment", "total", "steps", "step", "percent", "weight", "state", "release-id", "run-id",
-        "updated-at")  # steps: the percentages, e.g. "10,30,50,100" (a re-run resumes only the same ones)
+        "updated-at", "route")  # steps: the percentages, e.g. "10,30,50,100" (a re-run resumes only the same ones)
+# route: `traffic: gateway` only, "<HTTPRoute>/<rule>/<canary Service>" (`greenlight abort` routes back first)
 
 
 def progress_annotations(**fields: object) -> dict[str, str | None]:

@@ -26,8 +26,10 @@ The dry run describes this same list.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from prefect_greenlight.tasks.canary import gateway_steps
 from prefect_greenlight.tasks.canary.analysis import AnalysisContext, Outcome, run_window
 from prefect_greenlight.tasks.canary.analysis.http_probe import HttpProbe
 from prefect_greenlight.tasks.canary.analysis.prometheus import PrometheusQuery
@@ -111,7 +113,20 @@ def start_record(release: Release) -> None:
     progress.record(release.kube, at, PASSED if at else "progressing")
 
 
+def _recorder(t: Traffic, ends_step: bool) -> Callable[[Release, StepCounts], None]:
+    """`traffic: gateway`: what a changing step notes after it (where traffic stands; passed when it ends the
+    traffic step)."""
+    def record(release: Release, counts: StepCounts) -> None:
+        progress = _progress(release)
+        progress.moved(counts, counts.canary, counts.stable)
+        progress.record(release.kube, t.number, PASSED if ends_step else "progressing")
+    return record
+
+
 def _move(p: CanaryPreflight, t: Traffic, ends_step: bool) -> Step:
+    if p.gateway is not None:
+        return gateway_steps.change_step(p, f"step-{t.want.percent}", t.index, -1, _recorder(t, ends_step), STEPS)
+
     def run(release: Release) -> str:
         progress, want = _progress(release), t.want
         verdict = move_traffic(release.kube, p.namespace, p.service, p.stable, p.canary_manifest, progress.current,
@@ -206,6 +221,10 @@ def _pause(p: CanaryPreflight, t: Traffic, name: str, pause: Pause, jump: Jump |
 
 
 def _cleanup(p: CanaryPreflight) -> Step:
+    if p.gateway is not None:
+        return gateway_steps.promote_step(p, lambda release: _progress(release).record(
+            release.kube, len(p.steps), "promoted"))
+
     def run(release: Release) -> str:
         detail = remove_old_stable(release.kube, p.namespace, p.stable, p.spec.cleanup.value)
         if p.baseline:
@@ -241,13 +260,15 @@ def _traffic(p: CanaryPreflight) -> list[Traffic]:
 def _gate_steps(p: CanaryPreflight, t: Traffic, jump: Jump | None) -> list[Step]:
     """The traffic step's analyses and pauses, named `analysis-<p>` / `pause-<p>` (`-2`, `-3` for repeats); the
     last of them records the step passed."""
-    out, seen = [], {"analysis": 0, "pause": 0, "judge": 0}
+    out, seen = [], {"analysis": 0, "pause": 0, "judge": 0, "scale": 0, "match": 0}
     for k, gate in enumerate(t.gates):
-        kind = gate.kind
+        kind = "scale" if gate.kind == "set_canary_scale" else gate.kind
         seen[kind] += 1
         name = f"{kind}-{t.want.percent}" + (f"-{seen[kind]}" if seen[kind] > 1 else "")
         last = k == len(t.gates) - 1
-        if kind == "judge":
+        if kind in ("scale", "match"):
+            out.append(gateway_steps.change_step(p, name, t.index, k, _recorder(t, last), STEPS))
+        elif kind == "judge":
             out.append(_judge(p, t, name, gate.judge, jump, last))
         elif kind == "analysis":
             out.append(_analysis(p, t, name, gate.analysis, jump, last))
@@ -278,6 +299,10 @@ def canary_steps(p: CanaryPreflight, hooks: list[Hook] | None = None) -> list[St
         release.kube, p.namespace, p.service, p.stable, p.canary, p.total, p.spec.deadlines),
         undo_name=f"abort: {p.stable} back to {p.total}, then {p.canary} to 0"
                   + (f" and {p.baseline} deleted" if p.baseline else ""))
+    if p.gateway is not None:
+        abort = dataclasses.replace(steps[0], undo=lambda release: gateway_steps.abort(release.kube, p),
+                                    undo_name=f"abort: HTTPRoute {p.gateway.route} back to {p.service} 100 %, "
+                                              f"verified, then {p.canary} to 0")
     return [abort, *steps[1:]]
 
 
@@ -287,8 +312,12 @@ def canary_plan(r: CanaryPreflight, facts: PlanFacts, hooks: HookPlan = NO_HOOKS
     steps = canary_steps(r, list(hooks.hooks) or None)
     plan = plan_of("canary", r.spec.namespace, r.service, f"{r.canary} replaces {r.stable} behind Service "
                    f"{r.service} in {len(r.steps)} step(s)", steps, CanaryFacts(hooks), facts)
-    return Plan(plan.strategy, plan.namespace, plan.service, plan.summary, (describe_preflight(r), *plan.steps),
-                plan.facts)
+    pre = describe_preflight(r)
+    if r.gateway is not None:  # traffic: gateway: the route and the state after each step of the list
+        pre = dataclasses.replace(pre, details=(*pre.details, r.gateway.describe(), *(
+            f"after {step.describe()}: {state.describe()}" for step, state in zip(r.spec.step_list(),
+                                                                                 r.gateway.states))))
+    return Plan(plan.strategy, plan.namespace, plan.service, plan.summary, (pre, *plan.steps), plan.facts)
 
 
 def canary_ending(kube: Kube, p: CanaryPreflight, journal: Journal, hooks: HookRunner,

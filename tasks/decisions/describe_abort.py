@@ -25,6 +25,7 @@ class CanaryAbort:
     step: str  # "2/5": the step the release reached
     release_id: str
     deadlines: Deadlines
+    route: tuple[str, int, str] | None = None  # `traffic: gateway`: (HTTPRoute, rule, canary Service)
 
     @property
     def abort_id(self) -> str:
@@ -50,13 +51,23 @@ def canary_abort(namespace: str, service: str, progress: dict[str, str], deadlin
                        "to abort")
     return CanaryAbort(namespace, service, progress["stable"], progress["deployment"],
                        int(progress.get("total") or 0), progress.get("total"), progress.get("step", "?/?"),
-                       progress.get("release-id", "canary"), deadlines)
+                       progress.get("release-id", "canary"), deadlines, _route(progress.get("route")))
+
+
+def _route(recorded: str | None) -> tuple[str, int, str] | None:
+    """The recorded `<HTTPRoute>/<rule>/<canary Service>` (names are DNS labels: no `/`), or None."""
+    parts = (recorded or "").split("/")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1]), parts[2]
 
 
 def describe_restore_stable(a: CanaryAbort) -> PlanStep:
     d = a.deadlines
+    first = (f"HTTPRoute {a.route[0]} rule {a.route[1]} back to {a.service} 100 % (match rule removed), accepted by "
+             f"its parents, then " if a.route else "")
     return PlanStep("restore-stable", StepKind.CHANGE, f"Deployments {a.stable}, {a.canary}",
-                    f"scale {a.stable} to {a.total} and wait until ready, then {a.canary} to 0 and delete the "
+                    f"{first}scale {a.stable} to {a.total} and wait until ready, then {a.canary} to 0 and delete the "
                     f"baseline {baseline_name(a.stable)} if there is one; record the abort on Service {a.service} "
                     f"(step {a.aborted_step}, 0 %)",
                     gate=f"{a.total} of {a.total} replicas of {a.stable} ready within {d.ready_s:.0f} s before the "

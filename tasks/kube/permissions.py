@@ -51,6 +51,14 @@ COMMON = (
 JOB_HOOKS = _all("create get list watch delete", "jobs", "batch") + _all("get", "pods", "", "log")
 
 
+# `traffic: gateway` canaries (deployments/rbac-gateway.yaml): read and apply the HTTPRoute, read the
+# ReferenceGrants of cross-namespace backendRefs; create the canary Service when it is missing.
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_ROUTE = _all("get patch", "httproutes", GATEWAY_GROUP)
+REFERENCE_GRANTS = _all("list", "referencegrants", GATEWAY_GROUP)
+CREATE_SERVICE = _all("create", "services")
+
+
 def needed(*, port_forward: bool, manage_services: bool, deletes: bool, autoscaler: bool = False,
            jobs: bool = False) -> list[Permission]:
     """Every permission a release with these options may use. HPAs are always listed (is one scaling blue?);

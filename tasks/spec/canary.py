@@ -18,12 +18,15 @@ from enum import Enum
 from pydantic import Field, field_validator, model_validator
 
 from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
+from prefect_greenlight.tasks.spec.gateway import CanaryScale, GatewayRoute, RouteMatch, TrafficMode
 from prefect_greenlight.tasks.spec.hooks import CANARY_POINTS, Hook, check_hooks
 from prefect_greenlight.tasks.spec.judge import JudgeSpec
 from prefect_greenlight.tasks.spec.manifest_param import Manifest
 
 DEFAULT_STEPS = (10, 30, 50, 100)
 TRACK_LABEL = "greenlight.io/track"
+STEP_KINDS = ("set_weight", "pause", "analysis", "judge", "set_canary_scale", "match")
+GATEWAY_KINDS = ("set_canary_scale", "match")  # step kinds only `traffic: gateway` has
 
 
 class HttpAnalysis(SpecModel):
@@ -108,25 +111,39 @@ class JudgeWindow(SpecModel):
 
 class CanaryStep(SpecModel):
     """One entry of a written step list (Argo Rollouts' `steps:`): exactly one of `set_weight`, `pause`,
-    `analysis`, `judge`. A bare number in the list is a `set_weight`."""
+    `analysis`, `judge`, and with `traffic: gateway` also `set_canary_scale` and `match`. A bare number in the
+    list is a `set_weight`."""
 
-    set_weight: int | None = Field(None, ge=1, le=100, description="Move the canary to this percentage.")
+    set_weight: int | None = Field(None, ge=0, le=100, description="Move the canary to this percentage (0 only "
+                                   "with `traffic: gateway`).")
     pause: PauseFor | None = Field(None, description="Pause: `{}` until approved, `{duration_s: 60}` timed.")
     analysis: AnalysisWindow | None = Field(None, description="Analyse over a window (the spec's `analysis` "
                                             "providers; `{}` takes its window too).")
     judge: JudgeWindow | None = Field(None, description="Judge the canary against the baseline over a window "
                                       "(needs `baseline: true`; `{}` takes the spec's `judge` window).")
+    set_canary_scale: CanaryScale | None = Field(None, description="`traffic: gateway`: set the canary's pods "
+                                                 "apart from the weight (`{replicas: N}`, `{share_of_stable: P}`, "
+                                                 "`{match_traffic_weight: true}`); holds until the next one.")
+    match: list[RouteMatch] | None = Field(None, max_length=16, description="`traffic: gateway`: requests "
+                                           "matching all of these headers/cookies go to the canary only (a rule "
+                                           "added before the weighted one); holds until the next `match` "
+                                           "(`[]` removes it).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "CanaryStep":
-        given = [k for k in ("set_weight", "pause", "analysis", "judge") if getattr(self, k) is not None]
+        given = [k for k in STEP_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"a step is exactly one of set_weight, pause, analysis, judge; got {given or 'none'}")
+            raise ValueError(f"a step is exactly one of {', '.join(STEP_KINDS)}; got {given or 'none'}")
+        names = [(m.header or "cookie").lower() for m in self.match or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"a match step names header(s) {twice} more than once (a cookie is a Cookie header "
+                             "match: at most one cookie per step)")
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("set_weight", "pause", "analysis", "judge") if getattr(self, k) is not None)
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
 
     def describe(self) -> str:
         if self.set_weight is not None:
@@ -135,6 +152,10 @@ class CanaryStep(SpecModel):
             return "pause until approved" if self.pause.duration_s is None else f"pause {self.pause.duration_s:g} s"
         if self.judge is not None:
             return f"judge against the baseline, {self.judge.count} rounds {self.judge.interval_s:g} s apart"
+        if self.set_canary_scale is not None:
+            return f"set_canary_scale: {self.set_canary_scale.describe()}"
+        if self.match is not None:
+            return "match: " + (" and ".join(m.describe() for m in self.match) or "none (removed)")
         return f"analysis, {self.analysis.describe()}"
 
 
@@ -144,7 +165,8 @@ class StableCleanup(str, Enum):
 
 
 class CanarySpec(SpecModel):
-    """One canary release: traffic moved by replica counts under a Service selecting both versions."""
+    """One canary release: traffic moved by replica counts under a Service selecting both versions (`traffic:
+    replicas`, the default), or by the weights of an HTTPRoute (`traffic: gateway` with a `gateway` block)."""
 
     namespace: Name = Field("default", description="Namespace of the Service and both Deployments.")
     service: Name = Field(..., description="Service selecting both versions (e.g. only `app: my-app`).")
@@ -179,6 +201,11 @@ class CanarySpec(SpecModel):
     lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")
     hooks: list[Hook] = Field(default_factory=list, description="Jobs and webhook gates at pre-release, "
                               "before-first-step, between-steps, after-last-step, on-rollback.")
+    traffic: TrafficMode = Field(TrafficMode.REPLICAS, description="How traffic moves: `replicas` (the Service "
+                                 "selects both versions; the replica ratio is the split) or `gateway` (the "
+                                 "`gateway` block's HTTPRoute weights; stable keeps its replicas).")
+    gateway: GatewayRoute | None = Field(None, description="With `traffic: gateway`: the HTTPRoute, its rule and "
+                                         "the canary Service.")
 
     @field_validator("steps")
     @classmethod
@@ -187,9 +214,9 @@ class CanarySpec(SpecModel):
             raise ValueError("give at least one step")
         weights = [s if isinstance(s, int) else s.set_weight for s in v]
         weights = [w for w in weights if w is not None]
-        bad = [w for w in weights if not 1 <= w <= 100]
+        bad = [w for w in weights if not 0 <= w <= 100]
         if bad:
-            raise ValueError(f"steps must be percentages 1..100, got {bad}")
+            raise ValueError(f"steps must be percentages 0..100, got {bad}")
         if not isinstance(v[0], int) and v[0].set_weight is None:
             raise ValueError("the first step must set a weight (a percentage or `set_weight`)")
         if any(b <= a for a, b in zip(weights, weights[1:])):
@@ -212,7 +239,37 @@ class CanarySpec(SpecModel):
         if self.canary_name is not None and self.canary_name == self.stable:
             raise ValueError("canary_name must differ from stable")
         self._check_judge()
+        self._check_traffic()
         return self
+
+    def _check_traffic(self) -> None:
+        """`traffic: gateway` needs its `gateway` block and nothing replica-only; the gateway step kinds and weight
+        0 need `traffic: gateway`."""
+        gateway = self.traffic is TrafficMode.GATEWAY
+        if gateway and self.gateway is None:
+            raise ValueError("traffic: gateway needs a `gateway` block (at least `route: <HTTPRoute name>`)")
+        if not gateway and self.gateway is not None:
+            raise ValueError("a `gateway` block needs `traffic: gateway` (the default, replicas, moves traffic by "
+                             "replica counts)")
+        used = sorted({s.kind for s in self.steps if isinstance(s, CanaryStep) and s.kind in GATEWAY_KINDS})
+        if used and not gateway:
+            raise ValueError(f"step kind(s) {used} need `traffic: gateway`")
+        if 0 in self.weights and not gateway:
+            raise ValueError(f"steps must be percentages 1..100, got {[w for w in self.weights if w == 0]} (weight 0 "
+                             "only with `traffic: gateway`)")
+        if gateway and (self.baseline or self.judge is not None):
+            raise ValueError("baseline and judge are not supported with traffic: gateway")
+        if gateway and self.total is not None:
+            raise ValueError("total is for traffic: replicas; with traffic: gateway stable keeps its replicas and "
+                             "the canary's pods follow the weight or set_canary_scale")
+        if gateway and self.gateway.canary_service == self.service:
+            raise ValueError(f"gateway.canary_service must differ from service {self.service!r}")
+
+    @property
+    def canary_service(self) -> str:
+        """`traffic: gateway`: the canary Service's name (the `gateway` block's, default `<service>-canary`)."""
+        given = self.gateway.canary_service if self.gateway else None
+        return given or f"{self.service}-canary"[:63].rstrip("-")
 
     def _check_judge(self) -> None:
         judged = [s for s in self.steps if isinstance(s, CanaryStep) and s.judge is not None]

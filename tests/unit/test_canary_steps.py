@@ -65,7 +65,7 @@ def test_a_written_analysis_takes_the_spec_window_where_it_sets_none():
     ({"steps": [{"pause": {}}, 100]}, "the first step must set a weight"),
     ({"steps": [10, {"set_weight": 5}, 100]}, "steps must be strictly increasing in weight, got [10, 5, 100]"),
     ({"steps": [{"set_weight": 10, "pause": {}}, 100]}, "exactly one of set_weight, pause, analysis"),
-    ({"steps": [{}]}, "exactly one of set_weight, pause, analysis, judge; got none"),
+    ({"steps": [{}]}, "exactly one of set_weight, pause, analysis, judge, set_canary_scale, match; got none"),
     ({"steps": [{"set_weight": 10}, 100], "approve_steps": [10]}, "approve_steps and pause_s are shorthand"),
     ({"steps": [{"set_weight": 10}, {"pause": {"duration_s": 0}}]}, "greater than 0"),
     ({"steps": [10, 50]}, "the last step must be 100, got 50"),
