@@ -93,6 +93,10 @@ def covered(rules: list[dict], p: Permission) -> bool:
     return False
 
 
+# The file of deployments/ whose Role grants an API group's permissions (the rest: rbac.yaml).
+RBAC_FILES = {"gateway.networking.k8s.io": "deployments/rbac-gateway.yaml"}
+
+
 def _rules(kube: Kube, namespace: str) -> tuple[list[dict], bool]:
     """(resource rules, complete?) of the credentials in `namespace`; ([], False) if they cannot be listed."""
     review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
@@ -129,5 +133,6 @@ def require(kube: Kube, namespace: str, needed: list[Permission]) -> None:
     """BadInput naming every missing permission (nothing has been changed yet)."""
     lacking = missing(kube, namespace, needed)
     if lacking:
+        files = sorted({RBAC_FILES.get(p.group, "deployments/rbac.yaml") for p in lacking})
         raise BadInput(f"the credentials ({kube.config_source}) lack {len(lacking)} permission(s) in namespace "
-                       f"{namespace!r}: {', '.join(map(str, lacking))} (see deployments/rbac.yaml)")
+                       f"{namespace!r}: {', '.join(map(str, lacking))} (see {' and '.join(files)})")

@@ -221,3 +221,25 @@ def everything(kube, namespace: str) -> dict[str, str]:
     return {**resource_versions(kube, namespace),
             **{f"HTTPRoute/{r['metadata']['name']}": f"{r['metadata']['generation']} "
                f"{sorted((r['metadata'].get('annotations') or {}).items())}" for r in routes}}
+
+
+def test_without_the_gateway_role_the_canary_is_refused_naming_it_and_with_it_releases(
+        gateway, cluster, prefect_api, kube, namespace, kubectl, tmp_path):
+    """Least privilege: deployments/rbac.yaml alone lacks the route's rules (exit 2, each missing permission named,
+    nothing changed); with deployments/rbac-gateway.yaml beside it the same canary releases."""
+    from tests.e2e.release_helpers import ROOT
+    from tests.e2e.test_rbac import service_account_kubeconfig
+
+    given_stable(kube, namespace, replicas=2)
+    sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
+    spec = spec_file(tmp_path, namespace, [{"set_weight": 50}, {"set_weight": 100}])
+    before = everything(kube, namespace)
+    r = run_cli(cluster, prefect_api, "canary", "--kubeconfig", sa, "--spec", spec)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "lack 2 permission(s)" in r.stderr and "patch httproutes" in r.stderr, r.stderr[-3000:]
+    assert "deployments/rbac-gateway.yaml" in r.stderr, r.stderr[-3000:]
+    assert {k: v for k, v in everything(kube, namespace).items() if not k.startswith("Role")} == before
+    kubectl("apply", "-f", str(ROOT / "deployments" / "rbac-gateway.yaml"))
+    r = run_cli(cluster, prefect_api, "canary", "--kubeconfig", sa, "--spec", spec, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert route_at_rest(kube, namespace) == {STABLE: 100} and images(kube, namespace, STABLE) == {NEW}
