@@ -112,17 +112,22 @@ def test_weights_1_5_25_50_100_with_2_canary_pods_beside_10_stable(gateway, clus
     assert ready_pods(kube, namespace, STABLE, 10, timeout=60)
 
 
-def test_requests_with_the_header_reach_only_the_canary_from_the_first_step(gateway, cluster, prefect_api, kube,
-                                                                             namespace, tmp_path):
+@pytest.mark.parametrize("match,sent", [
+    ({"header": "X-Canary", "value": "always"}, {"X-Canary": "always"}),
+    ({"cookie": "canary", "value": "always"}, {"Cookie": "session=a1b2; canary=always; theme=dark"}),
+], ids=["header", "cookie"])
+def test_matching_requests_reach_only_the_canary_from_the_first_step(gateway, cluster, prefect_api, kube, namespace,
+                                                                     tmp_path, match, sent):
+    """Flagger's A/B: at weight 0, testers whose requests match (a header; a cookie among others) reach only the
+    canary, everyone else only stable."""
     host = given_stable(kube, namespace, replicas=3)
-    steps = [{"set_weight": 0}, {"set_canary_scale": {"replicas": 1}},
-             {"match": [{"header": "X-Canary", "value": "always"}]}, {"pause": {}}, {"set_weight": 100}]
+    steps = [{"set_weight": 0}, {"set_canary_scale": {"replicas": 1}}, {"match": [match]}, {"pause": {}},
+             {"set_weight": 100}]
     spec = spec_file(tmp_path, namespace, steps)
     cli = start_cli(cluster, prefect_api, "canary", "--spec", spec, "--json", log=tmp_path / "canary.log")
     run_id = paused_run_id(cli.log, cli.proc)
     time.sleep(GATEWAY_LAG_S)  # the route's status leads Traefik's routing by up to its 2 s providers throttle
-    with through_gateway(gateway, cluster.kubeconfig, namespace, STABLE, host, {"X-Canary": "always"},
-                         rate=50.0) as testers, \
+    with through_gateway(gateway, cluster.kubeconfig, namespace, STABLE, host, sent, rate=50.0) as testers, \
             through_gateway(gateway, cluster.kubeconfig, namespace, STABLE, host, rate=50.0) as everyone:
         time.sleep(6)
     assert testers.result.versions() == {CANARY: testers.result.sent()}, testers.result.summary()
