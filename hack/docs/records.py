@@ -182,6 +182,8 @@ KEYS: dict[str, tuple[str, str]] = {
                                       "scheduled for its end (JSON)"),
     "greenlight.io/canary-service-of": ("canary Service annotation (`traffic: gateway`)", "the stable Service "
                                         "whose ports and selector the canary Service greenlight created copies"),
+    "greenlight.io/route-of": ("HTTPRoute annotation (`traffic: gateway` with `gateway.create`)", "the stable "
+                               "Service the HTTPRoute greenlight created sends to at rest"),
     "greenlight.io/baseline-of": ("baseline Deployment annotation", "the stable Deployment whose pod template "
                                   "the canary judge's baseline runs (`baseline: true`)"),
     "greenlight.io/track": ("canary Deployment label, selector and pod label", "`canary` / `baseline`: "

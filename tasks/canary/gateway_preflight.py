@@ -11,13 +11,20 @@ from prefect_greenlight.tasks.decisions.gateway import (
     canary_service_manifest,
     cross_namespaces,
     gateway_states,
+    route_manifest,
     route_problems,
     service_problems,
 )
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.gateway import list_grants, read_route
-from prefect_greenlight.tasks.kube.permissions import CREATE_SERVICE, GATEWAY_ROUTE, REFERENCE_GRANTS, require
+from prefect_greenlight.tasks.kube.permissions import (
+    CREATE_ROUTE,
+    CREATE_SERVICE,
+    GATEWAY_ROUTE,
+    REFERENCE_GRANTS,
+    require,
+)
 from prefect_greenlight.tasks.spec.canary import CanarySpec
 
 
@@ -28,13 +35,18 @@ def gateway_preflight(kube: Kube, spec: CanarySpec, service: dict, stable: dict,
     existing = read(kube, "Service", ns, spec.canary_service)
     create = canary_service_manifest(service, spec.canary_service) if existing is None else None
     require(kube, ns, GATEWAY_ROUTE + (CREATE_SERVICE if create else []))
-    route = read_route(kube, ns, g.route)
+    route, create_route = read_route(kube, ns, g.route), None
+    if route is None and g.create is None:
+        raise BadInput(f"HTTPRoute {g.route!r} not found in namespace {ns!r} (give `gateway.create` to have "
+                       "greenlight create it)")
     if route is None:
-        raise BadInput(f"HTTPRoute {g.route!r} not found in namespace {ns!r}")
+        require(kube, ns, CREATE_ROUTE)
+        route = create_route = {**route_manifest(g.route, g.create, service), "status": {}}
+        route["metadata"] = {**route["metadata"], "namespace": ns}
     for other in cross_namespaces(route):
         require(kube, other, REFERENCE_GRANTS)
     grants = {other: list_grants(kube, other) for other in cross_namespaces(route)}
-    problems = route_problems(route, g.rule, spec.service, spec.canary_service, grants)
+    problems = route_problems(route, g.rule, spec.service, spec.canary_service, grants, created=bool(create_route))
     problems += service_problems(service, existing or create, stable, canary)
     try:
         states = gateway_states(spec.step_list(), stable_replicas)
@@ -43,7 +55,10 @@ def gateway_preflight(kube: Kube, spec: CanarySpec, service: dict, stable: dict,
         states = ()
     if problems:
         raise BadInput(problems)
-    return GatewayPlan(g.route, g.rule, spec.service, spec.canary_service, stable_replicas, states, create)
+    if create_route:
+        create_route = route_manifest(g.route, g.create, service)
+    return GatewayPlan(g.route, g.rule, spec.service, spec.canary_service, stable_replicas, states, create,
+                       create_route)
 
 
 def weight_counts(spec: CanarySpec, plan: GatewayPlan) -> tuple[StepCounts, ...]:

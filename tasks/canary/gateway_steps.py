@@ -25,7 +25,7 @@ from prefect_greenlight.tasks.engine.executor import Release
 from prefect_greenlight.tasks.engine.steps import Step
 from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, json_patch, read
-from prefect_greenlight.tasks.kube.gateway import ensure_service, read_route, set_route, verify_backends
+from prefect_greenlight.tasks.kube.gateway import ensure_route, ensure_service, read_route, set_route, verify_backends
 from prefect_greenlight.tasks.kube.waiting import require_ready
 from prefect_greenlight.tasks.record.report import say
 
@@ -57,6 +57,8 @@ def change(kube: Kube, p: CanaryPreflight, current_pods: int, want: GatewayState
     g, d = p.gateway, p.spec.deadlines
     if g.create_service is not None:
         say(ensure_service(kube, p.namespace, g.create_service))
+    if g.create_route is not None:
+        say(ensure_route(kube, p.namespace, g.create_route))
 
     def route() -> str:
         return set_route(kube, p.namespace, g.route, g.rule, g.service, g.canary_service, want, d.endpoints_s, say)

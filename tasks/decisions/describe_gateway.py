@@ -22,10 +22,15 @@ class GatewayPlan:
     stable_replicas: int
     states: tuple[GatewayState, ...]
     create_service: dict | None = None
+    create_route: dict | None = None
 
     def describe(self) -> str:
         made = " (greenlight creates it)" if self.create_service else ""
-        return (f"HTTPRoute {self.route} rule {self.rule}: Service {self.service} (stable) and "
+        route = ""
+        if self.create_route:
+            parent = self.create_route["spec"]["parentRefs"][0]
+            route = f" (greenlight creates it on Gateway {parent.get('namespace', '')}/{parent['name']})"
+        return (f"HTTPRoute {self.route}{route} rule {self.rule}: Service {self.service} (stable) and "
                 f"{self.canary_service} (canary{made})")
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from prefect_greenlight.tasks.decisions.colors import pod_labels, selector_matches
 from prefect_greenlight.tasks.spec.canary import TRACK_LABEL, CanaryStep
-from prefect_greenlight.tasks.spec.gateway import CanaryScale, RouteMatch
+from prefect_greenlight.tasks.spec.gateway import CanaryScale, RouteCreate, RouteMatch
 
 GROUP = "gateway.networking.k8s.io"
 DEFAULT_MATCH = {"path": {"type": "PathPrefix", "value": "/"}}
@@ -195,11 +195,26 @@ def _granted(grants: Sequence[dict], route_namespace: str, service: str) -> bool
     return False
 
 
+def route_manifest(name: str, create: RouteCreate, stable_service: dict) -> dict:
+    """The HTTPRoute greenlight creates when it is missing (`gateway.create`): one rule, every request to the
+    stable Service's first port, labelled and annotated as greenlight's."""
+    service = stable_service["metadata"]["name"]
+    port = (((stable_service.get("spec") or {}).get("ports") or [{}])[0]).get("port")
+    parent = {"name": create.parent, **({"namespace": create.parent_namespace} if create.parent_namespace else {}),
+              **({"sectionName": create.section} if create.section else {})}
+    return {"apiVersion": f"{GROUP}/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "greenlight"},
+                         "annotations": {"greenlight.io/route-of": service}},
+            "spec": {"parentRefs": [parent], **({"hostnames": list(create.hostnames)} if create.hostnames else {}),
+                     "rules": [{"backendRefs": [{"name": service, "port": port}]}]}}
+
+
 def route_problems(route: dict, index: int, stable: str, canary: str,
-                   grants: dict[str, list[dict]]) -> list[str]:
+                   grants: dict[str, list[dict]], created: bool = False) -> list[str]:
     """What preflight refuses in the route: the rule missing or not sending to stable alone; no parent Gateway
-    that accepted it; a backendRef in another namespace that no ReferenceGrant there allows (`grants`: the
-    ReferenceGrants by namespace)."""
+    that accepted it (not asked of a route greenlight is about to create: its first change waits for that); a
+    backendRef in another namespace that no ReferenceGrant there allows (`grants`: the ReferenceGrants by
+    namespace)."""
     meta = route.get("metadata") or {}
     name, namespace = meta.get("name"), meta.get("namespace", "")
     rules = user_rules((route.get("spec") or {}).get("rules") or [], namespace, canary)
@@ -216,7 +231,7 @@ def route_problems(route: dict, index: int, stable: str, canary: str,
                             f"{[r.get('name') for r in refs]}: greenlight weighs a rule whose only backend is "
                             f"{stable!r}")
     statuses = (route.get("status") or {}).get("parents") or []
-    if not any(_condition(s, "Accepted").get("status") == "True" for s in statuses):
+    if not created and not any(_condition(s, "Accepted").get("status") == "True" for s in statuses):
         problems.append(f"HTTPRoute {name!r}: no parent Gateway has accepted it (no Accepted=True among "
                         f"{len(statuses)} parent status(es))")
     for rule in rules:

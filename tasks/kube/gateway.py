@@ -71,6 +71,21 @@ def ensure_service(kube: Kube, namespace: str, manifest: dict) -> str:
     return f"created canary Service {name} (selector {manifest['spec']['selector']})"
 
 
+def ensure_route(kube: Kube, namespace: str, manifest: dict) -> str:
+    """Create the HTTPRoute greenlight owns (`gateway.create`) unless it exists (409: another run made it)."""
+    name = manifest["metadata"]["name"]
+    if read_route(kube, namespace, name) is not None:
+        return f"HTTPRoute {name} exists"
+    try:
+        retrying(f"create HTTPRoute {namespace}/{name}", lambda: _custom(kube).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "httproutes", manifest, field_manager="greenlight", _request_timeout=TIMEOUT),
+            retry_if=lambda exc, _err: never_sent(exc))
+    except GuardFailed:
+        if read_route(kube, namespace, name) is None:
+            raise
+    return f"created HTTPRoute {name} (every request to {manifest['spec']['rules'][0]['backendRefs'][0]['name']})"
+
+
 def _apply_rules(kube: Kube, route: dict, rules: list[dict]) -> dict:
     meta = route["metadata"]
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "HTTPRoute",

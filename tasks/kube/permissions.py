@@ -56,6 +56,7 @@ JOB_HOOKS = _all("create get list watch delete", "jobs", "batch") + _all("get", 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 GATEWAY_ROUTE = _all("get patch", "httproutes", GATEWAY_GROUP)
 REFERENCE_GRANTS = _all("list", "referencegrants", GATEWAY_GROUP)
+CREATE_ROUTE = _all("create", "httproutes", GATEWAY_GROUP)  # only with `gateway.create` and the route missing
 CREATE_SERVICE = _all("create", "services")
 
 

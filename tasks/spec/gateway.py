@@ -25,6 +25,18 @@ class TrafficMode(str, Enum):
     GATEWAY = "gateway"  # an HTTPRoute's backendRef weights move traffic; replicas are set apart
 
 
+class RouteCreate(SpecModel):
+    """The HTTPRoute greenlight creates, and owns, when `gateway.route` does not exist: attached to this Gateway,
+    for these hostnames, one rule sending every request to the stable Service."""
+
+    parent: Name = Field(..., description="The Gateway the route attaches to (`parentRefs[0].name`).")
+    parent_namespace: Name | None = Field(None, description="The Gateway's namespace; default: the spec's.")
+    section: Name | None = Field(None, description="One listener of the Gateway (`sectionName`); default: every "
+                                 "listener that allows the route.")
+    hostnames: list[str] = Field(default_factory=list, max_length=16, description="Hostnames the route answers "
+                                 "(`spec.hostnames`); default: none, i.e. those of the Gateway's listeners.")
+
+
 class GatewayRoute(SpecModel):
     """The HTTPRoute whose weights move traffic (`traffic: gateway`)."""
 
@@ -34,6 +46,14 @@ class GatewayRoute(SpecModel):
     canary_service: Name | None = Field(None, description="Service selecting only the canary's pods; default "
                                         "`<service>-canary`. Created (and owned) by greenlight when missing: the "
                                         "stable Service's ports, its selector plus `greenlight.io/track: canary`.")
+    create: RouteCreate | None = Field(None, description="When the HTTPRoute does not exist, greenlight creates "
+                                       "(and owns) it: see RouteCreate. Without it a missing route is refused.")
+
+    @model_validator(mode="after")
+    def _created_rule(self) -> "GatewayRoute":
+        if self.create is not None and self.rule != 0:
+            raise ValueError(f"gateway.create makes a route of one rule: gateway.rule must be 0, got {self.rule}")
+        return self
 
 
 class CanaryScale(SpecModel):

@@ -290,3 +290,29 @@ def test_a_header_the_rule_already_matches_is_replaced_in_the_match_rule_not_rep
     assert got[0]["matches"][0]["headers"] == [{"type": "Exact", "name": "Host-Tag", "value": "t"},
                                                {"type": "Exact", "name": "X-Canary", "value": "1"}]
     assert got[1]["matches"] == rule[0]["matches"]
+
+
+def test_a_route_greenlight_creates_sends_everything_to_stable_on_its_gateway_and_is_not_yet_accepted():
+    from prefect_greenlight.tasks.decisions.gateway import route_manifest, route_problems
+    from prefect_greenlight.tasks.spec.gateway import RouteCreate
+
+    stable = {"metadata": {"name": "web"}, "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 80}]}}
+    made = route_manifest("web", RouteCreate(parent="gw", parent_namespace="infra", section="http",
+                                             hostnames=["web.example"]), stable)
+    assert made["spec"] == {"parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "http"}],
+                            "hostnames": ["web.example"], "rules": [{"backendRefs": [{"name": "web", "port": 8080}]}]}
+    assert made["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "greenlight"}
+    made["metadata"]["namespace"] = "ns"
+    assert route_problems(made, 0, "web", "web-canary", {}, created=True) == []
+    assert [p.split(":")[1].strip()[:30] for p in route_problems(made, 0, "web", "web-canary", {})] == [
+        "no parent Gateway has accepted"]
+
+
+def test_gateway_create_makes_a_route_of_one_rule():
+    import pytest
+
+    from prefect_greenlight.tasks.spec.gateway import GatewayRoute
+
+    assert GatewayRoute(route="web", create={"parent": "gw"}).create.parent == "gw"
+    with pytest.raises(ValueError, match="gateway.rule must be 0"):
+        GatewayRoute(route="web", rule=1, create={"parent": "gw"})
