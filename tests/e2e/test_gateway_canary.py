@@ -248,3 +248,33 @@ def test_without_the_gateway_role_the_canary_is_refused_naming_it_and_with_it_re
     r = run_cli(cluster, prefect_api, "canary", "--kubeconfig", sa, "--spec", spec, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert route_at_rest(kube, namespace) == {STABLE: 100} and images(kube, namespace, STABLE) == {NEW}
+
+
+def test_a_route_greenlight_creates_carries_the_canary_and_stays_on_stable(gateway, cluster, prefect_api, kube,
+                                                                          namespace, tmp_path):
+    """No HTTPRoute of the user's: `gateway.create` makes one on the test Gateway (labelled greenlight's), the
+    canary moves through it under traffic, and it stays afterwards on stable at 100 %."""
+    host = given_stable(kube, namespace, replicas=3)
+    custom(kube).delete_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", "web")
+    path = tmp_path / "canary.yaml"
+    path.write_text(yaml.safe_dump({
+        "namespace": namespace, "service": STABLE, "stable": STABLE, "image": NEW, "traffic": "gateway",
+        "gateway": {"route": "web", "create": {"parent": "greenlight-gateway", "parent_namespace": "gateway-system",
+                                               "hostnames": [host]}},
+        "steps": [{"set_weight": 30}, {"pause": {"duration_s": 8}}, {"set_weight": 100}]}))
+    plan = run_cli(cluster, prefect_api, "canary", "--spec", str(path), "--dry-run")
+    assert plan.returncode == 0 and "greenlight creates it on Gateway" in plan.stdout, plan.stdout[-3000:]
+    cli = start_cli(cluster, prefect_api, "canary", "--spec", str(path), "--json", log=tmp_path / "canary.log")
+    wait_for("the route created", lambda: route_at_rest(kube, namespace) if cli.alive() else None, 120,
+             interval=0.2)
+    with RouteSampler(custom(kube), namespace, "web") as route, \
+            through_gateway(gateway, cluster.kubeconfig, namespace, STABLE, host, rate=100.0,
+                            duration_s=300) as traffic:
+        assert cli.proc.wait(300) == 0, cli.text()[-4000:]
+        time.sleep(3)
+    assert not traffic.result.failed(), traffic.result.summary()
+    assert 30 in route.canary_shares(CANARY) and route.canary_shares(CANARY)[-1] == 0, route.changes
+    assert not weight_misses(traffic.result, route.spans(traffic.result.ended), BACKENDS)
+    made = custom(kube).get_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", "web")
+    assert made["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "greenlight"
+    assert route_at_rest(kube, namespace) == {STABLE: 100} and images(kube, namespace, STABLE) == {NEW}
