@@ -182,6 +182,9 @@ KEYS: dict[str, tuple[str, str]] = {
                                       "scheduled for its end (JSON)"),
     "greenlight.io/canary-service-of": ("canary Service annotation (`traffic: gateway`)", "the stable Service "
                                         "whose ports and selector the canary Service greenlight created copies"),
+    "greenlight.io/green-service-of": ("green Service annotation (blue-green with `traffic: gateway`)", "the "
+                                       "Service whose ports the green Service greenlight created for the route "
+                                       "switch copies; only such a Service is re-pointed or deleted"),
     "greenlight.io/baseline-of": ("baseline Deployment annotation", "the stable Deployment whose pod template "
                                   "the canary judge's baseline runs (`baseline: true`)"),
     "greenlight.io/track": ("canary Deployment label, selector and pod label", "`canary` / `baseline`: "
