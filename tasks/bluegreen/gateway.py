@@ -19,6 +19,7 @@ from prefect_greenlight.tasks.decisions.gateway_switch import (
     RouteSwitch,
     green_service_manifest,
     green_service_problems,
+    recorded_route,
     routed_service,
     switch_route_problems,
 )
@@ -90,3 +91,19 @@ def route_home(kube: Kube, namespace: str, rs: RouteSwitch, live: str, pods: int
     gone = delete_service(kube, namespace, rs.green_service)
     say(gone)
     return f"{backends}; {moved}; {gone}"
+
+
+def rollback_route(kube: Kube, service: dict, target_selector: dict[str, str]) -> RouteSwitch | None:
+    """The route `greenlight rollback` goes back through: the one the release record names, if its rule still
+    sends to the Service (or, mid-switch, the temporary Service); otherwise None (a selector switch only, said)."""
+    rs = recorded_route(service, target_selector)
+    if rs is None:
+        return None
+    namespace = service["metadata"].get("namespace", "")
+    route = read_route(kube, namespace, rs.route)
+    rules = ((route or {}).get("spec") or {}).get("rules") or []
+    if route is None or routed_service(rules, rs.rule, namespace, (rs.service, rs.green_service)) is None:
+        say(f"HTTPRoute {rs.route} (recorded on Service {rs.service}) is gone or its rule {rs.rule} no longer sends "
+            f"to {rs.service}: the rollback switches the selector only")
+        return None
+    return rs

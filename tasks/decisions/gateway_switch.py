@@ -11,6 +11,7 @@ backendRef back to the Service (both select green: nothing changes for anyone). 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from prefect_greenlight.tasks.decisions.plan import PlanStep, StepKind
 from prefect_greenlight.tasks.spec.canary import TRACK_LABEL
 
 GREEN_SERVICE_OF = "greenlight.io/green-service-of"
+SWITCH_ROUTE = "greenlight.io/switch-route"  # on the Service: the route a `traffic: gateway` release switched (JSON)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,25 @@ class RouteSwitch:
     service: str
     green_service: str
     create: dict | None = None
+
+
+def route_annotation(rs: RouteSwitch) -> str:
+    """The release record's note of the route (written with the selector switch), for `greenlight rollback`."""
+    return json.dumps({"route": rs.route, "rule": rs.rule, "green_service": rs.green_service}, sort_keys=True,
+                      separators=(",", ":"))
+
+
+def recorded_route(service: dict, target_selector: dict[str, str]) -> RouteSwitch | None:
+    """The route a rollback goes through: the one recorded on the Service, its temporary Service selecting the
+    rollback's target. None when none is recorded (or the note is unreadable)."""
+    raw = ((service.get("metadata") or {}).get("annotations") or {}).get(SWITCH_ROUTE)
+    try:
+        note = json.loads(raw) if raw else None
+        route, rule, green = str(note["route"]), int(note["rule"]), str(note["green_service"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    name = service["metadata"]["name"]
+    return RouteSwitch(route, rule, name, green, green_service_manifest(service, green, target_selector))
 
 
 def routed_service(rules: Sequence[dict], index: int, namespace: str, candidates: Sequence[str]) -> str | None:

@@ -2,8 +2,8 @@
 cluster's real gateway (Traefik in the cluster's network namespace, tests/cluster/gateway.py), under traffic sent to
 the Gateway's listener. The route moves from blue's Service to green's, the Service's selector follows, the route
 comes back to the Service (tasks/bluegreen/gateway.py); no request fails and after the route switch only green
-answers. A post-switch failure moves the route back to blue, verified; a route not referencing the Service is
-refused before anything changes."""
+answers. `greenlight rollback` goes back through the route the release recorded; a post-switch failure moves the
+route back to blue, verified; a route not referencing the Service is refused before anything changes."""
 
 from __future__ import annotations
 
@@ -101,6 +101,35 @@ def test_the_switch_moves_the_route_to_green_with_no_failed_request(gateway, clu
     assert read(kube, "Service", namespace, GREEN_SERVICE) is None
     assert ready_pods(kube, namespace, GREEN, 4, timeout=60)
     assert read(kube, "Deployment", namespace, BLUE)["spec"]["replicas"] == 0
+
+
+def test_greenlight_rollback_goes_back_through_the_recorded_route(gateway, cluster, prefect_api, kube, namespace,
+                                                                  tmp_path):
+    host = given_blue(kube, namespace)
+    r = run_cli(cluster, prefect_api, "blue-green", "--spec", spec_file(tmp_path, namespace), timeout=300)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert selector(kube, namespace, SERVICE) == labels("green")
+    plan = run_cli(cluster, prefect_api, "rollback", "-n", namespace, "--service", SERVICE, "--dry-run")
+    assert plan.returncode == 0 and "route-switch" in plan.stdout, plan.stdout + plan.stderr[-2000:]
+    with RouteSampler(custom(kube), namespace, ROUTE) as route, \
+            through_gateway(gateway, cluster.kubeconfig, namespace, SERVICE, host, rate=100.0,
+                            duration_s=400) as traffic:
+        time.sleep(GATEWAY_LAG_S)
+        r = run_cli(cluster, prefect_api, "rollback", "-n", namespace, "--service", SERVICE, "--scale-down-delay",
+                    "2", timeout=300)
+        time.sleep(GATEWAY_LAG_S + 3)
+    assert r.returncode == 0, r.stderr[-4000:]
+    result = traffic.result
+    assert not result.failed(), result.summary()
+    assert backends(route) == [SERVICE, GREEN_SERVICE, SERVICE], route.changes
+    moved = route.changes[1][0]
+    assert result.versions(end=moved).keys() == {GREEN}, result.summary()
+    after = result.answered(start=moved + GATEWAY_LAG_S)
+    assert after and result.versions(start=moved + GATEWAY_LAG_S) == {BLUE: len(after)}, result.summary()
+    assert route_backends(kube, namespace) == [SERVICE]
+    assert selector(kube, namespace, SERVICE) == labels("blue")
+    assert read(kube, "Service", namespace, GREEN_SERVICE) is None
+    assert ready_pods(kube, namespace, BLUE, 4, timeout=30)
 
 
 def test_a_post_switch_failure_moves_the_route_back_to_blue_verified(gateway, cluster, prefect_api, kube, namespace,

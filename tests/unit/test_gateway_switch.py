@@ -1,29 +1,37 @@
 """A blue-green through an HTTPRoute (`traffic: gateway` on the blue-green spec): the spec, the rules each route
 move applies (idempotent, reversible, everything else kept), what preflight refuses in the route and green's
-Service, green's Service, and the plan's steps and their undo."""
+Service, green's Service, the plan's steps and their undo, and `greenlight rollback` through the recorded route."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
+from prefect_greenlight.tasks.bluegreen.rollback_strategy import rollback_plan, rollback_steps
 from prefect_greenlight.tasks.bluegreen.strategy import blue_green_plan, blue_green_steps
+from prefect_greenlight.tasks.decisions.annotations import read_record
 from prefect_greenlight.tasks.decisions.colors import ColorPlan
+from prefect_greenlight.tasks.decisions.describe_bluegreen import switch_ops
+from prefect_greenlight.tasks.decisions.describe_rollback import RollbackFacts
 from prefect_greenlight.tasks.decisions.gateway_switch import (
     GREEN_SERVICE_OF,
+    SWITCH_ROUTE,
     RouteSwitch,
     green_service_manifest,
     green_service_problems,
+    recorded_route,
+    route_annotation,
     routed_service,
     switch_route_problems,
     switched_rules,
 )
 from prefect_greenlight.tasks.decisions.plan import PlanFacts
 from prefect_greenlight.tasks.errors import BadInput
-from prefect_greenlight.tasks.spec import BlueGreenSpec, parse_spec
-from tests.unit.builders import container, manifest, service
+from prefect_greenlight.tasks.spec import BlueGreenSpec, Cleanup, Deadlines, parse_spec
+from tests.unit.builders import container, deployment, manifest, record_annotations, service
 
 NS = "default"
 BASE = {"service": "web", "image": "web:2", "traffic": "gateway", "gateway": {"route": "web-route"}}
@@ -181,3 +189,46 @@ def test_the_plan_describes_the_route_switch_and_its_gate():
     assert "Accepted and ResolvedRefs" in step.gate and "only web-green's pods, 3 ready" in step.gate
     back = next(s for s in plan.steps if s.name == "route-back")
     assert "backendRef web-next -> web" in back.change and "delete Service web-next" in back.change
+
+
+# --- `greenlight rollback` through the recorded route -------------------------------------------------------------------
+
+def test_the_switch_records_the_route_and_the_plan_shows_it_in_the_patch():
+    ops = switch_ops(release(), service("web", BLUE_SEL))
+    record = next(o for o in ops if o["path"] == "/metadata/annotations")["value"]
+    assert json.loads(record[SWITCH_ROUTE]) == {"route": "web-route", "rule": 0, "green_service": "web-next"}
+    plain = switch_ops(dataclasses.replace(release(), route=None), service("web", BLUE_SEL))
+    assert SWITCH_ROUTE not in next(o for o in plain if o["path"] == "/metadata/annotations")["value"]
+
+
+def test_the_recorded_route_gives_a_temporary_service_selecting_the_rollback_target():
+    rs = release().route
+    svc = service("web", GREEN_SEL, annotations={SWITCH_ROUTE: route_annotation(rs)})
+    back = recorded_route(svc, BLUE_SEL)
+    assert (back.route, back.rule, back.service, back.green_service) == ("web-route", 0, "web", "web-next")
+    assert back.create["spec"]["selector"] == BLUE_SEL
+    assert recorded_route(service("web", GREEN_SEL), BLUE_SEL) is None
+    assert recorded_route(service("web", GREEN_SEL, annotations={SWITCH_ROUTE: "{not json"}), BLUE_SEL) is None
+    assert recorded_route(service("web", GREEN_SEL, annotations={SWITCH_ROUTE: '{"route": "r"}'}), BLUE_SEL) is None
+
+
+def test_the_rollback_goes_through_the_route_only_when_one_is_recorded():
+    names = [s.name for s in rollback_steps(route=True)]
+    assert names == ["restore", "wait-ready", "route-switch", "switch", "verify-endpoints", "route-back",
+                     "autoscaler", "cleanup"]
+    assert "route-switch" not in [s.name for s in rollback_steps()]
+
+
+def test_the_rollback_plan_describes_both_route_moves_not_undone():
+    rs = recorded_route(service("web", GREEN_SEL, annotations={SWITCH_ROUTE: route_annotation(release().route)}),
+                        BLUE_SEL)
+    svc = service("web", GREEN_SEL, annotations={**record_annotations("web-green", "web-blue", BLUE_SEL),
+                                                 SWITCH_ROUTE: route_annotation(rs)})
+    facts = RollbackFacts(svc, read_record(svc), deployment("web-blue", BLUE_SEL, replicas=3),
+                          deployment("web-green", GREEN_SEL, replicas=3), 3, "rb1", route=rs)
+    plan = rollback_plan(facts, Cleanup(), Deadlines(), False, PlanFacts())
+    steps = {s.name: s for s in plan.steps}
+    assert "backendRef web -> web-next" in steps["route-switch"].change
+    assert "selector {'color': 'blue'}" in steps["route-switch"].change
+    assert "backendRef web-next -> web" in steps["route-back"].change
+    assert steps["route-switch"].undo.startswith("not undone") and steps["route-back"].undo.startswith("not undone")
