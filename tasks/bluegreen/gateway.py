@@ -54,7 +54,8 @@ def route_preflight(kube: Kube, spec: BlueGreenSpec, service: dict, green_select
     problems += green_service_problems(existing, spec.service, on_green, green_selector)
     if problems:
         raise BadInput(problems)
-    return RouteSwitch(g.route, g.rule, spec.service, green, green_service_manifest(service, green, green_selector))
+    return RouteSwitch(g.route, g.rule, spec.service, green, green_service_manifest(service, green, green_selector),
+                       on_green_service=on_green)
 
 
 def _ensure_green_service(kube: Kube, namespace: str, rs: RouteSwitch) -> str:

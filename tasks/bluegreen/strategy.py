@@ -40,7 +40,11 @@ from prefect_greenlight.tasks.decisions.describe_bluegreen import (
     describe_window,
 )
 from prefect_greenlight.tasks.decisions.describe_hooks import NO_HOOKS, HookPlan
-from prefect_greenlight.tasks.decisions.gateway_switch import describe_route_back, describe_route_switch
+from prefect_greenlight.tasks.decisions.gateway_switch import (
+    describe_route_back,
+    describe_route_home,
+    describe_route_switch,
+)
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.engine.executor import Ending, Release
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step, plan_of
@@ -154,6 +158,15 @@ def _route_back(r: BlueGreenPreflight) -> list[Step]:
                  undo_name=f"HTTPRoute {r.route.route} back to Service {r.route.green_service}")]
 
 
+def _route_home_first(r: BlueGreenPreflight) -> list[Step]:
+    """A run killed between route-switch and the selector switch left the route on green's Service while the
+    Service selects blue: back to the last consistent state first (the route on the Service), so that no undo
+    of this run can leave the route on a Service whose pods it removes."""
+    if r.route is None or not r.route.on_green_service or r.colors.already_live:
+        return []
+    return [Step("route-home", _home(r), lambda f: describe_route_home(r.route, r.colors.blue), changes=True)]
+
+
 def _tail(r: BlueGreenPreflight) -> list[Step]:
     """From the verification on: what a resumed run runs too."""
     hooks = r.spec.hooks
@@ -186,6 +199,7 @@ def blue_green_steps(r: BlueGreenPreflight) -> list[Step]:
     return [
         *([Step("close-window", lambda rel: close_previous_window(rel.kube, r), lambda f: describe_close_window(r),
                 changes=True)] if r.previous_window else []),
+        *_route_home_first(r),
         *hook_steps(hooks, HookPoint.PRE_RELEASE),
         Step("apply", lambda rel: apply_green(rel.kube, r), lambda f: describe_apply(r), changes=True,
              undo=lambda rel: remove_green(rel.kube, r), undo_name=f"remove {c.green}"),

@@ -25,13 +25,16 @@ SWITCH_ROUTE = "greenlight.io/switch-route"  # on the Service: the route a `traf
 
 @dataclass(frozen=True)
 class RouteSwitch:
-    """The route, its rule, the spec's Service and green's Service (created by greenlight when `create` is set)."""
+    """The route, its rule, the spec's Service and green's Service (`create`: its manifest, when missing).
+    `on_green_service`: preflight found the rule on green's Service (a run killed between route-switch and
+    route-back)."""
 
     route: str
     rule: int
     service: str
     green_service: str
     create: dict | None = None
+    on_green_service: bool = False
 
 
 def route_annotation(rs: RouteSwitch) -> str:
@@ -140,3 +143,13 @@ def describe_route_back(rs: RouteSwitch, green: str) -> PlanStep:
                     gate="every parent Gateway reports the route Accepted and ResolvedRefs at its new generation",
                     undo=f"HTTPRoute {rs.route} back on Service {rs.green_service} (re-created, {green}'s pods "
                          "verified)")
+
+
+def describe_route_home(rs: RouteSwitch, blue: str) -> PlanStep:
+    """The dry run of a re-run that finds the route on green's Service while the Service still selects blue."""
+    return PlanStep("route-home", StepKind.CHANGE, f"HTTPRoute {rs.route}, Service {rs.green_service}",
+                    f"a previous run stopped mid-switch: HTTPRoute {rs.route} rule {rs.rule} back from "
+                    f"{rs.green_service} to {rs.service} (which selects {blue}), then delete {rs.green_service}; "
+                    "the release then runs from the start",
+                    gate="every parent Gateway reports the route Accepted and ResolvedRefs at its new generation",
+                    undo="not undone (the route is where the Service's selector is)")

@@ -2,7 +2,8 @@
 cluster's real gateway (Traefik in the cluster's network namespace, tests/cluster/gateway.py), under traffic sent to
 the Gateway's listener. The route moves from blue's Service to green's, the Service's selector follows, the route
 comes back to the Service (tasks/bluegreen/gateway.py); no request fails and after the route switch only green
-answers. `greenlight rollback` goes back through the route the release recorded; a post-switch failure moves the
+answers. `greenlight rollback` goes back through the route the release recorded; a re-run finding the route mid-switch
+converges; a post-switch failure moves the
 route back to blue, verified; a route not referencing the Service is refused before anything changes."""
 
 from __future__ import annotations
@@ -130,6 +131,35 @@ def test_greenlight_rollback_goes_back_through_the_recorded_route(gateway, clust
     assert selector(kube, namespace, SERVICE) == labels("blue")
     assert read(kube, "Service", namespace, GREEN_SERVICE) is None
     assert ready_pods(kube, namespace, BLUE, 4, timeout=30)
+
+
+def test_a_rerun_finding_the_route_mid_switch_converges(gateway, cluster, prefect_api, kube, namespace, tmp_path):
+    """Given what a run killed between route-switch and the selector switch leaves (green ready, greenlight's green
+    Service, the route on it, the Service on blue), a re-run takes the route home first, then releases."""
+    host = given_blue(kube, namespace)
+    kube.apps.create_namespaced_deployment(namespace, deployment(GREEN, "green", NEW, 4))
+    ready_pods(kube, namespace, GREEN, 4, timeout=120)
+    kube.core.create_namespaced_service(namespace, {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": GREEN_SERVICE, "annotations": {"greenlight.io/green-service-of": SERVICE}},
+        "spec": {"selector": labels("green"), "ports": [{"name": "web", "port": 80, "targetPort": 80}]}})
+    route = custom(kube).get_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", ROUTE)
+    route["spec"]["rules"][0]["backendRefs"][0]["name"] = GREEN_SERVICE
+    custom(kube).replace_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", ROUTE, route)
+    wait_for("the route accepted", lambda: accepted_at_generation(custom(kube), namespace, ROUTE), 30)
+    time.sleep(GATEWAY_LAG_S)
+    with RouteSampler(custom(kube), namespace, ROUTE) as sampled, \
+            through_gateway(gateway, cluster.kubeconfig, namespace, SERVICE, host, rate=100.0,
+                            duration_s=400) as traffic:
+        r = run_cli(cluster, prefect_api, "blue-green", "--spec", spec_file(tmp_path, namespace), timeout=300)
+        time.sleep(GATEWAY_LAG_S + 3)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert r.stderr.count(f"rule 0 {GREEN_SERVICE} -> {SERVICE}:") == 2, r.stderr[-4000:]  # route-home, route-back
+    assert not traffic.result.failed(), traffic.result.summary()
+    assert backends(sampled) == [GREEN_SERVICE, SERVICE, GREEN_SERVICE, SERVICE], sampled.changes
+    assert route_backends(kube, namespace) == [SERVICE]
+    assert selector(kube, namespace, SERVICE) == labels("green")
+    assert read(kube, "Service", namespace, GREEN_SERVICE) is None
 
 
 def test_a_post_switch_failure_moves_the_route_back_to_blue_verified(gateway, cluster, prefect_api, kube, namespace,

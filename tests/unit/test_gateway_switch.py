@@ -232,3 +232,15 @@ def test_the_rollback_plan_describes_both_route_moves_not_undone():
     assert "selector {'color': 'blue'}" in steps["route-switch"].change
     assert "backendRef web-next -> web" in steps["route-back"].change
     assert steps["route-switch"].undo.startswith("not undone") and steps["route-back"].undo.startswith("not undone")
+
+
+def test_a_rerun_finding_the_route_mid_switch_first_moves_it_home():
+    mid = release()
+    mid = dataclasses.replace(mid, route=dataclasses.replace(mid.route, on_green_service=True))
+    names = [s.name for s in blue_green_steps(mid)]
+    assert names[:2] == ["route-home", "apply"] and names.count("route-switch") == 1
+    plan = blue_green_plan(mid, service("web", BLUE_SEL), None, PlanFacts())
+    home = next(s for s in plan.steps if s.name == "route-home")
+    assert "back from web-next to web (which selects web-blue)" in home.change
+    live = dataclasses.replace(mid, colors=dataclasses.replace(mid.colors, already_live=True))
+    assert "route-home" not in [s.name for s in blue_green_steps(live)]  # resumed: route-back takes it home
