@@ -207,7 +207,8 @@ def describe_window(r: BlueGreenRelease) -> PlanStep:
                     f"blue-green-window-cleanup/window-cleanup for its end, which will {then} (never while the "
                     "Service selects it); the release does not wait for it",
                     when=f"window until {AT_SWITCH} + {w:.0f} s; a `greenlight rollback` inside it is a selector "
-                         "switch only",
+                         "switch only" + (f" (through HTTPRoute {r.route.route}: route-switch, switch, route-back)"
+                                          if r.route is not None else ""),
                     undo="not undone by the release (`greenlight rollback` switches back to the warm blue)")
 
 
