@@ -43,11 +43,13 @@ from prefect_greenlight.tasks.spec import Cleanup, Deadlines
 def run_rollback(kube: Kube, namespace: str, service: str, cleanup: Cleanup, deadlines: Deadlines,
                  sleep=time.sleep, to: str | None = None, dry_run: bool = False, asked_by: str = "") -> dict:
     release_id = "rollback-" + new_release_id()
-    steps = rollback_steps()
-    journal = Journal(kube, namespace, service, release_id, "rollback", planned=1 + len(steps), asked_by=asked_by)
+    journal = Journal(kube, namespace, service, release_id, "rollback", planned=1 + len(rollback_steps()),
+                      asked_by=asked_by)
     with journal.timeline.step("read-record") as s:                                               # 1
         rb = read_rollback(kube, namespace, service, to, release_id, cleanup, deadlines, sleep)
         s["detail"] = rb.choice.message
+    steps = rollback_steps(route=rb.route is not None)  # through the route the last release switched
+    journal.planned = 1 + len(steps)
     target, live = rb.choice.target, rb.choice.from_deployment
     if rb.choice.action is RollbackAction.ALREADY_SERVES:  # a repeated rollback: no Lease, no record, no history
         say(rb.choice.message)

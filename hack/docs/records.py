@@ -184,6 +184,12 @@ KEYS: dict[str, tuple[str, str]] = {
                                         "whose ports and selector the canary Service greenlight created copies"),
     "greenlight.io/route-of": ("HTTPRoute annotation (`traffic: gateway` with `gateway.create`)", "the stable "
                                "Service the HTTPRoute greenlight created sends to at rest"),
+    "greenlight.io/green-service-of": ("green Service annotation (blue-green with `traffic: gateway`)", "the "
+                                       "Service whose ports the green Service greenlight created for the route "
+                                       "switch copies; only such a Service is re-pointed or deleted"),
+    "greenlight.io/switch-route": ("Service annotation (blue-green with `traffic: gateway`)", "the HTTPRoute, "
+                                   "rule and green Service name the last release switched through (JSON), so "
+                                   "`greenlight rollback` goes back through the same route"),
     "greenlight.io/baseline-of": ("baseline Deployment annotation", "the stable Deployment whose pod template "
                                   "the canary judge's baseline runs (`baseline: true`)"),
     "greenlight.io/track": ("canary Deployment label, selector and pod label", "`canary` / `baseline`: "

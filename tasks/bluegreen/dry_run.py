@@ -57,7 +57,7 @@ def dry_run_rollback(kube: Kube, rb: Rollback) -> Plan:
     facts = RollbackFacts(service=rb.svc, record=record,
                           target=read(kube, "Deployment", rb.namespace, record.previous_deployment),
                           live=read(kube, "Deployment", rb.namespace, record.live_deployment),
-                          replicas_wanted=rb.replicas_wanted, release_id=rb.release_id)
+                          replicas_wanted=rb.replicas_wanted, release_id=rb.release_id, route=rb.route)
     hpas = list_objects(kube, "HorizontalPodAutoscaler", rb.namespace)
     asked = ("(the rollback asks for no permission review before it starts)",)
     found = plan_facts(kube, rb.namespace, rb.service, asked, tuple(sorted(h["metadata"]["name"] for h in hpas)), ())

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prefect_greenlight.tasks.bluegreen.gateway import route_preflight
 from prefect_greenlight.tasks.decisions.annotations import read_record
 from prefect_greenlight.tasks.decisions.autoscaling import autoscalers_of, hpa_problems
 from prefect_greenlight.tasks.decisions.colors import (
@@ -19,6 +20,7 @@ from prefect_greenlight.tasks.decisions.colors import (
     pod_labels,
     set_image,
 )
+from prefect_greenlight.tasks.decisions.gateway_switch import RouteSwitch
 from prefect_greenlight.tasks.decisions.history import read_history
 from prefect_greenlight.tasks.decisions.hooks import HookContext, released_image
 from prefect_greenlight.tasks.decisions.plan import FieldChange, deployment_changes
@@ -37,7 +39,7 @@ from prefect_greenlight.tasks.decisions.workload import paused, port_problems, s
 from prefect_greenlight.tasks.errors import BadInput
 from prefect_greenlight.tasks.hooks.preflight import check_hook_jobs
 from prefect_greenlight.tasks.kube.client import Kube, apply_deployment, list_objects, namespace_exists, read
-from prefect_greenlight.tasks.kube.permissions import needed, require
+from prefect_greenlight.tasks.kube.permissions import ROUTE_SWITCH, needed, require
 from prefect_greenlight.tasks.spec import BlueGreenSpec, CleanupMode, RollbackGreen
 
 
@@ -60,6 +62,7 @@ class BlueGreenPreflight:
     permissions: tuple[str, ...] = ()
     autoscalers: tuple[str, ...] = ()  # every HPA in the namespace
     previous_window: RollbackWindow | None = None  # a rollback window whose warm Deployment is not blue (step 1b)
+    route: RouteSwitch | None = None  # `traffic: gateway`: the HTTPRoute whose backendRef the switch moves
 
     @property
     def namespace(self) -> str:
@@ -219,6 +222,8 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
                          manage_services=bool(spec.preview_service),
                          deletes=spec.on_failure is RollbackGreen.DELETE or spec.cleanup.mode is CleanupMode.DELETE,
                          jobs=any(h.job is not None for h in spec.hooks))
+    if spec.gateway is not None:
+        permissions = sorted(set(permissions) | set(ROUTE_SWITCH))
     require(kube, ns, permissions)
     service = read(kube, "Service", ns, spec.service)
     if service is None:
@@ -237,6 +242,7 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
     if blue_hpa:
         permissions = sorted(set(permissions) | set(_HPA_WRITES))
     _check_preview(kube, spec)
+    route = route_preflight(kube, spec, service, colors.green_selector) if spec.gateway is not None else None
     try:
         dry_run = apply_deployment(kube, ns, green, dry_run=True)
     except Exception as exc:  # noqa: BLE001 - the apiserver's own validation of the manifest
@@ -251,6 +257,6 @@ def preflight(kube: Kube, spec: BlueGreenSpec, release_id: str | None = None) ->
         blue_image=_first_image(blue) if blue else "", warnings=tuple(warnings + hpa_warnings), blue_hpa=blue_hpa,
         service_ports=tuple((service.get("spec") or {}).get("ports") or []), repeat=repeat,
         green_changes=deployment_changes(blue, dry_run), permissions=tuple(map(str, permissions)),
-        autoscalers=hpa_names, previous_window=_previous_window(service, colors))
+        autoscalers=hpa_names, previous_window=_previous_window(service, colors), route=route)
     check_hook_jobs(kube, spec.hooks, plan.hook_context(), service)
     return plan

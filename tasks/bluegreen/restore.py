@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from prefect_greenlight.tasks.bluegreen.autoscaler import retire_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import record_manifest
 from prefect_greenlight.tasks.bluegreen.deploy import take_out_of_service
+from prefect_greenlight.tasks.bluegreen.gateway import rollback_route
 from prefect_greenlight.tasks.bluegreen.switch import PREVIOUS_REPLICAS, move_selector, now_utc, verify_only
 from prefect_greenlight.tasks.decisions.annotations import ReleaseRecord, read_record
 from prefect_greenlight.tasks.decisions.autoscaling import target_of
 from prefect_greenlight.tasks.decisions.colors import live_deployments, pod_labels, selector_matches
 from prefect_greenlight.tasks.decisions.describe_rollback import chosen_record, replicas_of, rollback_annotations
 from prefect_greenlight.tasks.decisions.endpoints import covering_selector
+from prefect_greenlight.tasks.decisions.gateway_switch import RouteSwitch
 from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, choose_rollback
 from prefect_greenlight.tasks.errors import BadInput, PermanentError
 from prefect_greenlight.tasks.kube.autoscaling import apply_hpa, hpa_of, release_hold
@@ -40,6 +42,7 @@ class Rollback:
     cleanup: Cleanup = field(default_factory=Cleanup)
     deadlines: Deadlines = field(default_factory=Deadlines)
     sleep: Callable[[float], None] = time.sleep
+    route: RouteSwitch | None = None  # the HTTPRoute the last release switched through (traffic: gateway)
 
     @property
     def record(self) -> ReleaseRecord:
@@ -71,7 +74,8 @@ def read_rollback(kube: Kube, namespace: str, service: str, to: str | None, rele
     to_dep = read(kube, "Deployment", namespace, to) if to else None
     choice = choose_rollback(service, read_record(svc), current_selector, serving, to,
                              pod_labels(to_dep) if to_dep else None)
-    return Rollback(namespace, service, svc, choice, release_id, cleanup, deadlines, sleep)
+    route = rollback_route(kube, svc, choice.target_selector) if choice.target_selector else None
+    return Rollback(namespace, service, svc, choice, release_id, cleanup, deadlines, sleep, route)
 
 
 def restore_target(kube: Kube, rb: Rollback) -> str:

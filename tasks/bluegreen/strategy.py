@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from prefect_greenlight.tasks.bluegreen.autoscaler import carry_autoscaler, remove_green_autoscaler
 from prefect_greenlight.tasks.bluegreen.cleanup import cleanup_blue
 from prefect_greenlight.tasks.bluegreen.deploy import apply_green, remove_green, wait_green_ready
+from prefect_greenlight.tasks.bluegreen.gateway import route_home, route_to_green
 from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.bluegreen.preview import point_preview, undo_preview
 from prefect_greenlight.tasks.bluegreen.smoke import post_switch_verify, smoke_test
@@ -39,13 +40,18 @@ from prefect_greenlight.tasks.decisions.describe_bluegreen import (
     describe_window,
 )
 from prefect_greenlight.tasks.decisions.describe_hooks import NO_HOOKS, HookPlan
+from prefect_greenlight.tasks.decisions.gateway_switch import (
+    describe_route_back,
+    describe_route_home,
+    describe_route_switch,
+)
 from prefect_greenlight.tasks.decisions.plan import Plan, PlanFacts
 from prefect_greenlight.tasks.engine.executor import Ending, Release
 from prefect_greenlight.tasks.engine.steps import OnFailure, Step, plan_of
 from prefect_greenlight.tasks.errors import CleanupFailed, Rejected, ReleaseFailed
 from prefect_greenlight.tasks.hooks.runner import HookRunner
 from prefect_greenlight.tasks.hooks.steps import hook_steps
-from prefect_greenlight.tasks.kube.client import Kube
+from prefect_greenlight.tasks.kube.client import Kube, read
 from prefect_greenlight.tasks.kube.observe import endpoint_counts
 from prefect_greenlight.tasks.prefect_adapter.approval import request_approval, summary_markdown
 from prefect_greenlight.tasks.record.events import ReleaseEvent
@@ -107,9 +113,58 @@ def _resume(r: BlueGreenPreflight) -> Step:
     def run(release: Release) -> str:
         say(f"Service {c.service} already selects {c.green}: resuming after the switch")
         return wait_green_ready(release.kube, r)
-    return Step("wait-ready", run, lambda f: describe_resume(r), phase="apply",
-                undo=lambda release: switch_back(release.kube, r, release.handed_on.get("endpoints")),
+
+    def undo(release: Release) -> str:
+        """Through the route too: route on green's Service, selector back, route back on the (blue) Service."""
+        if r.route is None:
+            return switch_back(release.kube, r, release.handed_on.get("endpoints"))
+        first = _to_green(r)(release)
+        return f"{first}; {switch_back(release.kube, r, release.handed_on.get('endpoints'))}; {_home(r)(release)}"
+    return Step("wait-ready", run, lambda f: describe_resume(r), phase="apply", undo=undo,
                 undo_name=f"switch Service {c.service} back to {c.blue}")
+
+
+def _to_green(r: BlueGreenPreflight):
+    def run(release: Release) -> str:
+        return route_to_green(release.kube, r.namespace, r.route, r.colors.green, r.green_replicas,
+                              r.spec.deadlines.endpoints_s)
+    return run
+
+
+def _home(r: BlueGreenPreflight, live_is_green: bool = False):
+    """The route back on the Service, which selects green (route-back) or, after a switch back, blue."""
+    def run(release: Release) -> str:
+        live = r.colors.green if live_is_green else r.colors.blue
+        pods = r.green_replicas if live_is_green else int(
+            ((read(release.kube, "Deployment", r.namespace, live) or {}).get("status") or {}).get("readyReplicas")
+            or 0)
+        return route_home(release.kube, r.namespace, r.route, live, pods, r.spec.deadlines.endpoints_s)
+    return run
+
+
+def _route_switch(r: BlueGreenPreflight) -> list[Step]:
+    if r.route is None:
+        return []
+    return [Step("route-switch", _to_green(r), lambda f: describe_route_switch(r.route, r.colors.green,
+                                                                               r.green_replicas), changes=True,
+                 undo=_home(r), undo_name=f"HTTPRoute {r.route.route} back to Service {r.route.service}")]
+
+
+def _route_back(r: BlueGreenPreflight) -> list[Step]:
+    if r.route is None:
+        return []
+    return [Step("route-back", _home(r, live_is_green=True), lambda f: describe_route_back(r.route, r.colors.green),
+                 changes=True, undo=_to_green(r),
+                 undo_name=f"HTTPRoute {r.route.route} back to Service {r.route.green_service}")]
+
+
+def _route_home_first(r: BlueGreenPreflight) -> list[Step]:
+    """A run killed between route-switch and the selector switch left the route on green's Service while the
+    Service selects blue: back to the last consistent state first (the route on the Service), so that no undo
+    of this run can leave the route on a Service whose pods it removes."""
+    if r.route is None or not r.route.on_green_service or r.colors.already_live:
+        return []
+    return [Step("route-home", _home(r), lambda f: describe_route_home(r.route, r.colors.blue), changes=True)]
 
 
 def _tail(r: BlueGreenPreflight) -> list[Step]:
@@ -117,6 +172,7 @@ def _tail(r: BlueGreenPreflight) -> list[Step]:
     hooks = r.spec.hooks
     return [Step("verify-endpoints", lambda rel: verify_endpoints(rel.kube, r, rel.handed_on.get("endpoints")),
                  lambda f: describe_verify(r), phase="verify"),
+            *_route_back(r),
             *hook_steps(hooks, HookPoint.POST_SWITCH),
             Step("post-switch", lambda rel: post_switch_verify(rel.kube, r), lambda f: describe_post_switch(r)),
             _cleanup(r)]
@@ -143,6 +199,7 @@ def blue_green_steps(r: BlueGreenPreflight) -> list[Step]:
     return [
         *([Step("close-window", lambda rel: close_previous_window(rel.kube, r), lambda f: describe_close_window(r),
                 changes=True)] if r.previous_window else []),
+        *_route_home_first(r),
         *hook_steps(hooks, HookPoint.PRE_RELEASE),
         Step("apply", lambda rel: apply_green(rel.kube, r), lambda f: describe_apply(r), changes=True,
              undo=lambda rel: remove_green(rel.kube, r), undo_name=f"remove {c.green}"),
@@ -157,6 +214,7 @@ def blue_green_steps(r: BlueGreenPreflight) -> list[Step]:
         *([Step("autoscaler", lambda rel: carry_autoscaler(rel.kube, r), lambda f: describe_autoscaler(r),
                 changes=True, undo=lambda rel: remove_green_autoscaler(rel.kube, r),
                 undo_name=f"remove the HorizontalPodAutoscaler of {c.green}")] if r.blue_hpa else []),
+        *_route_switch(r),
         _switch(r),
         *_tail(r),
     ]

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect_greenlight.tasks.bluegreen.preflight import BlueGreenPreflight
 from prefect_greenlight.tasks.decisions.annotations import PREFIX, switch_annotations
 from prefect_greenlight.tasks.decisions.endpoints import covering_selector
+from prefect_greenlight.tasks.decisions.gateway_switch import SWITCH_ROUTE, route_annotation
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.decisions.undo import may_switch_back
 from prefect_greenlight.tasks.errors import GuardFailed, PermanentError
@@ -98,6 +99,8 @@ def switch_traffic(kube: Kube, plan: BlueGreenPreflight, approval_note: str = ""
     annotations[PREVIOUS_REPLICAS] = str(plan.blue_replicas)
     if approval_note:
         annotations[APPROVAL] = approval_note
+    if plan.route is not None:  # `greenlight rollback` goes back through the same route
+        annotations[SWITCH_ROUTE] = route_annotation(plan.route)
     if watch is not None:
         watch.start()
     msg = move_selector(kube, plan.namespace, c.service, c.blue_selector, c.green_selector, annotations)

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from prefect_greenlight.tasks.decisions.annotations import PREFIX, switch_annotations
 from prefect_greenlight.tasks.decisions.colors import ColorPlan
+from prefect_greenlight.tasks.decisions.gateway_switch import SWITCH_ROUTE, RouteSwitch, route_annotation
 from prefect_greenlight.tasks.decisions.plan import FieldChange, PlanStep, StepKind
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
 from prefect_greenlight.tasks.decisions.window import RollbackWindow
@@ -34,6 +35,7 @@ class BlueGreenRelease(Protocol):
     blue_hpa: dict | None
     green_changes: tuple[FieldChange, ...]
     previous_window: RollbackWindow | None
+    route: RouteSwitch | None
 
     @property
     def green_replicas(self) -> int: ...
@@ -140,6 +142,8 @@ def switch_ops(r: BlueGreenRelease, service: dict) -> list[dict]:
     annotations[PREFIX + "previous-replicas"] = str(r.blue_replicas)
     if r.spec.approval.mode is not ApprovalMode.AUTO:
         annotations[PREFIX + "approval"] = "<the approval's answer>"
+    if r.route is not None:
+        annotations[SWITCH_ROUTE] = route_annotation(r.route)
     return selector_patch(service, c.blue_selector, c.green_selector, annotations)
 
 
@@ -203,7 +207,8 @@ def describe_window(r: BlueGreenRelease) -> PlanStep:
                     f"blue-green-window-cleanup/window-cleanup for its end, which will {then} (never while the "
                     "Service selects it); the release does not wait for it",
                     when=f"window until {AT_SWITCH} + {w:.0f} s; a `greenlight rollback` inside it is a selector "
-                         "switch only",
+                         "switch only" + (f" (through HTTPRoute {r.route.route}: route-switch, switch, route-back)"
+                                          if r.route is not None else ""),
                     undo="not undone by the release (`greenlight rollback` switches back to the warm blue)")
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from prefect_greenlight.tasks.decisions import gateway_switch
 from prefect_greenlight.tasks.decisions.annotations import PREFIX, ReleaseRecord, switch_annotations
 from prefect_greenlight.tasks.decisions.describe_bluegreen import field_lines
+from prefect_greenlight.tasks.decisions.gateway_switch import RouteSwitch
 from prefect_greenlight.tasks.decisions.plan import NO_UNDO, PlanStep, StepKind, deployment_changes
 from prefect_greenlight.tasks.decisions.rollback import RollbackChoice, SwitchKind
 from prefect_greenlight.tasks.decisions.traffic import selector_patch
@@ -31,6 +33,7 @@ class RollbackFacts:
     cleanup: Cleanup = field(default_factory=Cleanup)
     deadlines: Deadlines = field(default_factory=Deadlines)
     target_has_hpa: bool = False
+    route: RouteSwitch | None = None  # the HTTPRoute the rollback goes back through (traffic: gateway)
 
 
 def chosen_record(recorded: ReleaseRecord, choice: RollbackChoice) -> ReleaseRecord:
@@ -123,6 +126,16 @@ def describe_switch(f: RollbackFacts) -> PlanStep:
                     gate=f"guard: {len(guard)} test op(s) on the current selector (422 if someone moved it); "
                          f"{r.previous_deployment}'s pods must match the recorded selector",
                     undo=NOT_UNDONE)
+
+
+def describe_route_switch(f: RollbackFacts) -> PlanStep:
+    step = gateway_switch.describe_route_switch(f.route, f.record.previous_deployment, _target_replicas(f))
+    return dataclasses.replace(step, undo=NOT_UNDONE)
+
+
+def describe_route_back(f: RollbackFacts) -> PlanStep:
+    return dataclasses.replace(gateway_switch.describe_route_back(f.route, f.record.previous_deployment),
+                               undo=NOT_UNDONE)
 
 
 def describe_verify(f: RollbackFacts) -> PlanStep:

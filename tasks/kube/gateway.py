@@ -12,13 +12,15 @@ route already has is skipped, so a re-run repeats nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from prefect_greenlight.tasks.decisions.gateway import GatewayState, RouteVerdict, desired_rules, route_verdict
+from prefect_greenlight.tasks.decisions.gateway_switch import switched_rules
 from prefect_greenlight.tasks.errors import GuardFailed, PermanentError, TemporaryError
-from prefect_greenlight.tasks.kube.client import TIMEOUT, Kube, never_sent, raw_patch, read, retrying
+from prefect_greenlight.tasks.kube.client import TIMEOUT, Kube, delete_if_present, never_sent, raw_patch, read, retrying
 from prefect_greenlight.tasks.kube.waiting import Progress, wait_endpoints
 
 GROUP, VERSION = "gateway.networking.k8s.io", "v1"
@@ -104,13 +106,21 @@ def _conflict(err: GuardFailed) -> bool:
 def apply_state(kube: Kube, namespace: str, name: str, index: int, stable: str, canary: str,
                 state: GatewayState, progress: Progress = lambda _: None) -> tuple[int, bool]:
     """Apply the route's rules for `state`: (the generation to wait for, whether anything was sent)."""
+    return apply_decided(kube, namespace, name, lambda rules: desired_rules(rules, index, namespace, stable, canary,
+                                                                            state), progress)
+
+
+def apply_decided(kube: Kube, namespace: str, name: str, decide: Callable[[list[dict]], list[dict]],
+                  progress: Progress = lambda _: None) -> tuple[int, bool]:
+    """Apply the rules `decide(rules as read)` returns (ValueError: the route cannot take them), guarded by the
+    read resourceVersion: (the generation to wait for, whether anything was sent)."""
     for _ in range(CONFLICT_ATTEMPTS):
         route = read_route(kube, namespace, name)
         if route is None:
             raise PermanentError(f"HTTPRoute {namespace}/{name} no longer exists")
         rules = (route.get("spec") or {}).get("rules") or []
         try:
-            want = desired_rules(rules, index, namespace, stable, canary, state)
+            want = decide(rules)
         except ValueError as exc:
             raise PermanentError(f"HTTPRoute {namespace}/{name}: {exc}") from exc
         if want == rules:
@@ -124,7 +134,7 @@ def apply_state(kube: Kube, namespace: str, name: str, index: int, stable: str, 
             continue
         return int(applied["metadata"].get("generation") or 0), True
     raise TemporaryError(f"HTTPRoute {namespace}/{name} changed {CONFLICT_ATTEMPTS} times while greenlight applied "
-                         "its weights; retry the release")
+                         "its change; retry the release")
 
 
 def wait_route(kube: Kube, namespace: str, name: str, generation: int, timeout_s: float) -> RouteVerdict:
@@ -152,6 +162,25 @@ def set_route(kube: Kube, namespace: str, name: str, index: int, stable: str, ca
     progress(f"HTTPRoute {name} {what} {100 - state.weight}/{state.weight} stable/canary"
         f"{f', {len(state.matches)} match(es)' if state.matches else ''}: {verdict.message}")
     return f"HTTPRoute {name} {what} {100 - state.weight}/{state.weight} (generation {generation}): {verdict.message}"
+
+
+def switch_route(kube: Kube, namespace: str, name: str, index: int, from_service: str, to_service: str,
+                 timeout_s: float, progress: Progress = lambda _: None) -> str:
+    """The rule's backendRef moved from `from_service` to `to_service` (blue-green through the route), verified
+    by its parents' status; nothing is sent when it already names `to_service`."""
+    generation, sent = apply_decided(kube, namespace, name, lambda rules: switched_rules(
+        rules, index, namespace, from_service, to_service), progress)
+    verdict = wait_route(kube, namespace, name, generation, timeout_s)
+    what = f"{from_service} -> {to_service}" if sent else f"already on {to_service}"
+    progress(f"HTTPRoute {name} rule {index} {what}: {verdict.message}")
+    return f"HTTPRoute {name} rule {index} {what} (generation {generation}): {verdict.message}"
+
+
+def delete_service(kube: Kube, namespace: str, name: str) -> str:
+    """Delete a Service greenlight created; already gone is fine."""
+    gone = delete_if_present(f"delete Service {namespace}/{name}", lambda: kube.core.delete_namespaced_service(
+        name, namespace, _preload_content=False, _request_timeout=TIMEOUT))
+    return f"deleted Service {name}" if gone else f"Service {name} already gone"
 
 
 def verify_backends(kube: Kube, namespace: str, services: list[tuple[str, str, int]], timeout_s: float,

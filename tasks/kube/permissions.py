@@ -58,6 +58,8 @@ GATEWAY_ROUTE = _all("get patch", "httproutes", GATEWAY_GROUP)
 REFERENCE_GRANTS = _all("list", "referencegrants", GATEWAY_GROUP)
 CREATE_ROUTE = _all("create", "httproutes", GATEWAY_GROUP)  # only with `gateway.create` and the route missing
 CREATE_SERVICE = _all("create", "services")
+# A blue-green through the route (`traffic: gateway`): also green's Service, created and deleted again.
+ROUTE_SWITCH = GATEWAY_ROUTE + _all("create delete", "services")
 
 
 def needed(*, port_forward: bool, manage_services: bool, deletes: bool, autoscaler: bool = False,

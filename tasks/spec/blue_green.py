@@ -13,6 +13,7 @@ from enum import Enum
 from pydantic import Field, field_validator, model_validator
 
 from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
+from prefect_greenlight.tasks.spec.gateway import BlueGreenTraffic, SwitchRoute
 from prefect_greenlight.tasks.spec.hooks import BLUE_GREEN_POINTS, Hook, check_hooks
 from prefect_greenlight.tasks.spec.manifest_param import Manifest
 
@@ -108,6 +109,12 @@ class BlueGreenSpec(SpecModel):
     lock_wait_s: Seconds = Field(0, description="Wait this long for another release's lock (0: fail at once).")
     hooks: list[Hook] = Field(default_factory=list, description="Jobs and webhook gates at pre-release, "
                               "pre-switch, post-switch, on-rollback.")
+    traffic: BlueGreenTraffic = Field(BlueGreenTraffic.SELECTOR, description="How the switch moves traffic: "
+                                      "`selector` (the Service's selector, blue -> green) or `gateway` (the "
+                                      "`gateway` block's HTTPRoute: its backendRef moves to green's Service, "
+                                      "then the Service's selector, then the route back to the Service).")
+    gateway: SwitchRoute | None = Field(None, description="With `traffic: gateway`: the HTTPRoute, its rule and "
+                                        "green's Service.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "BlueGreenSpec":
@@ -119,4 +126,23 @@ class BlueGreenSpec(SpecModel):
                              f"({self.cleanup.delay_s:g}): blue is never taken out of service before the delay")
         if self.preview_service is not None and self.preview_service == self.service:
             raise ValueError("preview_service must differ from service")
+        self._check_traffic()
         return self
+
+    def _check_traffic(self) -> None:
+        gateway = self.traffic is BlueGreenTraffic.GATEWAY
+        if gateway and self.gateway is None:
+            raise ValueError("traffic: gateway needs a `gateway` block (at least `route: <HTTPRoute name>`)")
+        if not gateway and self.gateway is not None:
+            raise ValueError("a `gateway` block needs `traffic: gateway` (the default, selector, moves the "
+                             "Service's selector)")
+        if gateway and self.green_service in (self.service, self.preview_service):
+            raise ValueError(f"gateway.green_service {self.green_service!r} must differ from service and "
+                             "preview_service")
+
+    @property
+    def green_service(self) -> str | None:
+        """`traffic: gateway`: green's Service (the `gateway` block's, default `<service>-next`)."""
+        if self.gateway is None:
+            return None
+        return self.gateway.green_service or f"{self.service[:58]}-next"

@@ -5,6 +5,7 @@
   `<service>-canary`; created and owned by greenlight when missing: stable Service's ports, its selector plus
   `greenlight.io/track: canary`).
 - `CanaryScale`: a `set_canary_scale` step (Argo Rollouts' setCanaryScale): the canary's pods on their own.
+- `BlueGreenTraffic`, `SwitchRoute`: a blue-green whose switch moves an HTTPRoute's backendRef.
 - `RouteMatch`: one entry of a `match` step (Flagger's A/B): a header (exact, or `regex: true`) or a cookie.
 """
 
@@ -54,6 +55,24 @@ class GatewayRoute(SpecModel):
         if self.create is not None and self.rule != 0:
             raise ValueError(f"gateway.create makes a route of one rule: gateway.rule must be 0, got {self.rule}")
         return self
+
+
+class BlueGreenTraffic(str, Enum):
+    SELECTOR = "selector"  # the Service's selector moves from blue to green (the default)
+    GATEWAY = "gateway"  # an HTTPRoute's backendRef moves from the Service to green's Service
+
+
+class SwitchRoute(SpecModel):
+    """The HTTPRoute a blue-green switches (`traffic: gateway`): its rule's only backendRef moves from the spec's
+    `service` to green's Service, and back to `service` once that selects green too."""
+
+    route: Name = Field(..., description="HTTPRoute name, in the spec's namespace.")
+    rule: int = Field(0, ge=0, le=63, description="Index of the route rule (`spec.rules[rule]`) that is switched; "
+                      "its only backendRef must be the spec's `service`.")
+    green_service: Name | None = Field(None, description="Service selecting only green's pods during the switch; "
+                                       "default `<service>-next`. Created (and owned) by greenlight when missing "
+                                       "(the Service's ports, green's selector) and removed once the route is "
+                                       "back on `service`.")
 
 
 class CanaryScale(SpecModel):

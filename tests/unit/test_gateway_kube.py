@@ -72,7 +72,7 @@ def test_the_wait_names_what_the_parents_report_at_the_deadline(monkeypatch):
 
 def test_the_docs_example_parses():
     page = (Path(__file__).parents[2] / "docs" / "how-to" / "canary-gateway.md").read_text()
-    example = re.search(r"```yaml\n(.*?)```", page, re.S).group(1)
+    example = next(b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "steps:" in b)
     s = parse_spec(CanarySpec, yaml.safe_load(example))
     assert s.traffic.value == "gateway" and s.weights == [0, 1, 5, 50, 100]
 

@@ -43,13 +43,14 @@ def test_the_shipped_role_covers_everything_a_release_needs():
 
 
 def test_the_gateway_role_covers_what_a_gateway_canary_adds():
-    """deployments/rbac-gateway.yaml covers the HTTPRoute, the ReferenceGrants and the canary Service's create."""
+    """deployments/rbac-gateway.yaml covers the HTTPRoute, the ReferenceGrants and the canary Service's create,
+    and what a blue-green through the route adds (green's Service created and deleted)."""
     import yaml
 
-    from prefect_greenlight.tasks.kube.permissions import CREATE_SERVICE, GATEWAY_ROUTE, REFERENCE_GRANTS
+    from prefect_greenlight.tasks.kube.permissions import CREATE_SERVICE, GATEWAY_ROUTE, REFERENCE_GRANTS, ROUTE_SWITCH
     from tests.e2e.release_helpers import ROOT
 
     docs = list(yaml.safe_load_all((ROOT / "deployments" / "rbac-gateway.yaml").read_text()))
     [role] = [d for d in docs if d and d["kind"] == "Role"]
-    wanted = GATEWAY_ROUTE + REFERENCE_GRANTS + CREATE_SERVICE
+    wanted = GATEWAY_ROUTE + REFERENCE_GRANTS + CREATE_SERVICE + ROUTE_SWITCH
     assert [str(p) for p in wanted if not covered(role["rules"], p)] == []
