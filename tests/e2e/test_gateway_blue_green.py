@@ -169,7 +169,7 @@ def test_a_post_switch_failure_moves_the_route_back_to_blue_verified(gateway, cl
                      post_switch={"window_s": 60, "interval_s": 2})
     with RouteSampler(custom(kube), namespace, ROUTE) as route, \
             through_gateway(gateway, cluster.kubeconfig, namespace, SERVICE, host, rate=60.0,
-                            duration_s=400) as traffic:
+                            duration_s=400, expect_failures=True) as traffic:
         r = run_cli(cluster, prefect_api, "blue-green", "--spec", spec, "--json", timeout=300)
         time.sleep(GATEWAY_LAG_S + 3)
     assert r.returncode == 1, r.stderr[-4000:]
