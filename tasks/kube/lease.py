@@ -74,8 +74,13 @@ class ServiceLock:
         meta = {"name": self.name, "namespace": self.namespace,
                 "labels": {"app.kubernetes.io/managed-by": "greenlight"},
                 "annotations": {"greenlight.io/service": self.service, **self.annotations}}
-        if self._lease:
+        if self._lease:  # a renewal or a takeover: of this very object, never a new one
+            # The uid too: a PUT of a Lease without it re-creates a deleted Lease (Leases allow create on update,
+            # whatever resourceVersion the body names), so a holder woken after a takeover and a release would
+            # hold the lock again; with it, that PUT is refused (409) and the holder knows the lock is lost.
             meta["resourceVersion"] = self._lease["metadata"]["resourceVersion"]
+            if self._lease["metadata"].get("uid"):
+                meta["uid"] = self._lease["metadata"]["uid"]
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec}
 
     def _write(self, create: bool, acquire: bool, timeout: tuple[float, float] = TIMEOUT) -> None:
