@@ -213,6 +213,14 @@ class ServiceLock:
             log.warning("cannot confirm the release lock yet (%s); retrying in %.1f s", self._last_error, delay)
             time.sleep(delay)
 
+    def lost(self) -> str:
+        """Why the lock is no longer ours ("" while it is, or when that cannot be told now). When our last renewal
+        is too old to count on, one renewal first: a holder frozen past its lease (SIGSTOP, a lost host) learns
+        at once that another release took the lease over."""
+        if not self._lost and self._lease and confidence_s(self._renewed_at, time.monotonic(), self.duration_s) <= 0:
+            self._renew()
+        return self._lost or ""
+
     def release(self) -> None:
         """Stop renewing and delete the lease (guarded by its resourceVersion). Never raises: a lease that cannot
         be deleted expires by itself."""

@@ -23,6 +23,7 @@ from tests.e2e.sampler import EndpointSampler
 SERVICE = "production-svc"
 LOGS = ROOT / ".cache" / "test-logs"
 BOUND_S = 90
+APPROVAL_S = 180  # the SIGSTOP variant's pause times out after the worker is woken: that path changes nothing too
 
 
 def _spec(namespace: str, **extra) -> dict:
@@ -51,6 +52,35 @@ def _crashed_after(prefect_ops, run: str, since: float) -> float:
     return took
 
 
+def prefect_api_of(prefect_ops) -> str:
+    return prefect_ops.api
+
+
+def _wake_and_see_it_change_nothing(prefect_ops, kube, namespace: str, first, run: str, paused_at: float) -> None:
+    """SIGCONT: the woken release's Lease renewal finds the Lease gone (lost); its pause times out, the run is not
+    resumed (it is Crashed), and the failure undoes and records nothing."""
+    before = resource_versions(kube, namespace)
+    os.killpg(first.proc.pid, signal.SIGCONT)
+    woken_after = time.monotonic() - paused_at
+    assert woken_after < APPROVAL_S - 20, f"woken {woken_after:.0f} s into a {APPROVAL_S} s pause: too late to tell"
+    wait_until("the woken release to give up", lambda: "not rolling back, recording nothing" in
+               prefect_ops.logs(run), APPROVAL_S - woken_after + 60, 2)
+    time.sleep(5)  # the worker's end of the thread
+    after = resource_versions(kube, namespace)
+    lease = read(kube, "Lease", namespace, f"greenlight-{SERVICE}")
+    assert after == before, (f"the woken worker changed the cluster: {before} -> {after}; Lease {lease}; "
+                             f"its run's logs:\n{prefect_ops.logs(run)[-3000:]}\n{first.log()[-3000:]}")
+    states = [st["type"] for st in _states(prefect_api_of(prefect_ops), run)]
+    after_crash = states[states.index("CRASHED"):]
+    assert "RUNNING" not in after_crash, f"forced back to Running: {states}"
+    final = prefect_ops.flow_run(run)["state"]
+    # The woken engine records the release's end over the automation's Crashed: Failed, saying why
+    assert final["type"] == "CRASHED" or (final["type"] == "FAILED" and "marked Crashed while it was paused" in
+                                          final["message"] and "taken or deleted" in final["message"]), final
+    assert first.proc.poll() is None, "the woken worker goes on serving"
+    print(f"woken {woken_after:.0f} s into the pause: its release gave up, nothing changed; states {states}")
+
+
 @pytest.mark.parametrize("how", ["sigkill", "sigstop"])
 def test_a_silent_worker_has_its_paused_release_crashed_by_the_automation(
         how, prefect_ops, prefect_api, cluster, kube, namespace, kubectl):
@@ -63,8 +93,9 @@ def test_a_silent_worker_has_its_paused_release_crashed_by_the_automation(
     try:
         with EndpointSampler(kube, namespace, SERVICE) as sampler:
             run = prefect_ops.run(deployment, {"spec": _spec(namespace, approval={"mode": "manual",
-                                                                                    "timeout_s": 600})})
+                                                                                    "timeout_s": APPROVAL_S})})
             assert prefect_ops.wait_state(run, {"PAUSED"}, 180) == "PAUSED"
+            paused_at = time.monotonic()
             assert len(_automation(prefect_api)) == 1, "the worker installs the automation, once"
             beats = prefect_ops.events("prefect.flow-run.heartbeat", f"prefect.flow-run.{run}", timeout=20)
             assert any(r.get("prefect.work-pool.type") == "greenlight" for b in beats for r in b["related"]), beats
@@ -88,15 +119,7 @@ def test_a_silent_worker_has_its_paused_release_crashed_by_the_automation(
             wait_until("the re-run's Lease released",
                        lambda: read(kube, "Lease", namespace, f"greenlight-{SERVICE}") is None, 30, 0.5)
             if how == "sigstop":
-                before = resource_versions(kube, namespace)
-                os.killpg(first.proc.pid, signal.SIGCONT)
-                time.sleep(25)  # the woken release's pause poll, its Lease check, the worker's end of the thread
-                after = resource_versions(kube, namespace)
-                lease = read(kube, "Lease", namespace, f"greenlight-{SERVICE}")
-                assert after == before, (f"the woken worker changed the cluster: {before} -> {after}; Lease {lease}; "
-                                         f"its run's logs:\n{prefect_ops.logs(run)[-3000:]}\n{first.log()[-3000:]}")
-                assert prefect_ops.state(run) == "CRASHED"
-                assert first.proc.poll() is None, "the woken worker goes on serving"
+                _wake_and_see_it_change_nothing(prefect_ops, kube, namespace, first, run, paused_at)
         assert selector(kube, namespace, SERVICE) == {"target": "green-dep"}
         assert wait_endpoints(kube, namespace, SERVICE, "green-dep", 3, 30).ok
         assert sampler.zero_ready_instants() == 0, sampler.describe()

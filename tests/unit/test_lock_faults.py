@@ -137,6 +137,16 @@ def test_a_holder_woken_after_its_lease_was_taken_and_released_does_not_recreate
         lock.check()
 
 
+def test_lost_says_why_once_a_frozen_holders_lease_was_taken_and_nothing_while_held(kube):
+    lock = held(kube)
+    assert lock.lost() == ""
+    kube.coordination.someone_else_takes_it()
+    assert lock.lost() == "", "still trusted within the lease duration: no request"
+    lock._renewed_at = time.monotonic() - 60  # frozen for a minute
+    assert "taken or deleted (HTTP 409)" in lock.lost()
+    assert kube.coordination.lease["spec"]["holderIdentity"] == "other@host/1"
+
+
 def test_an_overdue_lease_is_confirmed_by_renewing_before_a_change(kube):
     lock = held(kube)
     lock._renewed_at = time.monotonic() - 60  # renewals failed for a minute
