@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,13 +49,16 @@ LOGS = ROOT / ".cache" / "test-logs"
 @pytest.fixture(scope="module")
 def pg_api():
     """A Prefect server of its own on a throw-away PostgreSQL; blue-green deployed on pool `greenlight`."""
-    with postgres() as db, start_prefect_server(Path(tempfile.mkdtemp(prefix="greenlight-pg-prefect-")),
-                                                {"PREFECT_API_DATABASE_CONNECTION_URL": db}) as url:
-        create_pool(url, POOL, "greenlight")
-        out = subprocess.run([*PREFECT, "--no-prompt", "deploy", "--name", "blue-green"], capture_output=True,
-                             text=True, env=prefect_env(url), timeout=300, cwd=ROOT)
-        assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-        yield url
+    home = Path(tempfile.mkdtemp(prefix="greenlight-pg-prefect-"))
+    try:
+        with postgres() as db, start_prefect_server(home, {"PREFECT_API_DATABASE_CONNECTION_URL": db}) as url:
+            create_pool(url, POOL, "greenlight")
+            out = subprocess.run([*PREFECT, "--no-prompt", "deploy", "--name", "blue-green"], capture_output=True,
+                                 text=True, env=prefect_env(url), timeout=300, cwd=ROOT)
+            assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+            yield url
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _worker(api: str, kubeconfig: str, host: str) -> Worker:
