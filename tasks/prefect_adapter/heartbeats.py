@@ -89,14 +89,28 @@ def same_automation(existing: Any, wanted: AutomationCore) -> bool:
 
 async def install_crash_automation(client: Any, plan: HeartbeatPlan) -> tuple[str, UUID]:
     """Keep the installed automation when it says the same, else replace every one of that name; returns
-    ("kept" | "created", its id)."""
+    ("kept" | "created", the id kept). Workers starting together may each create one: after creating, every one
+    of them keeps the same copy (the smallest id) and deletes the others."""
     wanted = crash_automation(plan)
     existing = await client.read_automations_by_name(AUTOMATION_NAME)
     if len(existing) == 1 and same_automation(existing[0], wanted):
         return "kept", existing[0].id
     for automation in existing:
-        await client.delete_automation(automation.id)
-    return "created", await client.create_automation(wanted)
+        await _delete(client, automation.id)
+    await client.create_automation(wanted)
+    copies = [a for a in await client.read_automations_by_name(AUTOMATION_NAME) if same_automation(a, wanted)]
+    keep = min(copies, key=lambda a: str(a.id))
+    for automation in copies:
+        if automation.id != keep.id:
+            await _delete(client, automation.id)
+    return "created", keep.id
+
+
+async def _delete(client: Any, automation_id: UUID) -> None:
+    try:
+        await client.delete_automation(automation_id)
+    except Exception as exc:  # noqa: BLE001 - another worker deleted it first
+        log.debug("automation %s not deleted: %s", automation_id, exc)
 
 
 def pool_resource(pool: Any) -> dict[str, str]:

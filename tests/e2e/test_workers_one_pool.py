@@ -33,6 +33,7 @@ import yaml
 from bench.harness import postgres
 from prefect_greenlight.tasks.decisions.history import read_history
 from prefect_greenlight.tasks.kube.client import read
+from prefect_greenlight.tasks.prefect_adapter.heartbeats import AUTOMATION_NAME
 from prefect_greenlight.worker.decisions import InfraId
 from tests.conftest import start_prefect_server
 from tests.e2e.prefect_ops import FINAL, PREFECT, ROOT, PrefectOps, Worker, api_call, create_pool, prefect_env
@@ -169,6 +170,8 @@ def test_n_releases_on_three_workers_each_run_exactly_once(pg_api, cluster, kube
             hosts[owner] += 1
             per_host.setdefault(owner, []).append((_ts(finished[run]["start_time"]), _ts(finished[run]["end_time"])))
         at_once = {host: _most_at_once(spans) for host, spans in per_host.items()}
+        automations = api_call("POST", f"{pg_api}/automations/filter", json={}).json()
+        assert [a["name"] for a in automations].count(AUTOMATION_NAME) == 1, "three workers, one crash automation"
         print(f"{RELEASES} releases on {len(WORKERS)} workers (limit {LIMIT} each), PostgreSQL: all final in "
               f"{wall:.1f} s; runs per worker {dict(hosts)}; most at once per worker {at_once}; "
               f"{contested} runs claimed by more than one worker, all but one aborted by the server")

@@ -96,6 +96,7 @@ class FakeClient:
     def __init__(self, existing=()):
         self.automations = {uuid4(): a for a in existing}
         self.deleted: list = []
+        self.racing: list = []
 
     async def read_automations_by_name(self, name):
         return [type("A", (), {**a.model_dump(), "id": i, "trigger": a.trigger, "actions": a.actions})()
@@ -103,11 +104,16 @@ class FakeClient:
 
     async def delete_automation(self, automation_id):
         self.deleted.append(automation_id)
+        if automation_id not in self.automations:
+            raise KeyError(automation_id)  # as the API's 404 when another worker deleted it first
         del self.automations[automation_id]
 
     async def create_automation(self, automation):
         new = uuid4()
         self.automations[new] = automation
+        for racer in self.racing:  # another worker creating its copy at the same moment
+            self.automations[uuid4()] = racer
+        self.racing = []
         return new
 
 
@@ -130,3 +136,14 @@ def test_the_comparison_ignores_the_order_the_server_returns_sets_in():
         update={"expect": set(reversed(sorted(wanted.trigger.expect)))})})
     assert same_automation(shuffled, wanted)
     assert not same_automation(crash_automation(HeartbeatPlan(silence_s=61)), wanted)
+
+
+def test_workers_creating_it_at_the_same_moment_all_keep_the_same_copy():
+    plan = HeartbeatPlan()
+    client = FakeClient()
+    client.racing = [crash_automation(plan)]
+    done, kept = asyncio.run(install_crash_automation(client, plan))
+    assert done == "created" and list(client.automations) == [kept]
+    assert kept == min(client.automations, key=str)
+    # the racing worker, running the same steps, keeps that copy too (and its delete of ours finds it gone)
+    assert asyncio.run(install_crash_automation(client, plan)) == ("kept", kept)
