@@ -18,7 +18,6 @@ from prefect.states import Running
 from pydantic import Field
 
 from prefect_greenlight.tasks.decisions.pause import AUTOMATIC, Decision, PauseKind, decide
-from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.record.report import say
 
 POLL_INTERVAL_S = 2
@@ -63,17 +62,10 @@ def pause_run(kind: PauseKind | None, timeout_s: float, description: str, allows
 
 
 def resume_self() -> None:
-    """After a pause's timeout the server still shows the run Paused: back to Running, so that the release
-    finishes. A run no longer Paused was ended meanwhile (Crashed when its worker went silent, or handed over):
-    PermanentError, never forced back to Running."""
     run_id = current_run_id()
     if not run_id:
         return
     with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run_id).state
-        if state is not None and not state.is_paused():
-            raise PermanentError(f"this run was marked {state.name} while it was paused "
-                                 f"({(state.message or '')[:300]}); it is not resumed")
         client.set_flow_run_state(run_id, Running(), force=True)
 
 
