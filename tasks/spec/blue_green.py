@@ -13,7 +13,7 @@ from enum import Enum
 from pydantic import Field, field_validator, model_validator
 
 from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
-from prefect_greenlight.tasks.spec.gateway import BlueGreenTraffic, SwitchRoute
+from prefect_greenlight.tasks.spec.gateway import BlueGreenTraffic, SwitchRoute, check_gateway_pairing
 from prefect_greenlight.tasks.spec.hooks import BLUE_GREEN_POINTS, Hook, check_hooks
 from prefect_greenlight.tasks.spec.manifest_param import Manifest
 
@@ -131,11 +131,7 @@ class BlueGreenSpec(SpecModel):
 
     def _check_traffic(self) -> None:
         gateway = self.traffic is BlueGreenTraffic.GATEWAY
-        if gateway and self.gateway is None:
-            raise ValueError("traffic: gateway needs a `gateway` block (at least `route: <HTTPRoute name>`)")
-        if not gateway and self.gateway is not None:
-            raise ValueError("a `gateway` block needs `traffic: gateway` (the default, selector, moves the "
-                             "Service's selector)")
+        check_gateway_pairing(gateway, self.gateway, "selector, moves the Service's selector")
         if gateway and self.green_service in (self.service, self.preview_service):
             raise ValueError(f"gateway.green_service {self.green_service!r} must differ from service and "
                              "preview_service")

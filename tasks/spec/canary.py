@@ -18,7 +18,13 @@ from enum import Enum
 from pydantic import Field, field_validator, model_validator
 
 from prefect_greenlight.tasks.spec.common import Deadlines, ImageRef, Name, PortRef, Seconds, SpecModel
-from prefect_greenlight.tasks.spec.gateway import CanaryScale, GatewayRoute, RouteMatch, TrafficMode
+from prefect_greenlight.tasks.spec.gateway import (
+    CanaryScale,
+    GatewayRoute,
+    RouteMatch,
+    TrafficMode,
+    check_gateway_pairing,
+)
 from prefect_greenlight.tasks.spec.hooks import CANARY_POINTS, Hook, check_hooks
 from prefect_greenlight.tasks.spec.judge import JudgeSpec
 from prefect_greenlight.tasks.spec.manifest_param import Manifest
@@ -246,11 +252,7 @@ class CanarySpec(SpecModel):
         """`traffic: gateway` needs its `gateway` block and nothing replica-only; the gateway step kinds and weight
         0 need `traffic: gateway`."""
         gateway = self.traffic is TrafficMode.GATEWAY
-        if gateway and self.gateway is None:
-            raise ValueError("traffic: gateway needs a `gateway` block (at least `route: <HTTPRoute name>`)")
-        if not gateway and self.gateway is not None:
-            raise ValueError("a `gateway` block needs `traffic: gateway` (the default, replicas, moves traffic by "
-                             "replica counts)")
+        check_gateway_pairing(gateway, self.gateway, "replicas, moves traffic by replica counts")
         used = sorted({s.kind for s in self.steps if isinstance(s, CanaryStep) and s.kind in GATEWAY_KINDS})
         if used and not gateway:
             raise ValueError(f"step kind(s) {used} need `traffic: gateway`")

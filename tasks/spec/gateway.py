@@ -26,6 +26,15 @@ class TrafficMode(str, Enum):
     GATEWAY = "gateway"  # an HTTPRoute's backendRef weights move traffic; replicas are set apart
 
 
+def check_gateway_pairing(gateway_on: bool, block: object, default: str) -> None:
+    """`traffic: gateway` and the `gateway` block go together (blue-green and canary alike); `default` says what the
+    default traffic mode does instead."""
+    if gateway_on and block is None:
+        raise ValueError("traffic: gateway needs a `gateway` block (at least `route: <HTTPRoute name>`)")
+    if not gateway_on and block is not None:
+        raise ValueError(f"a `gateway` block needs `traffic: gateway` (the default, {default})")
+
+
 class RouteCreate(SpecModel):
     """The HTTPRoute greenlight creates, and owns, when `gateway.route` does not exist: attached to this Gateway,
     for these hostnames, one rule sending every request to the stable Service."""

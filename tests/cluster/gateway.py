@@ -16,6 +16,7 @@ import base64
 import time
 from pathlib import Path
 
+from tests.cluster import netplane
 from tests.cluster.procs import CACHE, STATE, log, start, wait_until
 
 GATEWAY_NAMESPACE = "gateway-system"
@@ -120,15 +121,15 @@ def gateway_programmed(kubeconfig: Path) -> bool:
     return any(c["type"] == "Programmed" and c["status"] == "True" for c in conditions)
 
 
-def start_gateway(binary: Path, kubeconfig: Path, server: str, netns_argv, ping) -> float:
-    """Token, GatewayClass and Gateway, then Traefik in the namespace; returns seconds until the Gateway is
-    Programmed. `netns_argv` wraps a command to run in the namespace; `ping(port)` tells whether Traefik's ping
-    answers there."""
+def start_gateway(binary: Path, kubeconfig: Path, server: str, netns: str) -> float:
+    """Token, GatewayClass and Gateway, then Traefik in the namespace `netns`; returns seconds until the Gateway is
+    Programmed."""
     t0 = time.monotonic()
     write_token(kubeconfig)
     create_gateway(kubeconfig)
-    start("traefik", netns_argv(traefik_argv(binary, server)))
-    wait_until("Traefik's ping (in the namespace)", lambda: ping(PING_PORT), 60)
+    start("traefik", netplane.in_netns(netns, traefik_argv(binary, server)))
+    wait_until("Traefik's ping (in the namespace)",
+               lambda: netplane.netns_http_status(netns, "127.0.0.1", PING_PORT, "/ping") == 200, 60)
     wait_until(f"Gateway {GATEWAY_NAMESPACE}/{GATEWAY} Programmed by Traefik", lambda: gateway_programmed(kubeconfig),
                60)
     seconds = round(time.monotonic() - t0, 2)

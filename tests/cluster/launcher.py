@@ -225,9 +225,7 @@ def _up(bins: Binaries, t0: float) -> dict:
     for crd in ("gatewayclasses", "gateways", "httproutes", "referencegrants"):
         wait_until(f"Gateway API CRD {crd}", lambda c=crd: crd_established(kubeconfig, f"{c}.gateway.networking.k8s.io"),
                    60)
-    figures["gateway_programmed_s"] = gateway.start_gateway(
-        bins.traefik, kubeconfig, server, lambda argv: netplane.in_netns(netns, argv),
-        lambda port: netplane.netns_http_status(netns, "127.0.0.1", port, "/ping") == 200)
+    figures["gateway_programmed_s"] = gateway.start_gateway(bins.traefik, kubeconfig, server, netns)
 
     info = {"server": server, "kubeconfig": str(kubeconfig), "kubectl": str(bins.kubectl), "ports": ports,
             "netns": netns, "versions": versions(), "started_in_s": round(time.monotonic() - t0, 1), **figures}

@@ -22,7 +22,7 @@ from tests.cluster.gateway import GATEWAY, GATEWAY_NAMESPACE, GATEWAY_PORT
 from tests.e2e.traffic import TrafficCheck, TrafficResult
 
 GROUP, VERSION = "gateway.networking.k8s.io", "v1"
-# From a route's new generation to Traefik routing by it: the provider's watch and configuration rebuild (0.04-0.09 s
+# From a route's new generation to Traefik routing by it: the provider's watch and configuration rebuild (0.077-0.216 s
 # here, bench/gateway_settle.py), but a change within 2 s of the previous configuration (a pod of the canary's
 # Service turning ready, say) waits out Traefik's providersThrottleDuration (2 s by default): the route's status
 # says Accepted at its generation up to ~2 s before the data path follows (seen here in
