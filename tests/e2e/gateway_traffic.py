@@ -90,7 +90,8 @@ class RouteSampler:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            t, weights = time.time(), self._read()
+            weights = self._read()
+            t = time.time()  # after the read: a change is stamped no earlier than it was seen
             if weights is not None and (not self.changes or self.changes[-1][1] != weights):
                 self.changes.append((t, weights))
             self._stop.wait(self.interval_s)

@@ -14,6 +14,7 @@ import yaml
 
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.portforward import Target, Tunnel
+from tests.e2e.helpers import slice_endpoints
 from tests.e2e.prefect_ops import api_call
 from tests.json_schema import check_cli_json
 
@@ -49,6 +50,9 @@ def given_applied(kubectl, *paths: Path) -> None:
 
 
 def given_ready(kube: Kube, namespace: str, *deployments: str, timeout: float = 60) -> None:
+    """Each Deployment rolled out with every replica ready, AND every Service selecting its pods listing each of
+    them ready in its EndpointSlices (the slices lag the Deployment's status by a moment: a sampler started in
+    between would see the starting state one pod short)."""
     deadline = time.monotonic() + timeout
     for name in deployments:
         while True:
@@ -59,6 +63,25 @@ def given_ready(kube: Kube, namespace: str, *deployments: str, timeout: float = 
                 break
             assert time.monotonic() < deadline, f"{name} not ready: {st}"
             time.sleep(0.2)
+        while (missing := unlisted_pods(kube, namespace, d)):
+            assert time.monotonic() < deadline, f"{name} ready but not yet in its Services' EndpointSlices: {missing}"
+            time.sleep(0.2)
+
+
+def unlisted_pods(kube: Kube, namespace: str, deployment: dict) -> list[str]:
+    """'Service: pod' for each ready pod of `deployment` that a Service selecting it does not list ready yet."""
+    labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+    pods = [p for p in kube.core.list_namespaced_pod(namespace, _request_timeout=(5, 30)).items
+            if p.metadata.deletion_timestamp is None and labels.items() <= (p.metadata.labels or {}).items()
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+    missing = []
+    for svc in kube.core.list_namespaced_service(namespace, _request_timeout=(5, 30)).items:
+        selector = svc.spec.selector or {}
+        if not selector or not selector.items() <= labels.items():
+            continue
+        listed = slice_endpoints(kube, namespace, svc.metadata.name)
+        missing += [f"{svc.metadata.name}: {p.metadata.name}" for p in pods if not listed.get(p.metadata.uid)]
+    return missing
 
 
 def tutorial1(kubectl, kube: Kube, namespace: str) -> None:

@@ -159,8 +159,10 @@ def test_an_abort_at_25_puts_the_route_back_on_stable_before_any_canary_pod_goes
     assert not result.failed(), result.summary()
     assert route.canary_shares(CANARY) == [0, 5, 25, 0], route.changes
     back_on_stable = route.changes[-1][0]
-    last_ready = max(i.t + canary_endpoints.wall_offset for i in canary_endpoints.instants if i.ready_uids())
-    assert back_on_stable < last_ready, (back_on_stable, last_ready, canary_endpoints.describe())
+    counts = [(i.t + canary_endpoints.wall_offset, len(i.ready_uids())) for i in canary_endpoints.instants]
+    first_gone = next((t for (t, n), (_, before) in zip(counts[1:], counts) if n < before), None)
+    assert first_gone is not None, f"no canary pod went: {canary_endpoints.describe()}"
+    assert back_on_stable < first_gone, (back_on_stable, first_gone, canary_endpoints.describe())
     misses = weight_misses(result, route.spans(result.ended), BACKENDS)
     assert not misses, "; ".join(misses[:5])
     assert route_at_rest(kube, namespace) == {STABLE: 100}
