@@ -8,7 +8,7 @@ CLUSTER ?= local
 CLUSTERS ?= 1
 export GREENLIGHT_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: help venv venv-lowest wheelhouse test-lowest build browser netplane cluster cluster-down cluster-status test unit e2e docs docs-check demo down clean
+.PHONY: help venv venv-lowest wheelhouse test-lowest build browser netplane postgres cluster cluster-down cluster-status test unit e2e docs docs-check demo down clean
 
 help:
 	@echo "make demo          set everything up and release the first tutorial blue -> green"
@@ -60,6 +60,10 @@ endif
 browser:
 	bash hack/browser.sh
 
+# PostgreSQL's server binaries for the tests that run Prefect on PostgreSQL; a no-op when they are installed.
+postgres:
+	bash hack/postgres.sh
+
 # nftables (nft) and iproute2 (ip) for the local cluster's Service data path (kube-proxy in a network namespace);
 # a no-op when they are installed.
 netplane:
@@ -99,7 +103,7 @@ XDIST = $(if $(filter 0,$(TEST_JOBS)),-p no:xdist,-n $(TEST_JOBS) --dist loadfil
 
 # Both ends of the supported Prefect range: everything on the newest, then the unit tier and the e2e tests marked
 # both_ends on the lowest (PYTEST_ADDOPTS etc. pass through to both).
-test: venv venv-lowest wheelhouse build browser netplane docs-check
+test: venv venv-lowest wheelhouse build browser netplane postgres docs-check
 	$(BIN)/python -m pytest $(XDIST) tests
 	$(MAKE) --no-print-directory test-lowest
 
@@ -109,7 +113,7 @@ test-lowest: venv-lowest build browser netplane
 unit: venv
 	$(BIN)/python -m pytest tests/unit
 
-e2e: venv wheelhouse build browser netplane
+e2e: venv wheelhouse build browser netplane postgres
 	$(BIN)/python -m pytest $(XDIST) tests/e2e
 
 # The documentation site: the reference pages are generated from the code at build time (hack/docs/). --strict:

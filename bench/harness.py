@@ -227,23 +227,25 @@ def service_account_kubeconfig(namespace: str, workdir: Path) -> tuple[str, str]
 # ------------------------------------------------------------------------------------------- Prefect server
 @contextmanager
 def postgres(timeout_s: float = 60):
-    """A throw-away PostgreSQL 15 (/usr/local/bin) on a free 127.0.0.1 port, run as the `postgres` user (initdb
-    refuses root), trust auth; yields the SQLAlchemy URL of its `postgres` database. Stopped at the end."""
+    """A throw-away PostgreSQL (initdb/pg_ctl on PATH, else Debian's: hack/postgres.sh) on a free 127.0.0.1 port,
+    run as the `postgres` user (initdb refuses root), trust auth; yields the SQLAlchemy URL of its `postgres` database. Stopped at the end."""
     data = Path(tempfile.mkdtemp(prefix="greenlight-bench-pg-"))
     shutil.chown(data, "postgres", "postgres")
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    bin_dir = "" if shutil.which("initdb") or not debian else f"{debian[-1].parent}/"
     port = free_port()
     as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_pg, "initdb", "-D", str(data / "db"), "--auth=trust", "-U", "postgres"], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run([*as_pg, f"{bin_dir}initdb", "-D", str(data / "db"), "--auth=trust", "-U", "postgres"],
+                   check=True, capture_output=True, timeout=120)
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off"
-    subprocess.run([*as_pg, "pg_ctl", "-D", str(data / "db"), "-l", str(data / "pg.log"), "-w", "-t",
+    subprocess.run([*as_pg, f"{bin_dir}pg_ctl", "-D", str(data / "db"), "-l", str(data / "pg.log"), "-w", "-t",
                     str(int(timeout_s)), "-o", options, "start"], check=True, capture_output=True,
                    timeout=timeout_s + 10)
     try:
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_pg, "pg_ctl", "-D", str(data / "db"), "-m", "fast", "-w", "stop"], capture_output=True,
-                       timeout=60)
+        subprocess.run([*as_pg, f"{bin_dir}pg_ctl", "-D", str(data / "db"), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=60)
         shutil.rmtree(data, ignore_errors=True)
 
 

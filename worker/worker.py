@@ -14,8 +14,11 @@ concurrency limit (`--limit`), Pending/Submitting states.
 - **Shutdown** (SIGTERM/SIGINT): no new runs; running releases get SHUTDOWN_GRACE_S to end; what still runs then
   is handed over: a ThreadHandover stops it where it is (no rollback, the Service's Lease stays) and the run is
   marked Crashed, so that a re-run converges.
-- **A killed worker** (SIGKILL, OOM): a greenlight worker starting on the same host marks the runs of a dead
-  greenlight worker Crashed (`orphaned`); the Lease lets their re-run converge.
+- **A killed or frozen worker, on any host** (SIGKILL, OOM, SIGSTOP, a lost machine): the worker emits a
+  `prefect.flow-run.heartbeat` every HEARTBEAT_S for each run whose thread it holds; the automation every
+  greenlight worker installs as it starts marks a run Crashed once they stop for CRASH_AFTER_S
+  (tasks/prefect_adapter/heartbeats.py). A greenlight worker starting on the same host also marks the runs of a
+  dead greenlight worker Crashed at once (`orphaned`). The Lease lets their re-run converge.
 
 Job variables other than `name` are not applied: a thread shares the worker's environment (its KUBECONFIG, its
 PREFECT_* settings). Give a deployment that needs its own environment a process work pool.
@@ -50,6 +53,12 @@ from prefect.states import Crashed
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from prefect_greenlight.tasks.prefect_adapter.cancellation import ThreadCancel, ThreadHandover
+from prefect_greenlight.tasks.prefect_adapter.heartbeats import (
+    emit_heartbeat,
+    install_crash_automation,
+    plan_from_environment,
+    pool_resource,
+)
 from prefect_greenlight.tasks.prefect_adapter.private_api import (
     base_cancel_run,
     heartbeats_not_joined,
@@ -57,6 +66,7 @@ from prefect_greenlight.tasks.prefect_adapter.private_api import (
     mark_crashed,
     start_in_worker,
     worker_logger,
+    worker_pool,
     worker_pool_name,
 )
 from prefect_greenlight.worker.decisions import LIVE_STATES, AfterThread, InfraId, after_thread, flow_import, orphaned
@@ -77,6 +87,7 @@ POLL_S = _seconds("GREENLIGHT_WORKER_POLL_S", 2.0)
 LIMIT = int(_seconds("GREENLIGHT_WORKER_LIMIT", 20))
 SHUTDOWN_GRACE_S = _seconds("GREENLIGHT_WORKER_SHUTDOWN_GRACE_S", 60.0)
 HANDOVER_WAIT_S = 20.0
+HEARTBEATS = plan_from_environment(os.environ)
 _FLOWS: dict[tuple[str, str], Any] = {}
 
 
@@ -120,6 +131,7 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
         super().__init__(*args, **kwargs)
         self._me = InfraId(socket.gethostname(), os.getpid(), uuid4().hex[:12])
         self._threads: dict[UUID, ReleaseThread] = {}
+        self._names: dict[UUID, str] = {}
 
     async def start(self, *args: Any, **kwargs: Any) -> None:
         """BaseWorker's loops, polling every POLL_S unless PREFECT_WORKER_QUERY_SECONDS is given, with greenlight's
@@ -163,7 +175,9 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
                 await self._crash_orphans(pool)
             except Exception as exc:  # noqa: BLE001 - the worker still serves; a re-run's Lease takeover also ends them
                 worker_logger(self).warning("could not look for runs of a dead greenlight worker: %s", exc)
+            await self._install_crash_automation()
         start_in_worker(self, self._watch_cancels)
+        start_in_worker(self, self._beat_loop)
 
     # ------------------------------------------------------------------------------------------- one release
     async def run(self, flow_run: FlowRun, configuration: GreenlightJobConfiguration,
@@ -174,6 +188,8 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
         thread = ReleaseThread(f"greenlight {flow_run.name}", lambda: execute(flow, flow_run.id))
         thread.start()
         self._threads[flow_run.id] = thread
+        self._names[flow_run.id] = flow_run.name
+        self._heartbeat(flow_run.id)  # at once: a worker killed before the next beat still leaves its run armed
         infra = replace(self._me, thread=thread.ident).format()
         (task_status or anyio.TASK_STATUS_IGNORED).started(infra)
         try:
@@ -184,6 +200,7 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
             raise
         finally:
             self._threads.pop(flow_run.id, None)
+            self._names.pop(flow_run.id, None)
         await self._record_end(flow_run.id, thread)
         return GreenlightWorkerResult(status_code=0, identifier=infra)
 
@@ -213,6 +230,35 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
                        "converges (the Service's Lease and annotations record the release)")
             await self.client.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
             self.get_flow_run_logger(flow_run).warning("%s", message)
+
+    # ------------------------------------------------------------------------------------------- heartbeats
+    async def _install_crash_automation(self) -> None:
+        for problem in HEARTBEATS.problems():
+            worker_logger(self).warning("heartbeats: %s (a killed worker's runs are Crashed within %.0f s)",
+                                        problem.value, HEARTBEATS.crashed_within_s())
+        try:
+            done, automation_id = await install_crash_automation(self.client, HEARTBEATS)
+            worker_logger(self).info("crash automation %s (%s): runs silent for %d s are marked Crashed", done,
+                                     automation_id, HEARTBEATS.silence_s)
+        except Exception as exc:  # noqa: BLE001 - the worker still serves; another worker or a restart installs it
+            worker_logger(self).warning("could not install the crash automation: %s", exc)
+
+    def _heartbeat(self, flow_run_id: UUID) -> None:
+        pool = worker_pool(self)
+        thread = self._threads.get(flow_run_id)
+        if pool is None or thread is None or not thread.alive():
+            return
+        try:
+            emit_heartbeat(flow_run_id, self._names.get(flow_run_id, ""), pool_resource(pool), self._me.format())
+        except Exception as exc:  # noqa: BLE001 - the next beat tries again
+            worker_logger(self).warning("could not emit a heartbeat: %s", exc)
+
+    async def _beat_loop(self) -> None:
+        """Every HEARTBEATS.every_s, one heartbeat per run whose thread this worker holds."""
+        while self.is_setup:
+            await anyio.sleep(HEARTBEATS.every_s)
+            for flow_run_id in list(self._threads):
+                self._heartbeat(flow_run_id)
 
     # ------------------------------------------------------------------------------------------- cancels
     async def _watch_cancels(self) -> None:

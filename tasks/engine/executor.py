@@ -84,10 +84,22 @@ def run_step(step: Step, release: Release) -> str:
     return row["detail"]
 
 
+def lock_lost(release: Release) -> str:
+    """Why the Service's Lease is no longer this release's; "" while it is (or for a run without one)."""
+    lost = getattr(release.lock, "lost", None)
+    return lost() if callable(lost) else ""
+
+
 def roll_back(release: Release, ending: Ending, exc: Exception) -> ReleaseFailed:
-    """Unwind every change, newest first; the on-rollback hooks; record the outcome. Returns the failure."""
+    """Unwind every change, newest first; the on-rollback hooks; record the outcome. Returns the failure.
+    A release whose Lease another release has taken over (its worker was frozen, its run Crashed and re-run)
+    changes nothing: no undo, no hooks, no record; the Service is the other release's now."""
     phase, cancelled = release.phase, isinstance(exc, CancelRequested)
     release.cancelled = cancelled
+    lost = lock_lost(release)
+    if lost:
+        say(f"not rolling back, recording nothing: {lost}; another release owns the Service now")
+        return ReleaseFailed(reason=f"{exc}; {lost}", phase=phase, cancelled=cancelled)
     say(ending.announce(phase, str(exc), cancelled, len(release.undo)))
     with sigterm_deferred(), release.timeline.step(ending.undo_step):
         outcomes = release.undo.unwind()

@@ -74,8 +74,13 @@ class ServiceLock:
         meta = {"name": self.name, "namespace": self.namespace,
                 "labels": {"app.kubernetes.io/managed-by": "greenlight"},
                 "annotations": {"greenlight.io/service": self.service, **self.annotations}}
-        if self._lease:
+        if self._lease:  # a renewal or a takeover: of this very object, never a new one
+            # The uid too: a PUT of a Lease without it re-creates a deleted Lease (Leases allow create on update,
+            # whatever resourceVersion the body names), so a holder woken after a takeover and a release would
+            # hold the lock again; with it, that PUT is refused (409) and the holder knows the lock is lost.
             meta["resourceVersion"] = self._lease["metadata"]["resourceVersion"]
+            if self._lease["metadata"].get("uid"):
+                meta["uid"] = self._lease["metadata"]["uid"]
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec}
 
     def _write(self, create: bool, acquire: bool, timeout: tuple[float, float] = TIMEOUT) -> None:
@@ -207,6 +212,14 @@ class ServiceLock:
                                      "not changing anything without it")
             log.warning("cannot confirm the release lock yet (%s); retrying in %.1f s", self._last_error, delay)
             time.sleep(delay)
+
+    def lost(self) -> str:
+        """Why the lock is no longer ours ("" while it is, or when that cannot be told now). When our last renewal
+        is too old to count on, one renewal first: a holder frozen past its lease (SIGSTOP, a lost host) learns
+        at once that another release took the lease over."""
+        if not self._lost and self._lease and confidence_s(self._renewed_at, time.monotonic(), self.duration_s) <= 0:
+            self._renew()
+        return self._lost or ""
 
     def release(self) -> None:
         """Stop renewing and delete the lease (guarded by its resourceVersion). Never raises: a lease that cannot

@@ -18,6 +18,7 @@ from prefect.states import Running
 from pydantic import Field
 
 from prefect_greenlight.tasks.decisions.pause import AUTOMATIC, Decision, PauseKind, decide
+from prefect_greenlight.tasks.errors import PermanentError
 from prefect_greenlight.tasks.record.report import say
 
 POLL_INTERVAL_S = 2
@@ -62,10 +63,18 @@ def pause_run(kind: PauseKind | None, timeout_s: float, description: str, allows
 
 
 def resume_self() -> None:
+    """After a pause's timeout the run is back to Running, so that the release finishes: Prefect shows it still
+    Paused, or Failed "paused and never resumed" (its own mark of a pause that timed out, how a timed pause ends).
+    A run marked Crashed meanwhile (its worker went silent: the heartbeat automation) or being cancelled was ended
+    by someone else: PermanentError, never forced back to Running."""
     run_id = current_run_id()
     if not run_id:
         return
     with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+        if state is not None and (state.is_crashed() or state.is_cancelling() or state.is_cancelled()):
+            raise PermanentError(f"this run was marked {state.name} while it was paused "
+                                 f"({(state.message or '')[:300]}); it is not resumed")
         client.set_flow_run_state(run_id, Running(), force=True)
 
 

@@ -121,9 +121,13 @@ def record_cancel_intent() -> bool:
 
 
 # ------------------------------------------------------------------------------------------- BaseWorker internals
+def worker_pool(worker: Any) -> Any | None:
+    """The worker's work pool as BaseWorker read it in setup (id, name, type); None where it has none."""
+    return getattr(worker, "_work_pool", None)
+
+
 def worker_pool_name(worker: Any) -> str | None:
-    pool = getattr(worker, "_work_pool", None)
-    return getattr(pool, "name", None)
+    return getattr(worker_pool(worker), "name", None)
 
 
 def worker_logger(worker: Any) -> logging.Logger | logging.LoggerAdapter:

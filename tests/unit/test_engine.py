@@ -127,6 +127,36 @@ def test_a_failure_rolls_back_newest_first_over_the_steps_that_pushed_an_undo():
     assert r.lock.checks == 1, "the Lease is checked before a change only"
 
 
+class LostLock(Lock):
+    """The Lease another release took over while this one's worker was frozen."""
+
+    def __init__(self, lost_after: int):
+        super().__init__()
+        self.lost_after = lost_after
+
+    def lost(self) -> str:
+        return "lease greenlight-web was taken or deleted (HTTP 409)" if self.checks >= self.lost_after else ""
+
+
+def test_a_failure_after_the_lease_was_taken_over_undoes_and_records_nothing():
+    ran, recorded, r = [], [], release()
+    r.lock = LostLock(lost_after=1)
+    steps = [step("a", ran, undo=True, changes=True), step("approval", ran, fail=PermanentError("run Crashed"))]
+    with pytest.raises(ReleaseFailed, match="taken or deleted") as failed:
+        execute(steps, r, ending(recorded))
+    assert ran == ["a", "approval"] and recorded == [], "no undo, no record: the Service is another release's"
+    assert failed.value.undo == [] and names(r) == ["a", "approval"]
+
+
+def test_a_failure_with_the_lease_still_held_rolls_back_as_before():
+    ran, recorded, r = [], [], release()
+    r.lock = LostLock(lost_after=99)
+    with pytest.raises(ReleaseFailed):
+        execute([step("a", ran, undo=True, changes=True), step("b", ran, fail=PermanentError("x"))], r,
+                ending(recorded))
+    assert ran == ["a", "b", "undo a"] and recorded == [("aborted", "b", ["undo a"])]
+
+
 def test_a_failure_past_the_point_of_no_return_is_reported_and_nothing_undone():
     ran, recorded = [], []
     steps = [step("a", ran, undo=True), step("cleanup", ran, fail=PermanentError("x"), on_failure=OnFailure.REPORT)]

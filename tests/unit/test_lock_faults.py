@@ -26,8 +26,10 @@ class Resp:
 
 
 class FakeLeases:
-    """One namespace's Leases with resourceVersion checks. `faults` is consumed one per write: None (normal),
-    REFUSED (raised, nothing applied) or ("lost", exc) (applied, then `exc` raised: the answer never came)."""
+    """One namespace's Leases with resourceVersion checks, as the apiserver does them: a replace of a missing Lease
+    creates it (Leases allow create on update) unless the body names a uid (then 409). `faults` is consumed one per
+    write: None (normal), REFUSED (raised, nothing applied) or ("lost", exc) (applied, then `exc` raised: the
+    answer never came)."""
 
     def __init__(self):
         self.lease: dict | None = None
@@ -38,10 +40,10 @@ class FakeLeases:
     def _fault(self):
         return self.faults.pop(0) if self.faults else None
 
-    def _store(self, body: dict) -> dict:
+    def _store(self, body: dict, uid: str = "uid-0") -> dict:
         self.rv += 1
         self.lease = json.loads(json.dumps(body))
-        self.lease["metadata"]["resourceVersion"] = str(self.rv)
+        self.lease["metadata"].update(resourceVersion=str(self.rv), uid=uid)
         return self.lease
 
     def _write(self, body: dict, create: bool):
@@ -50,9 +52,13 @@ class FakeLeases:
             raise REFUSED
         if create and self.lease is not None:
             raise ApiException(status=409, reason="AlreadyExists")
-        if not create and (self.lease is None or body["metadata"].get("resourceVersion") != str(self.rv)):
+        uid = body["metadata"].get("uid")
+        if not create and self.lease is None and uid is None:
+            create = True  # create on update
+        elif not create and (self.lease is None or body["metadata"].get("resourceVersion") != str(self.rv)
+                             or uid not in (None, self.lease["metadata"]["uid"])):
             raise ApiException(status=409, reason="Conflict")
-        stored = self._store(body)
+        stored = self._store(body, f"uid-{self.rv + 1}" if create else self.lease["metadata"]["uid"])
         if isinstance(fault, tuple):
             raise fault[1]
         return Resp(stored)
@@ -80,7 +86,7 @@ class FakeLeases:
         other = json.loads(json.dumps(self.lease))
         other["spec"]["holderIdentity"] = "other@host/1"
         other["metadata"]["resourceVersion"] = str(self.rv)
-        self._store(other)
+        self._store(other, other["metadata"]["uid"])
 
 
 class FakeKube:
@@ -117,6 +123,28 @@ def test_a_lease_taken_by_someone_else_is_lost(kube):
     assert lock._lost and "taken or deleted (HTTP 409)" in lock._lost
     with pytest.raises(PermanentError, match="lost the release lock on Service 'web'"):
         lock.check()
+
+
+def test_a_holder_woken_after_its_lease_was_taken_and_released_does_not_recreate_it(kube):
+    """A worker frozen (SIGSTOP) past the lease's expiry: another release took the lease over and deleted it when
+    done. The woken holder's renewal is refused (its PUT names the old uid) instead of re-creating the lease."""
+    lock = held(kube)
+    kube.coordination.someone_else_takes_it()
+    kube.coordination.delete_namespaced_lease("greenlight-web", "ns")
+    assert lock._renew() is False and lock._lost
+    assert kube.coordination.lease is None
+    with pytest.raises(PermanentError, match="lost the release lock"):
+        lock.check()
+
+
+def test_lost_says_why_once_a_frozen_holders_lease_was_taken_and_nothing_while_held(kube):
+    lock = held(kube)
+    assert lock.lost() == ""
+    kube.coordination.someone_else_takes_it()
+    assert lock.lost() == "", "still trusted within the lease duration: no request"
+    lock._renewed_at = time.monotonic() - 60  # frozen for a minute
+    assert "taken or deleted (HTTP 409)" in lock.lost()
+    assert kube.coordination.lease["spec"]["holderIdentity"] == "other@host/1"
 
 
 def test_an_overdue_lease_is_confirmed_by_renewing_before_a_change(kube):

@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from prefect.states import Crashed, Paused
 
 from prefect_greenlight.tasks.decisions.pause import AUTOMATIC, Decision, PauseKind, decide
+from prefect_greenlight.tasks.errors import PermanentError
+from prefect_greenlight.tasks.prefect_adapter import pause
 
 
 @dataclass
@@ -43,3 +46,51 @@ def test_notes_say_who_and_why():
     assert Decision(False, "no", "bo", "human").as_dict() == {
         "approved": False, "full": False, "reason": "no", "approver": "bo", "how": "human",
         "note": "rejected by bo (human): no"}
+
+
+class FakeClient:
+    """Prefect's sync client as resume_self uses it: the run's state, and the states set."""
+
+    def __init__(self, state):
+        self.state, self.set = state, []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read_flow_run(self, run_id):
+        return type("Run", (), {"state": self.state})()
+
+    def set_flow_run_state(self, run_id, state, force=False):
+        self.set.append((state.type.value, force))
+
+
+def test_a_paused_run_whose_pause_timed_out_is_set_running_again(monkeypatch):
+    client = FakeClient(Paused())
+    monkeypatch.setattr(pause, "current_run_id", lambda: "run-1")
+    monkeypatch.setattr(pause, "get_client", lambda sync_client: client)
+    pause.resume_self()
+    assert client.set == [("RUNNING", True)]
+
+
+def test_a_run_crashed_while_paused_is_never_forced_back_to_running(monkeypatch):
+    client = FakeClient(Crashed(message="no heartbeat from its greenlight worker for 60 s"))
+    monkeypatch.setattr(pause, "current_run_id", lambda: "run-1")
+    monkeypatch.setattr(pause, "get_client", lambda sync_client: client)
+    with pytest.raises(PermanentError, match="marked Crashed while it was paused .no heartbeat"):
+        pause.resume_self()
+    assert client.set == []
+
+
+def test_a_timed_pause_that_prefect_marked_failed_never_resumed_is_set_running_again(monkeypatch):
+    """How a timed pause ends: Prefect marks the run Failed "paused and never resumed" at the timeout; the release
+    goes on (the full make test found timed pauses failing when this was refused)."""
+    from prefect.states import Failed
+
+    client = FakeClient(Failed(message="The flow was paused and never resumed."))
+    monkeypatch.setattr(pause, "current_run_id", lambda: "run-1")
+    monkeypatch.setattr(pause, "get_client", lambda sync_client: client)
+    pause.resume_self()
+    assert client.set == [("RUNNING", True)]
