@@ -90,8 +90,10 @@ class RouteSampler:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            weights = self._read()
-            t = time.time()  # after the read: a change is stamped no earlier than it was seen
+            # stamped as the read starts: within one interval of the change, before the gateway applies it (0.077 s
+            # at the fastest, BENCHMARKS.md), and never pushed later by a read the apiserver answers slowly (the
+            # rollback test's 'only green until the route moved' failed once when stamped after the read)
+            t, weights = time.time(), self._read()
             if weights is not None and (not self.changes or self.changes[-1][1] != weights):
                 self.changes.append((t, weights))
             self._stop.wait(self.interval_s)
