@@ -4,8 +4,12 @@
 Prefect's process worker spawns `python -m prefect.engine` per flow run: Pending -> Running took 4.35 s through it
 and 0.40 s through this worker (BENCHMARKS.md, P3w). Here greenlight's flows are imported once; each run is a thread that
 calls Prefect's flow engine (`run_flow`), which records states, logs, artifacts and heartbeats as it does in a
-process of its own. BaseWorker does the rest as for any worker: polling the pool, heartbeats to the UI, the
+process of its own. BaseWorker does the rest as for any worker: fetching the pool's runs, heartbeats to the UI, the
 concurrency limit (`--limit`), Pending/Submitting states.
+
+- **Pick-up**: the worker subscribes to Prefect's event stream for its pool's runs entering a SCHEDULED state (a
+  run created, a retry) and runs BaseWorker's fetch-and-submit at once (worker/pickup.py, worker/listening.py); the
+  poll, every POLL_S, stays as the fallback. A lost stream is subscribed again after a backoff, with a warning.
 
 - **Cancel** (UI, `prefect flow-run cancel`): every CANCEL_POLL_S the worker reads which of its runs are
   CANCELLING and raises a ThreadCancel inside that run's thread; the release rolls back, verified, and ends
@@ -70,6 +74,7 @@ from prefect_greenlight.tasks.prefect_adapter.private_api import (
     worker_pool_name,
 )
 from prefect_greenlight.worker.decisions import LIVE_STATES, AfterThread, InfraId, after_thread, flow_import, orphaned
+from prefect_greenlight.worker.listening import EventPickup
 from prefect_greenlight.worker.threads import ReleaseThread
 
 
@@ -84,6 +89,8 @@ CANCEL_POLL_S = _seconds("GREENLIGHT_WORKER_CANCEL_POLL_S", 2.0)
 # Prefect's worker polls its pool every PREFECT_WORKER_QUERY_SECONDS (10 s by default: 7.2 s median Scheduled ->
 # Pending measured through the process worker). Polling is one cheap read; unless that setting is given, 2 s.
 POLL_S = _seconds("GREENLIGHT_WORKER_POLL_S", 2.0)
+# Pick-up on events (worker/listening.py); "0" leaves only the poll.
+PICKUP_EVENTS = os.environ.get("GREENLIGHT_WORKER_PICKUP_EVENTS", "1") != "0"
 LIMIT = int(_seconds("GREENLIGHT_WORKER_LIMIT", 20))
 SHUTDOWN_GRACE_S = _seconds("GREENLIGHT_WORKER_SHUTDOWN_GRACE_S", 60.0)
 HANDOVER_WAIT_S = 20.0
@@ -132,6 +139,8 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
         self._me = InfraId(socket.gethostname(), os.getpid(), uuid4().hex[:12])
         self._threads: dict[UUID, ReleaseThread] = {}
         self._names: dict[UUID, str] = {}
+        self._pickup = EventPickup(self._pool_id, self._fetch_and_submit, lambda: [str(i) for i in self._threads],
+                                   lambda: self.is_setup, lambda: worker_logger(self))
 
     async def start(self, *args: Any, **kwargs: Any) -> None:
         """BaseWorker's loops, polling every POLL_S unless PREFECT_WORKER_QUERY_SECONDS is given, with greenlight's
@@ -178,6 +187,17 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
             await self._install_crash_automation()
         start_in_worker(self, self._watch_cancels)
         start_in_worker(self, self._beat_loop)
+        if PICKUP_EVENTS:
+            start_in_worker(self, self._pickup.listen)
+            start_in_worker(self, self._pickup.pick_up)
+
+    def _pool_id(self) -> str | None:
+        pool = worker_pool(self)
+        return str(pool.id) if pool is not None else None
+
+    async def _fetch_and_submit(self) -> list[str]:
+        """BaseWorker's own poll body, as the poll runs it: the limit, the work queues, the Pending proposal."""
+        return [str(run.id) for run in await self.get_and_submit_flow_runs()]
 
     # ------------------------------------------------------------------------------------------- one release
     async def run(self, flow_run: FlowRun, configuration: GreenlightJobConfiguration,
