@@ -55,6 +55,7 @@ from prefect.flow_engine import load_flow_run, run_flow
 from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 from prefect.states import Crashed
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
+from pydantic import PrivateAttr
 
 from prefect_greenlight.tasks.prefect_adapter.cancellation import ThreadCancel, ThreadHandover
 from prefect_greenlight.tasks.prefect_adapter.heartbeats import (
@@ -113,7 +114,18 @@ def execute(flow: Any, flow_run_id: UUID) -> None:
 
 
 class GreenlightJobConfiguration(BaseJobConfiguration):
-    pass
+    """BaseWorker reads the run's deployment to prepare this; it keeps the deployment's entrypoint, so that `run`
+    does not read the deployment once more between Pending and Running."""
+
+    _entrypoint: str | None = PrivateAttr(default=None)
+
+    def prepare_for_flow_run(self, flow_run: FlowRun, deployment: Any = None, *args: Any, **kwargs: Any) -> None:
+        super().prepare_for_flow_run(flow_run, deployment, *args, **kwargs)
+        self._entrypoint = getattr(deployment, "entrypoint", None)
+
+    @property
+    def entrypoint(self) -> str | None:
+        return self._entrypoint
 
 
 class GreenlightVariables(BaseVariables):
@@ -202,8 +214,10 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
     # ------------------------------------------------------------------------------------------- one release
     async def run(self, flow_run: FlowRun, configuration: GreenlightJobConfiguration,
                   task_status: anyio.abc.TaskStatus | None = None) -> GreenlightWorkerResult:
-        deployment = await self.client.read_deployment(flow_run.deployment_id) if flow_run.deployment_id else None
-        module, fn = flow_import(deployment.entrypoint if deployment else None)
+        entrypoint = configuration.entrypoint
+        if entrypoint is None and flow_run.deployment_id:  # a configuration BaseWorker did not prepare
+            entrypoint = (await self.client.read_deployment(flow_run.deployment_id)).entrypoint
+        module, fn = flow_import(entrypoint)
         flow = load_flow(module, fn) if (module, fn) in _FLOWS else await anyio.to_thread.run_sync(load_flow, module, fn)
         thread = ReleaseThread(f"greenlight {flow_run.name}", lambda: execute(flow, flow_run.id))
         thread.start()
