@@ -14,7 +14,7 @@ from prefect.events.filters import EventOccurredFilter
 from prefect.server.events.filters import EventFilter as ServerEventFilter
 from prefect.server.events.schemas.events import ReceivedEvent
 
-from prefect_greenlight.worker.listening import EventPickup, run_event
+from prefect_greenlight.worker.listening import IDLE_S, EventPickup, run_event
 from prefect_greenlight.worker.pickup import (
     FOLLOW_UPS_S,
     Backoff,
@@ -213,3 +213,25 @@ def test_an_event_the_fetch_missed_is_fetched_for_again_and_a_failing_fetch_is_s
     assert len(calls) == 3                                 # the event's, then two follow-ups; taken: no more
     gaps = [b - a for a, b in zip(calls, calls[1:])]
     assert gaps[0] == pytest.approx(FOLLOW_UPS_S[0], abs=0.1) and gaps[1] == pytest.approx(FOLLOW_UPS_S[1], abs=0.1)
+
+
+def test_both_loops_end_by_themselves_once_the_worker_is_torn_down():
+    """As the worker's other loops do: `prefect worker start --run-once` tears down without cancelling them."""
+    running = [True]
+
+    async def fetch():
+        return []
+
+    async def scenario() -> float:
+        pickup = EventPickup(lambda: POOL, fetch, lambda: [], lambda: running[0], lambda: logging.getLogger("t"),
+                             subscriber=FakeStream([]))  # an open, quiet stream
+        tasks = [asyncio.create_task(pickup.listen()), asyncio.create_task(pickup.pick_up())]
+        await asyncio.sleep(0.3)
+        assert pickup.subscriptions == 1 and not any(t.done() for t in tasks)
+        running[0] = False
+        loop = asyncio.get_running_loop()
+        torn_down = loop.time()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=IDLE_S + 2)
+        return loop.time() - torn_down
+
+    assert asyncio.run(scenario()) <= IDLE_S + 0.5
