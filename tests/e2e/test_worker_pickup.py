@@ -37,6 +37,20 @@ def _first(states: list[dict], state_type: str) -> float:
     return next(datetime.fromisoformat(s["timestamp"]).timestamp() for s in states if s["type"] == state_type)
 
 
+def _scheduled_event(prefect_ops, prefect_api: str, pool: str, run: str) -> dict:
+    """What the pick-up relies on, as this server emits it: the run's first event is `prefect.flow-run.Scheduled`
+    (state type SCHEDULED), with the run's work pool among its related resources."""
+    resp = api_call("GET", f"{prefect_api}/work_pools/{pool}")
+    resp.raise_for_status()
+    events = prefect_ops.events("prefect.flow-run.", f"prefect.flow-run.{run}", timeout=10)
+    first = events[0]
+    assert first["event"] == "prefect.flow-run.Scheduled", [e["event"] for e in events]
+    assert first["resource"]["prefect.state-type"] == "SCHEDULED", first["resource"]
+    pools = [r for r in first["related"] if r["prefect.resource.role"] == "work-pool"]
+    assert [r["prefect.resource.id"] for r in pools] == [f"prefect.work-pool.{resp.json()['id']}"], first["related"]
+    return first
+
+
 @pytest.mark.both_ends
 def test_a_new_run_is_taken_on_its_event_not_at_the_next_poll(prefect_ops, prefect_api, cluster, kube, namespace,
                                                                  kubectl):
@@ -67,6 +81,7 @@ def test_a_new_run_is_taken_on_its_event_not_at_the_next_poll(prefect_ops, prefe
         assert pending - created <= PICKUP_BOUND_S, states
         assert pending - launched < EARLIEST_SECOND_POLL_S, "too late to tell the event from the poll"
         assert [s["type"] for s in states].count("PENDING") == 1, states  # taken once, through the Pending proposal
+        _scheduled_event(prefect_ops, prefect_api, pool, run)
         assert selector(kube, namespace, SERVICE) == {"target": "green-dep"}
         assert wait_endpoints(kube, namespace, SERVICE, "green-dep", 3, 30).ok
         assert "subscribing again" not in worker.log() and "could not fetch" not in worker.log(), worker.log()[-3000:]
