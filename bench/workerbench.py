@@ -24,6 +24,7 @@ from bench.harness import KUBECONFIG, PYTHON, TUTORIAL1, check, child_env
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 GREENLIGHT_POOL, PROCESS_POOL = "greenlight", "bench-process"
+POLL_ONLY_POOL = "bench-greenlight-poll"  # a greenlight worker without pick-up on events (the poll alone)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -40,25 +41,26 @@ def _prefect(*args: str, timeout: float = 300) -> None:
     check(out.returncode == 0, f"prefect {' '.join(args)} failed:\n{(out.stdout + out.stderr)[-3000:]}")
 
 
-def deploy(api: str, process_pool: bool = False) -> dict[str, str]:
+def deploy(api: str, process_pool: bool = False, poll_only_pool: bool = False) -> dict[str, str]:
     """Pool `greenlight` (type greenlight), prefect.yaml's blue-green deployment on it (`prefect --no-prompt
-    deploy --name blue-green`), and optionally the same deployment copied to a process pool (as
-    tests/e2e/prefect_ops.py copy_to_pool does). Returns {pool: deployment id}."""
+    deploy --name blue-green`), and optionally the same deployment copied to a process pool and to a second
+    greenlight pool (as tests/e2e/prefect_ops.py copy_to_pool does). Returns {pool: deployment id}."""
     _prefect("work-pool", "create", GREENLIGHT_POOL, "--type", "greenlight", "--overwrite")
     _prefect("--no-prompt", "deploy", "--name", "blue-green")
     found = requests.post(f"{api}/deployments/filter", json={}, timeout=30)
     found.raise_for_status()
     dep = next(d for d in found.json() if d["name"] == "blue-green")
     ids = {GREENLIGHT_POOL: dep["id"]}
-    if process_pool:
-        _prefect("work-pool", "create", PROCESS_POOL, "--type", "process", "--overwrite")
-        body = {"name": f"blue-green-{PROCESS_POOL}", "flow_id": dep["flow_id"], "work_pool_name": PROCESS_POOL,
+    copies = [(PROCESS_POOL, "process")] * process_pool + [(POLL_ONLY_POOL, "greenlight")] * poll_only_pool
+    for pool, pool_type in copies:
+        _prefect("work-pool", "create", pool, "--type", pool_type, "--overwrite")
+        body = {"name": f"blue-green-{pool}", "flow_id": dep["flow_id"], "work_pool_name": pool,
                 "entrypoint": dep["entrypoint"], "pull_steps": dep["pull_steps"], "path": dep.get("path"),
                 "parameter_openapi_schema": dep["parameter_openapi_schema"],
                 "enforce_parameter_schema": dep["enforce_parameter_schema"]}
         resp = requests.post(f"{api}/deployments/", json=body, timeout=30)
-        check(resp.status_code in (200, 201), f"copy to {PROCESS_POOL}: {resp.status_code} {resp.text[:500]}")
-        ids[PROCESS_POOL] = resp.json()["id"]
+        check(resp.status_code in (200, 201), f"copy to {pool}: {resp.status_code} {resp.text[:500]}")
+        ids[pool] = resp.json()["id"]
     return ids
 
 
@@ -66,14 +68,14 @@ class WorkerProc:
     """One worker process on `pool` (kind greenlight: `python -m prefect_greenlight.cli worker`; kind process:
     `prefect worker start --type process`), the cluster's kubeconfig in its environment."""
 
-    def __init__(self, kind: str, pool: str, limit: int, log: Path):
+    def __init__(self, kind: str, pool: str, limit: int, log: Path, **env: str):
         self.kind, self.log_path = kind, log
         argv = ([PYTHON, "-m", "prefect_greenlight.cli", "worker", "--pool", pool, "--limit", str(limit)]
                 if kind == "greenlight" else
                 [PYTHON, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process", "--limit",
                  str(limit)])
         self._log = open(log, "wb")
-        self.proc = subprocess.Popen(argv, env=_env(KUBECONFIG=KUBECONFIG), cwd=harness.CODE, stdout=self._log,
+        self.proc = subprocess.Popen(argv, env=_env(KUBECONFIG=KUBECONFIG, **env), cwd=harness.CODE, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def peak_rss_mb(self) -> float:

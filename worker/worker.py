@@ -4,8 +4,12 @@
 Prefect's process worker spawns `python -m prefect.engine` per flow run: Pending -> Running took 4.35 s through it
 and 0.40 s through this worker (BENCHMARKS.md, P3w). Here greenlight's flows are imported once; each run is a thread that
 calls Prefect's flow engine (`run_flow`), which records states, logs, artifacts and heartbeats as it does in a
-process of its own. BaseWorker does the rest as for any worker: polling the pool, heartbeats to the UI, the
+process of its own. BaseWorker does the rest as for any worker: fetching the pool's runs, heartbeats to the UI, the
 concurrency limit (`--limit`), Pending/Submitting states.
+
+- **Pick-up**: the worker subscribes to Prefect's event stream for its pool's runs entering a SCHEDULED state (a
+  run created, a retry) and runs BaseWorker's fetch-and-submit at once (worker/pickup.py, worker/listening.py); the
+  poll, every POLL_S, stays as the fallback. A lost stream is subscribed again after a backoff, with a warning.
 
 - **Cancel** (UI, `prefect flow-run cancel`): every CANCEL_POLL_S the worker reads which of its runs are
   CANCELLING and raises a ThreadCancel inside that run's thread; the release rolls back, verified, and ends
@@ -51,6 +55,7 @@ from prefect.flow_engine import load_flow_run, run_flow
 from prefect.settings import PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 from prefect.states import Crashed
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
+from pydantic import PrivateAttr
 
 from prefect_greenlight.tasks.prefect_adapter.cancellation import ThreadCancel, ThreadHandover
 from prefect_greenlight.tasks.prefect_adapter.heartbeats import (
@@ -70,6 +75,7 @@ from prefect_greenlight.tasks.prefect_adapter.private_api import (
     worker_pool_name,
 )
 from prefect_greenlight.worker.decisions import LIVE_STATES, AfterThread, InfraId, after_thread, flow_import, orphaned
+from prefect_greenlight.worker.listening import EventPickup
 from prefect_greenlight.worker.threads import ReleaseThread
 
 
@@ -84,6 +90,8 @@ CANCEL_POLL_S = _seconds("GREENLIGHT_WORKER_CANCEL_POLL_S", 2.0)
 # Prefect's worker polls its pool every PREFECT_WORKER_QUERY_SECONDS (10 s by default: 7.2 s median Scheduled ->
 # Pending measured through the process worker). Polling is one cheap read; unless that setting is given, 2 s.
 POLL_S = _seconds("GREENLIGHT_WORKER_POLL_S", 2.0)
+# Pick-up on events (worker/listening.py); "0" leaves only the poll.
+PICKUP_EVENTS = os.environ.get("GREENLIGHT_WORKER_PICKUP_EVENTS", "1") != "0"
 LIMIT = int(_seconds("GREENLIGHT_WORKER_LIMIT", 20))
 SHUTDOWN_GRACE_S = _seconds("GREENLIGHT_WORKER_SHUTDOWN_GRACE_S", 60.0)
 HANDOVER_WAIT_S = 20.0
@@ -106,7 +114,18 @@ def execute(flow: Any, flow_run_id: UUID) -> None:
 
 
 class GreenlightJobConfiguration(BaseJobConfiguration):
-    pass
+    """BaseWorker reads the run's deployment to prepare this; it keeps the deployment's entrypoint, so that `run`
+    does not read the deployment once more between Pending and Running."""
+
+    _entrypoint: str | None = PrivateAttr(default=None)
+
+    def prepare_for_flow_run(self, flow_run: FlowRun, deployment: Any = None, *args: Any, **kwargs: Any) -> None:
+        super().prepare_for_flow_run(flow_run, deployment, *args, **kwargs)
+        self._entrypoint = getattr(deployment, "entrypoint", None)
+
+    @property
+    def entrypoint(self) -> str | None:
+        return self._entrypoint
 
 
 class GreenlightVariables(BaseVariables):
@@ -132,6 +151,8 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
         self._me = InfraId(socket.gethostname(), os.getpid(), uuid4().hex[:12])
         self._threads: dict[UUID, ReleaseThread] = {}
         self._names: dict[UUID, str] = {}
+        self._pickup = EventPickup(self._pool_id, self._fetch_and_submit, lambda: [str(i) for i in self._threads],
+                                   lambda: self.is_setup, lambda: worker_logger(self))
 
     async def start(self, *args: Any, **kwargs: Any) -> None:
         """BaseWorker's loops, polling every POLL_S unless PREFECT_WORKER_QUERY_SECONDS is given, with greenlight's
@@ -178,12 +199,25 @@ class GreenlightWorker(BaseWorker[GreenlightJobConfiguration, GreenlightVariable
             await self._install_crash_automation()
         start_in_worker(self, self._watch_cancels)
         start_in_worker(self, self._beat_loop)
+        if PICKUP_EVENTS:
+            start_in_worker(self, self._pickup.listen)
+            start_in_worker(self, self._pickup.pick_up)
+
+    def _pool_id(self) -> str | None:
+        pool = worker_pool(self)
+        return str(pool.id) if pool is not None else None
+
+    async def _fetch_and_submit(self) -> list[str]:
+        """BaseWorker's own poll body, as the poll runs it: the limit, the work queues, the Pending proposal."""
+        return [str(run.id) for run in await self.get_and_submit_flow_runs()]
 
     # ------------------------------------------------------------------------------------------- one release
     async def run(self, flow_run: FlowRun, configuration: GreenlightJobConfiguration,
                   task_status: anyio.abc.TaskStatus | None = None) -> GreenlightWorkerResult:
-        deployment = await self.client.read_deployment(flow_run.deployment_id) if flow_run.deployment_id else None
-        module, fn = flow_import(deployment.entrypoint if deployment else None)
+        entrypoint = configuration.entrypoint
+        if entrypoint is None and flow_run.deployment_id:  # a configuration BaseWorker did not prepare
+            entrypoint = (await self.client.read_deployment(flow_run.deployment_id)).entrypoint
+        module, fn = flow_import(entrypoint)
         flow = load_flow(module, fn) if (module, fn) in _FLOWS else await anyio.to_thread.run_sync(load_flow, module, fn)
         thread = ReleaseThread(f"greenlight {flow_run.name}", lambda: execute(flow, flow_run.id))
         thread.start()

@@ -206,14 +206,15 @@ def worker_command(kind: str, pool: str, limit: int = 60) -> list[str]:
 
 
 class Worker:
-    """A worker on `pool`, with the cluster's kubeconfig in its environment."""
+    """A worker on `pool`, with the cluster's kubeconfig in its environment (`env`: more variables; None unsets one)."""
 
     def __init__(self, api: str, kubeconfig: str, log_path: Path, kind: str = "greenlight", pool: str = "greenlight",
-                 env: dict[str, str] | None = None, command: list | None = None):
+                 env: dict[str, str | None] | None = None, command: list | None = None):
         self.log_path = log_path
         self._log = open(log_path, "wb")
         argv = [str(a) for a in command] if command else worker_command(kind, pool)
-        self.proc = subprocess.Popen(argv, env={**prefect_env(api, kubeconfig), **(env or {})},
+        environ = {k: v for k, v in {**prefect_env(api, kubeconfig), **(env or {})}.items() if v is not None}
+        self.proc = subprocess.Popen(argv, env=environ,
                                      cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:

@@ -135,3 +135,32 @@ def test_ending_cancelled_turns_the_reraised_cancel_into_a_cancelled_state():
     with pytest.raises(ThreadHandover):
         cancellation.ending_cancelled(lambda: (_ for _ in ()).throw(ThreadHandover()))
     assert cancellation.ending_cancelled(lambda: {"outcome": "released"}) == {"outcome": "released"}
+
+
+def _configuration():
+    from prefect_greenlight.worker.worker import GreenlightJobConfiguration, GreenlightWorker
+
+    template = GreenlightWorker.get_default_base_job_template()["job_configuration"]
+    return GreenlightJobConfiguration.model_validate({**template, "env": {}, "labels": {}, "command": None})
+
+
+def test_the_job_configuration_keeps_the_deployments_entrypoint_for_the_run():
+    """Prepared by BaseWorker as `resolve_for_flow_run` does (keywords), it saves `run` reading the deployment again;
+    prepared without a deployment it has none, and `run` reads it."""
+    from uuid import uuid4
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.client.schemas.responses import DeploymentResponse
+
+    flow_id = uuid4()
+    flow_run = FlowRun(flow_id=flow_id, name="sly-fox")
+    deployment = DeploymentResponse(id=uuid4(), name="blue-green", flow_id=flow_id,
+                                    entrypoint="flows/blue_green.py:blue_green_release")
+    prepared = _configuration()
+    prepared.prepare_for_flow_run(flow_run=flow_run, deployment=deployment, flow=None, work_pool=None,
+                                  worker_name="w", worker_id=None)
+    assert prepared.entrypoint == "flows/blue_green.py:blue_green_release"
+    assert flow_import(prepared.entrypoint) == ("prefect_greenlight.flows.blue_green", "blue_green_release")
+    bare = _configuration()
+    bare.prepare_for_flow_run(flow_run)
+    assert bare.entrypoint is None
