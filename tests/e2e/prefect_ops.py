@@ -68,6 +68,19 @@ def api_call(method: str, url: str, json: dict | None = None, attempts: int = 6)
     return requests.request(method, url, json=json, timeout=30)
 
 
+def all_flow_runs(api: str, body: dict | None = None, page: int = 200) -> list[dict]:
+    """Every flow run matching the filter `body`, page by page (the server answers at most `page` per request:
+    a session's server holds more runs than that by the time late tests read it)."""
+    runs: list[dict] = []
+    while True:
+        resp = api_call("POST", f"{api}/flow_runs/filter", json={"sort": "ID_DESC", **(body or {}), "limit": page,
+                                                                "offset": len(runs)})
+        resp.raise_for_status()
+        runs += resp.json()
+        if len(resp.json()) < page:
+            return runs
+
+
 def allow_variable(api: str, name: str = ALLOW_VARIABLE) -> object:
     """The value of the allow-list Variable (or another), None when it is unset (GET /variables/name/{name})."""
     resp = api_call("GET", f"{api}/variables/name/{name}")
