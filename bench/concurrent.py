@@ -9,7 +9,11 @@ Modes:
            `threads:10` runs at most 10 at a time
   worker   prefect.yaml's blue-green deployment on a greenlight work pool, ONE greenlight worker (`--limit` = the
            number of releases), every release a flow run created at once through the REST API as the UI's Run does
-           (bench/workerbench.py); wall = first create -> last Completed seen; the worker's peak RSS (VmHWM)
+           (bench/workerbench.py); wall = first create -> last Completed seen; the worker's peak RSS (VmHWM).
+           `--workers 1,3`: the worker mode once per count, N greenlight worker processes on the same pool (the
+           same host; each `--limit ceil(releases / N)`, so N workers have the capacity of one, as
+           tests/e2e/test_workers_one_pool.py), started before the clock and stopped after; results `worker` (1)
+           and `worker-3w` (3), with how many runs each worker ran (the runs' infrastructure ids)
   script   the tutorial script (bench/blue-green-deploy.sh blue green, kubectl) once per namespace, all at once
 
 Every release must succeed (exit 0 / outcome released, selector on green, only green's 3 ready pods behind the
@@ -55,6 +59,7 @@ from bench.harness import (
 from bench.release import SCRIPT, greenlight_argv
 from bench.results import Recorder, median, ratio, say, summary
 from bench.workerbench import GREENLIGHT_POOL, WorkerProc, breakdown, create_run, deploy, parameters, wait_final
+from prefect_greenlight.worker.decisions import InfraId
 
 # The server logs every retryable database error (PREFECT_API_LOG_RETRYABLE_ERRORS, set by the harness) and answers
 # it 503; Prefect's client then backs off (about 2, 4, 8, 16 s) and tries again, up to 5 times.
@@ -199,9 +204,42 @@ def _create(api: str, dep: str, ns: str) -> str | None:
         return None
 
 
+def worker_key(count: int) -> str:
+    """The results key of the worker mode with `count` workers (`worker` for one, as before `--workers`)."""
+    return "worker" if count == 1 else f"worker-{count}w"
+
+
+def worker_limit(releases: int, count: int) -> int:
+    """Each of `count` workers takes at most this many at once: together all `releases`, no more."""
+    return max(1, -(-releases // count))
+
+
+def runs_per_worker(infrastructure_pids: list[str | None], worker_pids: list[int]) -> list[int]:
+    """How many runs each worker process ran, from the runs' infrastructure ids (worker/decisions.py InfraId:
+    `greenlight:<host>:<pid>:<instance>:<thread>`); runs no worker recorded are not counted."""
+    counts = dict.fromkeys(worker_pids, 0)
+    for text in infrastructure_pids:
+        owner = InfraId.parse(text)
+        if owner is not None and owner.pid in counts:
+            counts[owner.pid] += 1
+    return [counts[p] for p in worker_pids]
+
+
+@contextlib.contextmanager
+def worker_pool(count: int, releases: int, api: str, deployment_id: str, workdir: Path):
+    """`count` greenlight workers on the pool, each its own process (name bench-worker-<i>), stopped at the end."""
+    with contextlib.ExitStack() as stack:
+        procs = [stack.enter_context(WorkerProc("greenlight", GREENLIGHT_POOL, worker_limit(releases, count),
+                                                workdir / f"greenlight-worker-{count}w-{i}.log",
+                                                name=f"bench-worker-{count}w-{i}"))
+                 for i in range(count)]
+        yield {"api": api, "deployment_id": deployment_id, "procs": procs, "count": count,
+               "limit": worker_limit(releases, count)}
+
+
 def worker_mode(namespaces: list[str], worker: dict) -> dict:
-    """Every release a deployment run, all created at once (one thread per POST), run by ONE greenlight worker;
-    wall = first create -> last final state seen (all polled in one request every 0.2 s). A run the server
+    """Every release a deployment run, all created at once (one thread per POST), run by the pool's greenlight
+    workers; wall = first create -> last final state seen (all polled in one request every 0.2 s). A run the server
     would not create (503 after the retries) is a failed release."""
     api, dep = worker["api"], worker["deployment_id"]
     t0 = time.perf_counter()
@@ -219,7 +257,11 @@ def worker_mode(namespaces: list[str], worker: dict) -> dict:
     return {"wall_s": wall, "failed": failed, "created": len(ids), "all_created_s": round(created, 3),
             "per_release_wall_s": summary([at - t0 for _, at in ends.values()]),
             **{f"per_run_{k}": summary([s[k] for s in steps.values()]) for k in keys},
-            "worker_peak_rss_mb": round(worker["proc"].peak_rss_mb(), 1)}
+            "workers": worker["count"], "limit_per_worker": worker["limit"],
+            "runs_per_worker": runs_per_worker([s["infrastructure_pid"] for s in steps.values()],
+                                               [p.proc.pid for p in worker["procs"]]),
+            "workers_peak_rss_mb": [round(p.peak_rss_mb(), 1) for p in worker["procs"]],
+            "worker_peak_rss_mb": round(max(p.peak_rss_mb() for p in worker["procs"]), 1)}
 
 
 def _run_mode(mode: str, namespaces: list[str], limit: int, workdir: Path, worker: dict | None) -> dict:
@@ -281,33 +323,40 @@ def measure(mode: str, n: int, limit: int, server, workdir: Path, worker: dict |
 
 
 def run(releases: int = 50, modes: list[str] | None = None, limit: int = 0, tag: str = "",
-        databases: list[str] | None = None) -> dict:
-    """Every mode on every database; one release of the same mode (median of 3) is the reference."""
+        databases: list[str] | None = None, workers: list[int] | None = None) -> dict:
+    """Every mode on every database (the worker mode once per worker count); one release of the same mode
+    (median of 3) is the reference."""
     ensure_cluster()
     rec = Recorder("p5-concurrent", 3600, tag)
     out: dict = {}
     modes = modes or ["threads", "cli"]
     for database in databases or ["sqlite"]:
-        with prefect_server(database) as server, tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp, \
-                contextlib.ExitStack() as stack:
+        with prefect_server(database) as server, tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:
             workdir = Path(tmp)
-            worker = None
-            if any(m.startswith("worker") for m in modes):
-                ids = deploy(server.url)
-                proc = stack.enter_context(WorkerProc("greenlight", GREENLIGHT_POOL, max(releases, 1),
-                                                      workdir / "greenlight-worker.log"))
-                worker = {"api": server.url, "deployment_id": ids[GREENLIGHT_POOL], "proc": proc}
-            first = modes[0].partition(":")[0]
-            say(f"{database}: warm-up, one {first} release (discarded)")
-            measure(first, 1, 0, server, workdir, worker)
+            deployment_id = deploy(server.url)[GREENLIGHT_POOL] if "worker" in modes else ""
             for name in modes:
-                out[f"{database}/{name}"] = _one_mode(name, releases, limit, server, workdir, worker, rec)
+                if name != "worker":
+                    _warm_up(name, server, workdir, None)
+                    out[f"{database}/{name}"] = _one_mode(name, releases, limit, server, workdir, None, rec)
+                    continue
+                for count in workers or [1]:
+                    with worker_pool(count, releases, server.url, deployment_id, workdir) as pool:
+                        _warm_up("worker", server, workdir, pool)
+                        out[f"{database}/{worker_key(count)}"] = _one_mode("worker", releases, limit, server,
+                                                                           workdir, pool, rec)
             _versus_script(out, database, releases)
     rec.save(**out)
     failed = {k: f"{v['releases'] - v['succeeded']} failed: {v['failure_reasons']}" for k, v in out.items()
               if v["succeeded"] < v["releases"]}
     check(not failed, f"not every release succeeded (figures saved): {failed}")
     return out
+
+
+def _warm_up(name: str, server, workdir: Path, pool: dict | None) -> None:
+    """Discarded: as many releases at once as there are workers (one each, likely), else one."""
+    mode, n = name.partition(":")[0], pool["count"] if pool else 1
+    say(f"{server.database}: warm-up, {n} {mode} release(s) (discarded)")
+    measure(mode, n, 0, server, workdir, pool)
 
 
 def _one_mode(name: str, releases: int, limit: int, server, workdir: Path, worker: dict | None,
@@ -330,14 +379,17 @@ def _one_mode(name: str, releases: int, limit: int, server, workdir: Path, worke
     say(f"{database} {name}: {many['succeeded']} of {releases} released in {many['wall_s']:.1f} s = "
         f"{many['ratio_vs_one']}x one release; peak memory +{many['peak_memory_used_mb']} MB; "
         f"server: {many['server_log']['retryable_503']} retryable 503s"
-        + (f"; worker peak RSS {many['worker_peak_rss_mb']} MB" if mode == "worker" else ""))
+        + (f"; {many['workers']} worker(s), runs each {many['runs_per_worker']}, peak RSS "
+           f"{many['workers_peak_rss_mb']} MB" if mode == "worker" else ""))
     return many
 
 
 def _versus_script(out: dict, database: str, releases: int) -> None:
-    """P5 through the worker: its wall against the scripts' in the same run (target <= 1.0x, all released)."""
-    w, s = out.get(f"{database}/worker"), out.get(f"{database}/script")
-    if w and s:
-        w["ratio_vs_script"] = ratio(w["wall_s"], s["wall_s"])
-        w["target_p5w_le_1x_all"] = w["ratio_vs_script"] <= 1.0 and w["succeeded"] == releases
-        w["target_p6w_le_400mb"] = w["worker_peak_rss_mb"] <= 400
+    """P5 through the worker(s): each worker count's wall against the scripts' in the same run (target <= 1.0x,
+    all released); P6w per worker process."""
+    s = out.get(f"{database}/script")
+    for key, w in out.items():
+        if s and key.startswith(f"{database}/worker"):
+            w["ratio_vs_script"] = ratio(w["wall_s"], s["wall_s"])
+            w["target_p5w_le_1x_all"] = w["ratio_vs_script"] <= 1.0 and w["succeeded"] == releases
+            w["target_p6w_le_400mb"] = w["worker_peak_rss_mb"] <= 400

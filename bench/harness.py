@@ -258,25 +258,26 @@ class PrefectServer:
 
 
 @contextmanager
-def prefect_server(database: str = "sqlite", timeout_s: float = 120):
+def prefect_server(database: str = "sqlite", timeout_s: float = 120, settings: dict[str, str] | None = None):
     """`prefect server start` on a free 127.0.0.1 port with a throw-away PREFECT_HOME, as the `prefect_api` test
     fixture does (SQLite; or `database="postgres"`: a throw-away PostgreSQL). PREFECT_API_URL/PREFECT_HOME are
     exported for this process and its children while it runs. Retryable database errors (SQLite's "database is
-    locked", answered 503) are logged to server.log so P5 can count them. Stopped by its PID at the end."""
+    locked", answered 503) are logged to server.log so P5 can count them. `settings`: Prefect settings for the
+    server's environment on top (bench/burst.py). Stopped by its PID at the end."""
     with contextlib.ExitStack() as stack:
         db_url = stack.enter_context(postgres()) if database == "postgres" else ""
-        yield stack.enter_context(_prefect_server(database, db_url, timeout_s))
+        yield stack.enter_context(_prefect_server(database, db_url, timeout_s, settings or {}))
 
 
 @contextmanager
-def _prefect_server(database: str, db_url: str, timeout_s: float):
+def _prefect_server(database: str, db_url: str, timeout_s: float, settings: dict[str, str]):
     home = tempfile.mkdtemp(prefix="greenlight-bench-prefect-")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": home, "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_API_URL": url, "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
            "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
-           **({"PREFECT_API_DATABASE_CONNECTION_URL": db_url} if db_url else {})}
+           **({"PREFECT_API_DATABASE_CONNECTION_URL": db_url} if db_url else {}), **settings}
     log = open(Path(home) / "server.log", "wb")
     proc = subprocess.Popen([PYTHON, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -7,6 +7,8 @@ really happened (BenchError otherwise, exit 1) and writes bench/results/<name>-<
     .venv/bin/python -m bench.run deployrun [--runs 5]       P3w deployment run -> Completed via the greenlight worker
     .venv/bin/python -m bench.run profile  [--runs 3]        P3: where the time goes (importtime, phases, cProfile)
     .venv/bin/python -m bench.run concurrent [--releases 50] P5: many releases against one Prefect server
+    .venv/bin/python -m bench.run burst [--runs 50]          50 flow runs created at once: SQLite as shipped vs
+                                                             greenlight's settings vs PostgreSQL (no cluster)
     .venv/bin/python -m bench.run canary   [--runs 3]        canary step time beyond the pods' own readiness
     .venv/bin/python -m bench.run judge    [--rounds 50]     the canary judge: time per step, FP/FN rates, scipy cost
     .venv/bin/python -m bench.run scale    [--runs 1]        P7 requests and wall beyond readiness at 3/30/150 replicas
@@ -47,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
                      help="comma list of: threads, threads:N (at most N at a time), cli, worker, script")
     con.add_argument("--limit", type=int, default=0, help="threads: at most this many at once (0: all)")
     con.add_argument("--databases", default="sqlite", help="comma list of: sqlite, postgres (the server's database)")
+    con.add_argument("--workers", default="1",
+                     help="worker mode: comma list of how many greenlight workers share the pool, e.g. 1,3")
+    bu = sub.add_parser("burst")
+    bu.add_argument("--runs", type=int, default=50, help="flow runs created at once")
+    bu.add_argument("--configs", default="", help="comma list (default all): prefect-defaults, server-timeouts, "
+                    "greenlight, postgres")
+    bu.add_argument("--rounds", type=int, default=1, help="every configuration this many times, in turn")
     sub.add_parser("canary").add_argument("--runs", type=int, default=3)
     jd = sub.add_parser("judge")
     jd.add_argument("--rounds", type=int, default=50)
@@ -93,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench.concurrent import run
 
             out = run(args.releases, modes=args.modes.split(","), limit=args.limit, tag=args.tag,
-                      databases=args.databases.split(","))
+                      databases=args.databases.split(","), workers=[int(w) for w in args.workers.split(",")])
+        elif args.what == "burst":
+            from bench.burst import run
+
+            out = run(args.runs, [c for c in args.configs.split(",") if c], args.rounds, tag=args.tag)
         elif args.what == "canary":
             from bench.canary import run
 

@@ -68,9 +68,10 @@ class WorkerProc:
     """One worker process on `pool` (kind greenlight: `python -m prefect_greenlight.cli worker`; kind process:
     `prefect worker start --type process`), the cluster's kubeconfig in its environment."""
 
-    def __init__(self, kind: str, pool: str, limit: int, log: Path, **env: str):
+    def __init__(self, kind: str, pool: str, limit: int, log: Path, name: str | None = None, **env: str):
         self.kind, self.log_path = kind, log
-        argv = ([PYTHON, "-m", "prefect_greenlight.cli", "worker", "--pool", pool, "--limit", str(limit)]
+        argv = ([PYTHON, "-m", "prefect_greenlight.cli", "worker", "--pool", pool, "--limit", str(limit),
+                 *(["--name", name] if name else [])]
                 if kind == "greenlight" else
                 [PYTHON, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process", "--limit",
                  str(limit)])
@@ -165,4 +166,5 @@ def breakdown(api: str, run_id: str) -> dict:
     pending, running = first.get("PENDING", float("nan")), first.get("RUNNING", float("nan"))
     return {"created_to_pending_s": round(pending - created, 3), "pending_to_running_s": round(running - pending, 3),
             "running_to_final_s": round(final - running, 3), "created_to_final_s": round(final - created, 3),
-            "states": [s["name"] for s in sorted(states, key=lambda s: _ts(s["timestamp"]))]}
+            "states": [s["name"] for s in sorted(states, key=lambda s: _ts(s["timestamp"]))],
+            "infrastructure_pid": run.get("infrastructure_pid")}

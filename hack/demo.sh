@@ -43,5 +43,7 @@ greenlight status -n "$ns" --service production-svc
 
 step "done"
 echo "The cluster and the Prefect server are still running: Prefect UI at ${PREFECT_API_URL%/api}"
-echo "  export KUBECONFIG=$KUBECONFIG PREFECT_API_URL=$PREFECT_API_URL"
+echo "  export KUBECONFIG=$KUBECONFIG PREFECT_API_URL=$PREFECT_API_URL \\"
+echo "    PREFECT_CLIENT_MAX_RETRIES=$PREFECT_CLIENT_MAX_RETRIES PREFECT_CLIENT_RETRY_JITTER_FACTOR=$PREFECT_CLIENT_RETRY_JITTER_FACTOR"
+echo "  (SQLite, one writer at a time: for many releases at once, see the README's \"When to move to PostgreSQL\")"
 echo "  make down    # stops both"
