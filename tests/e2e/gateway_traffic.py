@@ -74,7 +74,8 @@ class RouteSampler:
     namespace: str
     route: str
     interval_s: float = 0.05
-    changes: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    changes: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (seen by the read started at, weights)
+    bounds: list[tuple[float, float]] = field(default_factory=list)  # per change: (changed_after, changed_by)
     ended: float = 0.0
 
     def __post_init__(self) -> None:
@@ -89,14 +90,26 @@ class RouteSampler:
             return None
 
     def _poll(self) -> None:
+        last_read = 0.0  # when the last read that returned the current weights started
         while not self._stop.is_set():
-            # stamped as the read starts: within one interval of the change, before the gateway applies it (0.077 s
-            # at the fastest, BENCHMARKS.md), and never pushed later by a read the apiserver answers slowly (the
-            # rollback test's 'only green until the route moved' failed once when stamped after the read)
-            t, weights = time.time(), self._read()
+            started = time.time()
+            weights = self._read()
             if weights is not None and (not self.changes or self.changes[-1][1] != weights):
-                self.changes.append((t, weights))
+                # the change was made after the previous read was answered and before this one was: a starved
+                # poll thread (2 loaded cores) can widen that gap to seconds, so checks take the safe end of it
+                self.changes.append((started, weights))
+                self.bounds.append((last_read or started, time.time()))
+            if weights is not None:
+                last_read = started
             self._stop.wait(self.interval_s)
+
+    def changed_after(self, i: int) -> float:
+        """The earliest the i-th change can have been made: answers before it follow the previous weights."""
+        return self.bounds[i][0]
+
+    def changed_by(self, i: int) -> float:
+        """The latest the i-th change can have been made: the gateway follows it from GATEWAY_LAG_S after."""
+        return self.bounds[i][1]
 
     def __enter__(self) -> "RouteSampler":
         self._thread.start()
@@ -114,8 +127,9 @@ class RouteSampler:
 
     def spans(self, end: float | None = None) -> list[WeightSpan]:
         end = end or self.ended or time.time()
-        times = [t for t, _ in self.changes[1:]] + [end]
-        return [WeightSpan(t, nxt, w) for (t, w), nxt in zip(self.changes, times) if nxt > t]
+        starts = [self.changed_by(i) for i in range(len(self.changes))]
+        ends = [self.changed_after(i) for i in range(1, len(self.changes))] + [end]
+        return [WeightSpan(t, nxt, w) for t, nxt, (_, w) in zip(starts, ends, self.changes) if nxt > t]
 
     def canary_shares(self, canary: str) -> list[int]:
         """The canary's weight percentages in the order they were set (a repeat of the same value counts once)."""
