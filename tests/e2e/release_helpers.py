@@ -14,7 +14,7 @@ import yaml
 
 from prefect_greenlight.tasks.kube.client import Kube, list_objects, read
 from prefect_greenlight.tasks.kube.portforward import Target, Tunnel
-from tests.e2e.helpers import slice_endpoints
+from tests.e2e.helpers import is_ready, pods_of, slice_endpoints
 from tests.e2e.prefect_ops import api_call
 from tests.json_schema import check_cli_json
 
@@ -71,9 +71,7 @@ def given_ready(kube: Kube, namespace: str, *deployments: str, timeout: float = 
 def unlisted_pods(kube: Kube, namespace: str, deployment: dict) -> list[str]:
     """'Service: pod' for each ready pod of `deployment` that a Service selecting it does not list ready yet."""
     labels = deployment["spec"]["template"]["metadata"].get("labels", {})
-    pods = [p for p in kube.core.list_namespaced_pod(namespace, _request_timeout=(5, 30)).items
-            if p.metadata.deletion_timestamp is None and labels.items() <= (p.metadata.labels or {}).items()
-            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+    pods = [p for p in pods_of(kube, namespace, deployment["metadata"]["name"]) if is_ready(p)]
     missing = []
     for svc in kube.core.list_namespaced_service(namespace, _request_timeout=(5, 30)).items:
         selector = svc.spec.selector or {}

@@ -44,11 +44,6 @@ def test_defaults_are_prefects_not_the_callers_shell():
     assert client_environment(CONFIGS["greenlight"], base) == {"PATH": "/bin", **CLIENT_RETRY_DEFAULTS}
 
 
-def test_greenlight_configuration_is_what_greenlight_sets_for_its_processes():
-    assert CONFIGS["greenlight"]["client"] == CLIENT_RETRY_DEFAULTS
-    assert CONFIGS["greenlight"]["database"] == CONFIGS["prefect-defaults"]["database"] == "sqlite"
-
-
 def test_a_server_setting_in_the_bench_environment_is_reported():
     assert inherited_settings({"PREFECT_SERVER_DATABASE_TIMEOUT": "5", "PATH": "/bin"}) == [
         "PREFECT_SERVER_DATABASE_TIMEOUT"]
