@@ -13,6 +13,7 @@ really happened (BenchError otherwise, exit 1) and writes bench/results/<name>-<
     .venv/bin/python -m bench.run judge    [--rounds 50]     the canary judge: time per step, FP/FN rates, scipy cost
     .venv/bin/python -m bench.run scale    [--runs 1]        P7 requests and wall beyond readiness at 3/30/150 replicas
     .venv/bin/python -m bench.run proxylag [--runs 5]        P-lag: kube-proxy's lag through the ClusterIP vs verified
+    .venv/bin/python -m bench.run window   [--runs 5]        P2w: rollback inside a rollback window vs the floor
     .venv/bin/python -m bench.run gateway [--runs 5]         a weight change through the gateway vs a replica step
     .venv/bin/python -m bench.run pipeline [--runs 3]        pipeline overhead beyond its releases, 3 stages x 1-2 targets
     .venv/bin/python -m bench.run sweep                      delete namespaces an interrupted run left behind
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     abp.add_argument("--runs", type=int, default=4)
     sub.add_parser("pipeline").add_argument("--runs", type=int, default=3)
     sub.add_parser("gateway").add_argument("--runs", type=int, default=5)
+    sub.add_parser("window").add_argument("--runs", type=int, default=5)
     sub.add_parser("sweep")
     sub.add_parser("snapshot").add_argument("commit", nargs="?", default="HEAD")
     args = p.parse_args(argv)
@@ -129,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             out = ab(args.runs, args.a, args.b, args.cut, tag=args.tag)
         elif args.what == "pipeline":
             from bench.pipeline import run
+
+            out = run(args.runs, tag=args.tag)
+        elif args.what == "window":
+            from bench.window import run
 
             out = run(args.runs, tag=args.tag)
         elif args.what == "gateway":

@@ -33,7 +33,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _prefect(*args: str, timeout: float = 300) -> None:
+def prefect_cli(*args: str, timeout: float = 300) -> None:
     # The image-pushed trigger releases nothing here: its allow-list Variable (greenlight_allowed_services) is unset.
     env = _env()
     out = subprocess.run([PYTHON, "-m", "prefect", *args], capture_output=True, text=True, env=env,
@@ -45,15 +45,15 @@ def deploy(api: str, process_pool: bool = False, poll_only_pool: bool = False) -
     """Pool `greenlight` (type greenlight), prefect.yaml's blue-green deployment on it (`prefect --no-prompt
     deploy --name blue-green`), and optionally the same deployment copied to a process pool and to a second
     greenlight pool (as tests/e2e/prefect_ops.py copy_to_pool does). Returns {pool: deployment id}."""
-    _prefect("work-pool", "create", GREENLIGHT_POOL, "--type", "greenlight", "--overwrite")
-    _prefect("--no-prompt", "deploy", "--name", "blue-green")
+    prefect_cli("work-pool", "create", GREENLIGHT_POOL, "--type", "greenlight", "--overwrite")
+    prefect_cli("--no-prompt", "deploy", "--name", "blue-green")
     found = requests.post(f"{api}/deployments/filter", json={}, timeout=30)
     found.raise_for_status()
     dep = next(d for d in found.json() if d["name"] == "blue-green")
     ids = {GREENLIGHT_POOL: dep["id"]}
     copies = [(PROCESS_POOL, "process")] * process_pool + [(POLL_ONLY_POOL, "greenlight")] * poll_only_pool
     for pool, pool_type in copies:
-        _prefect("work-pool", "create", pool, "--type", pool_type, "--overwrite")
+        prefect_cli("work-pool", "create", pool, "--type", pool_type, "--overwrite")
         body = {"name": f"blue-green-{pool}", "flow_id": dep["flow_id"], "work_pool_name": pool,
                 "entrypoint": dep["entrypoint"], "pull_steps": dep["pull_steps"], "path": dep.get("path"),
                 "parameter_openapi_schema": dep["parameter_openapi_schema"],

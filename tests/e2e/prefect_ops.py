@@ -184,11 +184,30 @@ class PrefectOps:
         resp.raise_for_status()
         return resp.json()
 
-    def logs(self, run_id: str) -> str:
-        resp = api_call("POST", f"{self.api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}},
-                                                                 "sort": "TIMESTAMP_ASC", "limit": 200})
-        resp.raise_for_status()
-        return "\n".join(entry["message"] for entry in resp.json())
+    def logs(self, run_id: str, page: int = 200) -> str:
+        """Every log line of the run so far, oldest first (paged: a long release logs more than one page)."""
+        lines: list[str] = []
+        while True:
+            resp = api_call("POST", f"{self.api}/logs/filter", json={
+                "logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": page,
+                "offset": len(lines)})
+            resp.raise_for_status()
+            lines += [entry["message"] for entry in resp.json()]
+            if len(resp.json()) < page:
+                return "\n".join(lines)
+
+    def logs_with(self, run_id: str, *texts: str, timeout: float = 20) -> str:
+        """The run's logs once they hold every one of `texts`: logs reach the API in batches (every 2 s), so a
+        run's final state may come before its last lines."""
+        deadline = time.monotonic() + timeout
+        while True:
+            logs = self.logs(run_id)
+            missing = [t for t in texts if t not in logs]
+            if not missing:
+                return logs
+            assert time.monotonic() < deadline, f"{missing} not in the logs of {run_id} after {timeout} s:\n" \
+                                                 f"{logs[-3000:]}"
+            time.sleep(0.5)
 
     def artifacts(self, run_id: str) -> list[dict]:
         resp = api_call("POST", f"{self.api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}})

@@ -162,7 +162,7 @@ def test_a_deployment_run_takes_its_credentials_from_a_cluster_block(prefect_ops
     failed = prefect_ops.run("blue-green", {"spec": _spec(namespace), "cluster_config": f"{block}-broken"[:60]})
     assert prefect_ops.wait_state(failed, {"FAILED"}, 240) == "FAILED"
     assert read(kube, "Service", namespace, SERVICE)["metadata"]["resourceVersion"] == before
-    wait_until("the run's logs", lambda: "released: Service" in prefect_ops.logs(run), 20, 0.5)
+    prefect_ops.logs_with(run, "released: Service")
     record = record_of(prefect_api, run)
     for part in ("flow_run", "task_runs", "logs", "artifacts", "events"):
         assert not leaks(getattr(record, part), needles_of_token(token)), part

@@ -188,16 +188,23 @@ def test_image_pushed_event_starts_a_release_with_its_image(prefect_ops, cluster
     assert selector(kube, namespace, SERVICE) == {"target": "green-dep"} and ready(kube, namespace, "green-dep") == 3
 
 
-def test_two_runs_started_together_make_one_release(prefect_ops, kube, namespace, kubectl):
+def test_two_runs_started_together_make_one_release(prefect_ops, cluster, prefect_api, kube, namespace, kubectl):
+    """Two flow runs of one release, created together: one takes the Service's lock and pauses for approval
+    (holding it, however late the worker starts the other); the other fails naming the lock holder. Once the
+    winner is approved, there is one release and one history entry."""
     tutorial1(kubectl, kube, namespace)
-    # the scale-down delay keeps the winner holding the lock while the other run starts
-    spec = {"namespace": namespace, "service": SERVICE, "manifest": _green_manifest(), "cleanup": {"delay_s": 8}}
+    spec = {"namespace": namespace, "service": SERVICE, "manifest": _green_manifest(), "cleanup": {"delay_s": 1},
+            "approval": {"mode": "manual", "timeout_s": 240}}
     with EndpointSampler(kube, namespace, SERVICE) as sampler:
         runs = [prefect_ops.run("blue-green", {"spec": spec}) for _ in range(2)]
-        states = sorted(prefect_ops.wait_state(r, {"COMPLETED", "FAILED"}, 180) for r in runs)
-    assert states == ["COMPLETED", "FAILED"], states
-    loser = next(r for r in runs if prefect_ops.state(r) == "FAILED")
-    assert "another release holds the lock" in prefect_ops.logs(loser)
+        states = {r: prefect_ops.wait_state(r, {"PAUSED", "FAILED", "COMPLETED"}, 180) for r in runs}
+        assert sorted(states.values()) == ["FAILED", "PAUSED"], states
+        winner = next(r for r, state in states.items() if state == "PAUSED")
+        loser = next(r for r, state in states.items() if state == "FAILED")
+        prefect_ops.logs_with(loser, "another release holds the lock")
+        answer = greenlight(cluster, prefect_api, "approve", winner, "--reason", "e2e", "--approver", "tester")
+        assert answer.returncode == 0, answer.stderr[-2000:]
+        assert prefect_ops.wait_state(winner, {"COMPLETED", "FAILED"}, 180) == "COMPLETED"
     assert selector(kube, namespace, SERVICE) == {"target": "green-dep"} and ready(kube, namespace, "green-dep") == 3
     assert sampler.zero_ready_instants() == 0, sampler.describe()
     time.sleep(0.5)

@@ -2,10 +2,9 @@
 
 - released with `rollback_window_s`: the release completes at once (it does not sleep the window), blue stays
   scaled and ready without traffic, and a run of the window-cleanup deployment is Scheduled for the window's end;
-- `greenlight rollback` inside the window is a selector switch only: no pod is started, and from the switch to
-  verified (its guarded selector patch sent -> EndpointSlices show only blue's pods) it takes at most 2x the floor
-  (a bare client's PATCH -> the same, measured here on the same Service: BENCHMARKS.md P2); no wait for pods; the
-  scheduled run then changes nothing;
+- `greenlight rollback` inside the window is a selector switch only: the target still has its 3 replicas, no pod
+  is started, the Service ends on the version asked for; the scheduled run then changes nothing (how fast the
+  switch is, against a bare client's PATCH, is a benchmark: `bench.run window`, BENCHMARKS.md P2w);
 - left alone, the scheduled run scales blue to 0 at the window's end — also when the worker that ran the release
   was SIGKILLed and another one started in between (the run lives in the Prefect server);
 - a second release inside the window first takes the warm version out of service (as Argo does), keeps its own
@@ -15,13 +14,11 @@
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from datetime import datetime, timedelta, timezone
 
 import yaml
 
-from bench.rawkube import RawKube, SliceWatch
 from prefect_greenlight.tasks.decisions.window import WINDOW, read_window
 from prefect_greenlight.tasks.kube.client import list_objects, read
 from tests.e2e.prefect_ops import Worker, api_call, create_pool
@@ -41,9 +38,9 @@ def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _released_with_window(prefect_ops, kube, namespace: str, deployment: str, window_s: float) -> tuple[dict, float]:
+def _released_with_window(prefect_ops, kube, namespace: str, deployment: str, window_s: float) -> dict:
     """Given a release with a window, Then it completed well before the window's end, blue warm, its clean-up
-    Scheduled for the window's end. Returns the window and how long the release took."""
+    Scheduled for the window's end. Returns the window's end and its scheduled run."""
     t0 = time.monotonic()
     run = prefect_ops.run(deployment, {"spec": _spec(namespace, window_s)})
     assert prefect_ops.wait_state(run, {"COMPLETED"}, 180) == "COMPLETED", prefect_ops.logs(run)[-3000:]
@@ -56,36 +53,18 @@ def _released_with_window(prefect_ops, kube, namespace: str, deployment: str, wi
     assert cleanup["state"]["type"] == "SCHEDULED", cleanup["state"]
     assert abs(_when(cleanup["expected_start_time"]) - _when(window.until)) < timedelta(seconds=1), cleanup
     assert _when(window.until) - datetime.now(timezone.utc) > timedelta(seconds=window_s - took - 5)
-    return {"until": window.until, "run": window.cleanup_run}, took
-
-
-def _floor(kubeconfig: str, namespace: str, rounds: int = 5) -> list[float]:
-    """A bare client on the same Service, both versions ready: watch open, one merge PATCH to blue, until the
-    EndpointSlices show only blue's 3 pods; then back to green (not timed)."""
-    raw, path = RawKube(kubeconfig), f"/api/v1/namespaces/{namespace}/services/{SERVICE}"
-    out = []
-    with SliceWatch(raw, namespace, SERVICE) as w:
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            raw.merge_patch(path, {"spec": {"selector": {"target": "blue-dep"}}})
-            out.append(w.wait("blue-dep", 3) - t0)
-            raw.merge_patch(path, {"spec": {"selector": {"target": "green-dep"}}})
-            w.wait("green-dep", 3)
-            time.sleep(0.3)
-    return out
+    return {"until": window.until, "run": window.cleanup_run}
 
 
 def _logged(prefect_ops, run: str, text: str) -> None:
-    """Logs reach the API in batches (every 2 s): the final state may come first."""
-    wait_until(f"{text!r} in the logs of {run}", lambda: text in prefect_ops.logs(run), 20, 0.5)
+    prefect_ops.logs_with(run, text)
 
 
 SWITCHES = ("blue-dep", "green-dep", "blue-dep", "green-dep", "blue-dep")  # rollback, forward again, ...: on blue
 
 
-def _warm_switch(cluster, api: str, namespace: str, to: str, first: bool) -> tuple[float, float]:
-    """`greenlight rollback` (then `--to` forward again and back), both versions warm: no pod waited for. Returns
-    the selector PATCH sent -> verified, and restore + wait-ready + switch + verify-endpoints, in seconds."""
+def _warm_switch(cluster, api: str, namespace: str, to: str, first: bool) -> None:
+    """`greenlight rollback` (then `--to` forward again and back), both versions warm: the target kept its pods."""
     args = [] if first else ["--to", to]
     out = greenlight(cluster, api, "rollback", "-n", namespace, "--service", SERVICE, "--json", "--cleanup", "keep",
                      *args)
@@ -94,9 +73,8 @@ def _warm_switch(cluster, api: str, namespace: str, to: str, first: bool) -> tup
     assert result["outcome"] == "rolled-back" and result["live_deployment"] == to, result
     steps = {s["step"]: s for s in result["steps"]}
     assert steps["restore"]["detail"] == f"{to} still has 3 replicas", steps["restore"]
-    assert steps["wait-ready"]["seconds"] < 1.0, steps["wait-ready"]
-    return result["patch_to_verified_s"], sum(steps[k]["seconds"] for k in ("restore", "wait-ready", "switch",
-                                                                              "verify-endpoints"))
+    assert [s["step"] for s in result["steps"]] == ["read-record", "restore", "wait-ready", "switch",
+                                                     "verify-endpoints", "autoscaler", "cleanup"], result["steps"]
 
 
 def _pod_uids(kube, namespace: str) -> set[str]:
@@ -107,21 +85,13 @@ def test_a_rollback_inside_the_window_is_a_selector_switch_only_and_the_schedule
         prefect_ops, prefect_api, cluster, kube, namespace, kubectl, traffic):
     tutorial1(kubectl, kube, namespace)
     with traffic(namespace, SERVICE, 8080, rate=40, duration_s=220) as check:
-        window, took = _released_with_window(prefect_ops, kube, namespace, "blue-green", 90)
+        window = _released_with_window(prefect_ops, kube, namespace, "blue-green", 90)
         status = greenlight(cluster, prefect_api, "status", "-n", namespace, "--service", SERVICE)
         assert f"rollback window: open until {window['until']}: blue-dep kept warm" in status.stdout, status.stdout
         assert f"then scale-to-zero by flow run {window['run']}" in status.stdout, status.stdout
-        floor = _floor(cluster.kubeconfig, namespace)
         pods_before = _pod_uids(kube, namespace)
-        switches = [_warm_switch(cluster, prefect_api, namespace, to, i == 0) for i, to in enumerate(SWITCHES)]
-        patch_s, floor_s = statistics.median(s[0] for s in switches), statistics.median(floor)
-        steps_s = statistics.median(s[1] for s in switches)
-        print(f"\nrollback inside the window ({len(switches)} warm switches, rollback and forward again): selector "
-              f"PATCH sent -> verified median {patch_s * 1000:.0f} ms of {[round(s[0] * 1000) for s in switches]}; "
-              f"floor (bare PATCH -> blue only) median {floor_s * 1000:.0f} ms of {[round(f * 1000) for f in floor]}:"
-              f" {patch_s / floor_s:.2f}x; restore + wait-ready + switch + verify-endpoints median "
-              f"{steps_s * 1000:.0f} ms; release {took:.1f} s with a 90 s window")
-        assert patch_s <= 2 * floor_s, f"patch -> verified {patch_s:.3f} s > 2x the floor {floor_s:.3f} s"
+        for i, to in enumerate(SWITCHES):
+            _warm_switch(cluster, prefect_api, namespace, to, i == 0)
         new_pods = _pod_uids(kube, namespace) - pods_before
         assert not new_pods, f"the rollback started {len(new_pods)} pod(s)"
         assert selector(kube, namespace, SERVICE) == {"target": "blue-dep"} and ready(kube, namespace,
@@ -146,7 +116,7 @@ def test_after_the_window_its_scheduled_run_scales_blue_down_also_when_the_worke
     tutorial1(kubectl, kube, namespace)
     try:
         with traffic(namespace, SERVICE, 8080, rate=40, duration_s=150) as check:
-            window, _ = _released_with_window(prefect_ops, kube, namespace, deployment, 30)
+            window = _released_with_window(prefect_ops, kube, namespace, deployment, 30)
             assert prefect_ops.flow_run(window["run"])["deployment_id"] == prefect_ops.deployments[cleanup]["id"]
             first.kill()  # SIGKILL: the worker that ran the release is gone; the scheduled run waits in the server
             time.sleep(3)
@@ -186,7 +156,7 @@ def test_a_second_release_inside_the_window_first_takes_the_warm_version_out_the
     so one previous version is kept warm, not two. The first window's scheduled run then does nothing."""
     tutorial1(kubectl, kube, namespace)
     with traffic(namespace, SERVICE, 8080, rate=40, duration_s=150) as check:
-        first, _ = _released_with_window(prefect_ops, kube, namespace, "blue-green", 40)
+        first = _released_with_window(prefect_ops, kube, namespace, "blue-green", 40)
         run = prefect_ops.run("blue-green", {"spec": _third(namespace, 300)})
         assert prefect_ops.wait_state(run, {"COMPLETED"}, 180) == "COMPLETED", prefect_ops.logs(run)[-3000:]
         assert selector(kube, namespace, SERVICE) == {"target": "v3-dep"}

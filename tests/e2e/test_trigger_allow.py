@@ -49,8 +49,7 @@ def _refused_visibly(prefect_ops, kube, namespace: str, resource: str) -> dict:
                            120, 1)
     run = _run_of(refused)
     assert prefect_ops.wait_state(run, {"FAILED"}, 60) == "FAILED"
-    # logs reach the API in batches (every 2 s): the final state may come first
-    wait_until("the refusal in the run's logs", lambda: "refused: Service" in prefect_ops.logs(run), 20, 0.5)
+    prefect_ops.logs_with(run, "refused: Service")
     assert [e["event"] for e in prefect_ops.events("greenlight.release.", resource)] == ["greenlight.release.refused"]
     assert selector(kube, namespace, SERVICE) == {"target": "blue-dep"}
     assert read(kube, "Deployment", namespace, "green-dep") is None

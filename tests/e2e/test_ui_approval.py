@@ -83,7 +83,7 @@ def test_paused_release_answered_in_the_prefect_ui(prefect_ops, prefect_api, kub
         assert not ui.blocked, f"the UI tried to leave localhost: {ui.blocked}"
 
     verdict = "approved" if approve else "rejected"
-    assert f"promotion {verdict} by {APPROVER} (human): {reason}" in prefect_ops.logs(run_id)
+    prefect_ops.logs_with(run_id, f"promotion {verdict} by {APPROVER} (human): {reason}")
     assert sampler.zero_ready_instants() == 0, sampler.describe()
     if approve:
         assert selector(kube, namespace, "production-svc") == {"target": "green-dep"}
