@@ -52,12 +52,11 @@ def _greenlight(workdir: Path, *args: str) -> dict:
     return json.loads(out["stdout"])
 
 
-def _released_with_window(namespace: str, workdir: Path, window_s: float) -> dict:
-    result = _greenlight(workdir, "blue-green", "-n", namespace, "--service", SERVICE1, "--manifest",
-                         str(TUTORIAL1 / "green-dep.yaml"), "--rollback-window", str(window_s))
+def _released_with_window(namespace: str, workdir: Path, window_s: float) -> None:
+    _greenlight(workdir, "blue-green", "-n", namespace, "--service", SERVICE1, "--manifest",
+                str(TUTORIAL1 / "green-dep.yaml"), "--rollback-window", str(window_s))
     check(selector(namespace, SERVICE1) == {"target": "green-dep"}, "the release did not switch to green")
     wait_serving(namespace, SERVICE1, "green-dep", 3)
-    return result
 
 
 def _floor_round(raw: RawKube, watch: SliceWatch, namespace: str) -> float:

@@ -66,6 +66,18 @@ class WeightSpan:
         return self.weights.get(service, 0) / total if total else 0.0
 
 
+@dataclass(frozen=True)
+class RouteChange:
+    """One change of the route's weights, as a poll saw it. `after`: no earlier than this was it made (the start
+    of the last read that still returned the previous weights), so answers before it follow those; `by`: it was
+    made by then (the read that saw it was answered), so the gateway follows it from GATEWAY_LAG_S after. A starved
+    poll thread (2 loaded cores) can widen the gap to seconds, so checks take the safe end."""
+
+    after: float
+    by: float
+    weights: dict[str, int]  # Service -> weight
+
+
 @dataclass
 class RouteSampler:
     """Context manager: records the route's weights (polled every `interval_s`) from __enter__ to __exit__."""
@@ -74,8 +86,7 @@ class RouteSampler:
     namespace: str
     route: str
     interval_s: float = 0.05
-    changes: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (seen by the read started at, weights)
-    bounds: list[tuple[float, float]] = field(default_factory=list)  # per change: (changed_after, changed_by)
+    changes: list[RouteChange] = field(default_factory=list)
     ended: float = 0.0
 
     def __post_init__(self) -> None:
@@ -94,22 +105,11 @@ class RouteSampler:
         while not self._stop.is_set():
             started = time.time()
             weights = self._read()
-            if weights is not None and (not self.changes or self.changes[-1][1] != weights):
-                # the change was made after the previous read was answered and before this one was: a starved
-                # poll thread (2 loaded cores) can widen that gap to seconds, so checks take the safe end of it
-                self.changes.append((started, weights))
-                self.bounds.append((last_read or started, time.time()))
+            if weights is not None and (not self.changes or self.changes[-1].weights != weights):
+                self.changes.append(RouteChange(last_read or started, time.time(), weights))
             if weights is not None:
                 last_read = started
             self._stop.wait(self.interval_s)
-
-    def changed_after(self, i: int) -> float:
-        """The earliest the i-th change can have been made: answers before it follow the previous weights."""
-        return self.bounds[i][0]
-
-    def changed_by(self, i: int) -> float:
-        """The latest the i-th change can have been made: the gateway follows it from GATEWAY_LAG_S after."""
-        return self.bounds[i][1]
 
     def __enter__(self) -> "RouteSampler":
         self._thread.start()
@@ -127,14 +127,13 @@ class RouteSampler:
 
     def spans(self, end: float | None = None) -> list[WeightSpan]:
         end = end or self.ended or time.time()
-        starts = [self.changed_by(i) for i in range(len(self.changes))]
-        ends = [self.changed_after(i) for i in range(1, len(self.changes))] + [end]
-        return [WeightSpan(t, nxt, w) for t, nxt, (_, w) in zip(starts, ends, self.changes) if nxt > t]
+        ends = [c.after for c in self.changes[1:]] + [end]
+        return [WeightSpan(c.by, nxt, c.weights) for c, nxt in zip(self.changes, ends) if nxt > c.by]
 
     def canary_shares(self, canary: str) -> list[int]:
         """The canary's weight percentages in the order they were set (a repeat of the same value counts once)."""
         out: list[int] = []
-        for _, weights in self.changes:
+        for weights in (c.weights for c in self.changes):
             total = sum(weights.values())
             pct = round(100 * weights.get(canary, 0) / total) if total else 0
             if not out or out[-1] != pct:

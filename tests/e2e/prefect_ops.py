@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 
 from prefect_greenlight.tasks.decisions.allow import parse_patterns
+from tests.e2e.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -192,22 +193,20 @@ class PrefectOps:
                 "logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": page,
                 "offset": len(lines)})
             resp.raise_for_status()
-            lines += [entry["message"] for entry in resp.json()]
-            if len(resp.json()) < page:
+            batch = [entry["message"] for entry in resp.json()]
+            lines += batch
+            if len(batch) < page:
                 return "\n".join(lines)
 
     def logs_with(self, run_id: str, *texts: str, timeout: float = 20) -> str:
         """The run's logs once they hold every one of `texts`: logs reach the API in batches (every 2 s), so a
         run's final state may come before its last lines."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def complete() -> str | None:
             logs = self.logs(run_id)
-            missing = [t for t in texts if t not in logs]
-            if not missing:
-                return logs
-            assert time.monotonic() < deadline, f"{missing} not in the logs of {run_id} after {timeout} s:\n" \
-                                                 f"{logs[-3000:]}"
-            time.sleep(0.5)
+            return logs if all(t in logs for t in texts) else None
+
+        return wait_for(f"{list(texts)} in the logs of {run_id}", complete, timeout, 0.5,
+                        explain=lambda: self.logs(run_id)[-3000:])
 
     def artifacts(self, run_id: str) -> list[dict]:
         resp = api_call("POST", f"{self.api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}})

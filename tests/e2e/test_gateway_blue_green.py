@@ -69,7 +69,7 @@ def spec_file(tmp_path, namespace: str, image: str = NEW, **extra) -> str:
 
 def backends(route: RouteSampler) -> list[str]:
     """The Services the route's rule sent to, in order (one backendRef each)."""
-    return ["+".join(sorted(weights)) for _, weights in route.changes]
+    return ["+".join(sorted(c.weights)) for c in route.changes]
 
 
 def route_backends(kube, namespace: str) -> list[str]:
@@ -93,10 +93,10 @@ def test_the_switch_moves_the_route_to_green_with_no_failed_request(gateway, clu
     result = traffic.result
     assert not result.failed(), result.summary()
     assert backends(route) == [SERVICE, GREEN_SERVICE, SERVICE], route.changes
-    switched = route.changed_by(1)
+    switched = route.changes[1].by
     assert result.versions(start=switched + GATEWAY_LAG_S) == {GREEN: len(result.answered(
         start=switched + GATEWAY_LAG_S))}, result.summary()
-    assert result.versions(end=route.changed_after(1)).keys() == {BLUE}, result.summary()
+    assert result.versions(end=route.changes[1].after).keys() == {BLUE}, result.summary()
     assert route_backends(kube, namespace) == [SERVICE]
     assert selector(kube, namespace, SERVICE) == labels("green")
     assert read(kube, "Service", namespace, GREEN_SERVICE) is None
@@ -123,8 +123,8 @@ def test_greenlight_rollback_goes_back_through_the_recorded_route(gateway, clust
     result = traffic.result
     assert not result.failed(), result.summary()
     assert backends(route) == [SERVICE, GREEN_SERVICE, SERVICE], route.changes
-    assert result.versions(end=route.changed_after(1)).keys() == {GREEN}, result.summary()
-    back = route.changed_by(2)
+    assert result.versions(end=route.changes[1].after).keys() == {GREEN}, result.summary()
+    back = route.changes[2].by
     after = result.answered(start=back + GATEWAY_LAG_S)
     assert after and result.versions(start=back + GATEWAY_LAG_S) == {BLUE: len(after)}, result.summary()
     assert route_backends(kube, namespace) == [SERVICE]
@@ -177,7 +177,7 @@ def test_a_post_switch_failure_moves_the_route_back_to_blue_verified(gateway, cl
     result = traffic.result
     # forward: Service -> green's Service -> Service; back: green's Service -> Service (now blue's)
     assert backends(route) == [SERVICE, GREEN_SERVICE, SERVICE, GREEN_SERVICE, SERVICE], route.changes
-    home = route.changed_by(len(route.changes) - 1)
+    home = route.changes[-1].by
     after = result.answered(start=home + GATEWAY_LAG_S)
     assert after and result.versions(start=home + GATEWAY_LAG_S) == {BLUE: len(after)}, result.summary()
     assert GREEN in result.versions(), "green served before it failed"

@@ -158,7 +158,7 @@ def test_an_abort_at_25_puts_the_route_back_on_stable_before_any_canary_pod_goes
     result = traffic.result
     assert not result.failed(), result.summary()
     assert route.canary_shares(CANARY) == [0, 5, 25, 0], route.changes
-    back_on_stable = route.changed_by(len(route.changes) - 1)
+    back_on_stable = route.changes[-1].by
     counts = [(i.t + canary_endpoints.wall_offset, len(i.ready_uids())) for i in canary_endpoints.instants]
     first_gone = next((t for (t, n), (_, before) in zip(counts[1:], counts) if n < before), None)
     assert first_gone is not None, f"no canary pod went: {canary_endpoints.describe()}"

@@ -56,10 +56,6 @@ def _released_with_window(prefect_ops, kube, namespace: str, deployment: str, wi
     return {"until": window.until, "run": window.cleanup_run}
 
 
-def _logged(prefect_ops, run: str, text: str) -> None:
-    prefect_ops.logs_with(run, text)
-
-
 SWITCHES = ("blue-dep", "green-dep", "blue-dep", "green-dep", "blue-dep")  # rollback, forward again, ...: on blue
 
 
@@ -98,7 +94,7 @@ def test_a_rollback_inside_the_window_is_a_selector_switch_only_and_the_schedule
                                                                                        "blue-dep") == 3
         # When the window ends, Then its scheduled run finds the Service rolled back and changes nothing
         assert prefect_ops.wait_state(window["run"], {"COMPLETED"}, 120) == "COMPLETED"
-        _logged(prefect_ops, window["run"], "nothing taken out of service: the Service serves blue-dep again")
+        prefect_ops.logs_with(window["run"], "nothing taken out of service: the Service serves blue-dep again")
         assert replicas(kube, namespace, "blue-dep") == 3 and ready(kube, namespace, "blue-dep") == 3
         assert WINDOW not in (read(kube, "Service", namespace, SERVICE)["metadata"].get("annotations") or {})
     assert not check.result.failed(), check.result.summary()
@@ -129,7 +125,7 @@ def test_after_the_window_its_scheduled_run_scales_blue_down_also_when_the_worke
             wait_until("blue scaled to 0", lambda: replicas(kube, namespace, "blue-dep") == 0, 30, 0.5)
             assert selector(kube, namespace, SERVICE) == {"target": "green-dep"} and ready(kube, namespace,
                                                                                             "green-dep") == 3
-            _logged(prefect_ops, window["run"], "closed: scaled Deployment blue-dep to 0")
+            prefect_ops.logs_with(window["run"], "closed: scaled Deployment blue-dep to 0")
             assert WINDOW not in (read(kube, "Service", namespace, SERVICE)["metadata"].get("annotations") or {})
             time.sleep(8)  # blue's pods drain (kwok deletes them 6-7 s after): traffic keeps running meanwhile
     finally:
@@ -164,11 +160,11 @@ def test_a_second_release_inside_the_window_first_takes_the_warm_version_out_the
         assert ready(kube, namespace, "green-dep") == 3 and ready(kube, namespace, "v3-dep") == 3
         second = read_window(read(kube, "Service", namespace, SERVICE))
         assert second.warm == "green-dep" and second.live == "v3-dep" and second.cleanup_run != first["run"]
-        _logged(prefect_ops, run, "closed: scaled Deployment blue-dep to 0")
+        prefect_ops.logs_with(run, "closed: scaled Deployment blue-dep to 0")
         assert prefect_ops.state(first["run"]) == "SCHEDULED"
         # When the first window's end comes, Then its run finds no window of its release and changes nothing
         assert prefect_ops.wait_state(first["run"], {"COMPLETED"}, 90) == "COMPLETED"
-        _logged(prefect_ops, first["run"], "nothing to do")
+        prefect_ops.logs_with(first["run"], "nothing to do")
         assert ready(kube, namespace, "green-dep") == 3 and read_window(
             read(kube, "Service", namespace, SERVICE)) == second
     resp = api_call("DELETE", f"{prefect_ops.api}/flow_runs/{second.cleanup_run}")  # the namespace goes with the test
