@@ -19,14 +19,16 @@ import time
 from dataclasses import dataclass, field
 
 from tests.cluster.gateway import GATEWAY, GATEWAY_NAMESPACE, GATEWAY_PORT
-from tests.e2e.traffic import TrafficCheck, TrafficResult
+from tests.e2e.helpers import wait_for
+from tests.e2e.traffic import TrafficCheck, TrafficResult, netns_get
 
 GROUP, VERSION = "gateway.networking.k8s.io", "v1"
 # From a route's new generation to Traefik routing by it: the provider's watch and configuration rebuild (0.077-0.216 s
 # here, bench/gateway_settle.py), but a change within 2 s of the previous configuration (a pod of the canary's
 # Service turning ready, say) waits out Traefik's providersThrottleDuration (2 s by default): the route's status
 # says Accepted at its generation up to ~2 s before the data path follows (seen here in
-# test_gateway_canary's header test). The same lag any Gateway controller that batches changes has.
+# test_gateway_canary's header test; CI once saw 2 Traefik 404s after Accepted). The same lag any Gateway controller
+# that batches changes has: a test that needs the route in force from its first request calls wait_until_routed.
 GATEWAY_LAG_S = 3.0
 MIN_WINDOW_S = 2.0
 MIN_DRAWS = 100
@@ -168,3 +170,14 @@ def through_gateway(netns: str, kubeconfig: str, namespace: str, service: str, h
     """A TrafficCheck whose requests go to the Gateway's listener (inside the namespace) for `host`."""
     return TrafficCheck(netns, kubeconfig, namespace, service, target=("127.0.0.1", GATEWAY_PORT),
                         headers={"Host": host, **(headers or {})}, **options)
+
+
+def wait_until_routed(netns: str, host: str, deployment: str, headers: dict[str, str] | None = None,
+                      timeout: float = 30) -> None:
+    """Wait until a request through the gateway for `host` (with `headers`) is answered by `deployment`'s pods: the
+    data path follows the route's Accepted status by up to GATEWAY_LAG_S (a 404 from Traefik until then)."""
+    def answered_by() -> bool:
+        return netns_get(netns, "127.0.0.1", GATEWAY_PORT, timeout_s=2,
+                         headers={"Host": host, **(headers or {})}).deployment == deployment
+
+    wait_for(f"the gateway routing {host} {headers or {}} to {deployment}", answered_by, timeout)

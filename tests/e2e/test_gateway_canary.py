@@ -17,11 +17,11 @@ from kubernetes import client
 from prefect_greenlight.tasks.kube.client import read
 from tests.e2e.fault_helpers import run_cli, start_cli
 from tests.e2e.gateway_traffic import (
-    GATEWAY_LAG_S,
     GROUP,
     VERSION,
     RouteSampler,
     through_gateway,
+    wait_until_routed,
     weight_misses,
     weights_of,
 )
@@ -126,7 +126,7 @@ def test_matching_requests_reach_only_the_canary_from_the_first_step(gateway, cl
     spec = spec_file(tmp_path, namespace, steps)
     cli = start_cli(cluster, prefect_api, "canary", "--spec", spec, "--json", log=tmp_path / "canary.log")
     run_id = paused_run_id(cli.log, cli.proc)
-    time.sleep(GATEWAY_LAG_S)  # the route's status leads Traefik's routing by up to its 2 s providers throttle
+    wait_until_routed(gateway, host, CANARY, sent)  # the route's status leads Traefik's routing (GATEWAY_LAG_S)
     with through_gateway(gateway, cluster.kubeconfig, namespace, STABLE, host, sent, rate=50.0) as testers, \
             through_gateway(gateway, cluster.kubeconfig, namespace, STABLE, host, rate=50.0) as everyone:
         time.sleep(6)

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.gateway_traffic import GROUP, VERSION, RouteSampler, route_manifest, through_gateway, weight_misses
+from tests.e2e.gateway_traffic import (
+    GROUP,
+    VERSION,
+    RouteSampler,
+    route_manifest,
+    through_gateway,
+    wait_until_routed,
+    weight_misses,
+)
 from tests.e2e.helpers import deployment_manifest, ready_pods, service_manifest, wait_for
 
 
@@ -73,6 +81,8 @@ def test_a_header_matched_rule_reaches_only_its_backend(gateway, cluster, kube, 
                                       "backendRefs": [{"name": "web-canary", "port": 80}]})
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", route)
     wait_for("route accepted", lambda: accepted_at_generation(custom, namespace, "web"), 30)
+    wait_until_routed(gateway, host, "web-canary", {"X-Canary": "always"})
+    wait_until_routed(gateway, host, "web")
     with through_gateway(gateway, cluster.kubeconfig, namespace, "web", host, {"X-Canary": "always"},
                          rate=50.0) as testers, \
             through_gateway(gateway, cluster.kubeconfig, namespace, "web", host, rate=50.0) as everyone:

@@ -398,12 +398,13 @@ class TrafficCheck:
         return [r for _, r in hits]
 
 
-def netns_get(netns: str, host: str, port: int, path: str = "/", timeout_s: float = 5.0) -> Request:
+def netns_get(netns: str, host: str, port: int, path: str = "/", timeout_s: float = 5.0,
+              headers: dict[str, str] | None = None) -> Request:
     """One GET from inside the namespace (e.g. straight to a pod IP), on a new connection; with its body."""
     _require_netns(netns)
     options = {"rate": 10, "duration": timeout_s + 1, "max_requests": 1, "keepalive_share": 0,
                "timeout": timeout_s, "path": path}
-    argv = [*_agent_argv(netns, host, port, options), "--ignore-stdin", "--body"]
+    argv = [*_agent_argv(netns, host, port, options, headers), "--ignore-stdin", "--body"]
     proc = subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                           text=True, timeout=timeout_s + 30, stdin=subprocess.DEVNULL)
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
