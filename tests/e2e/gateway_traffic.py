@@ -28,7 +28,7 @@ GROUP, VERSION = "gateway.networking.k8s.io", "v1"
 # Service turning ready, say) waits out Traefik's providersThrottleDuration (2 s by default): the route's status
 # says Accepted at its generation up to ~2 s before the data path follows (seen here in
 # test_gateway_canary's header test; CI once saw 2 Traefik 404s after Accepted). The same lag any Gateway controller
-# that batches changes has: a test that needs the route in force from its first request calls wait_until_routed.
+# that batches changes has: a test that needs the route in force from its first request calls wait_until_in_force.
 GATEWAY_LAG_S = 3.0
 MIN_WINDOW_S = 2.0
 MIN_DRAWS = 100
@@ -170,6 +170,26 @@ def through_gateway(netns: str, kubeconfig: str, namespace: str, service: str, h
     """A TrafficCheck whose requests go to the Gateway's listener (inside the namespace) for `host`."""
     return TrafficCheck(netns, kubeconfig, namespace, service, target=("127.0.0.1", GATEWAY_PORT),
                         headers={"Host": host, **(headers or {})}, **options)
+
+
+def accepted_at_generation(custom, namespace: str, name: str) -> bool:
+    """The route's status says Accepted and ResolvedRefs, for a parent, at the route's current generation."""
+    route = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", name)
+    generation = route["metadata"]["generation"]
+    for parent in (route.get("status") or {}).get("parents") or []:
+        conditions = {c["type"]: c for c in parent.get("conditions") or []}
+        if all(conditions.get(t, {}).get("status") == "True" and conditions[t]["observedGeneration"] >= generation
+               for t in ("Accepted", "ResolvedRefs")):
+            return True
+    return False
+
+
+def wait_until_in_force(custom, netns: str, namespace: str, route: str, host: str, deployment: str,
+                        headers: dict[str, str] | None = None) -> None:
+    """The route accepted at its generation (its status), then followed by the data path: a request for `host`
+    (with `headers`) answered by `deployment`'s pods."""
+    wait_for(f"route {route} accepted", lambda: accepted_at_generation(custom, namespace, route), 30)
+    wait_until_routed(netns, host, deployment, headers)
 
 
 def wait_until_routed(netns: str, host: str, deployment: str, headers: dict[str, str] | None = None,

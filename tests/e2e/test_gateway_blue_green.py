@@ -16,10 +16,16 @@ from kubernetes import client
 
 from prefect_greenlight.tasks.kube.client import read
 from tests.e2e.fault_helpers import run_cli
-from tests.e2e.gateway_traffic import GATEWAY_LAG_S, GROUP, VERSION, RouteSampler, through_gateway
-from tests.e2e.helpers import IMAGE, container, fault_image, ready_pods, wait_for
+from tests.e2e.gateway_traffic import (
+    GATEWAY_LAG_S,
+    GROUP,
+    VERSION,
+    RouteSampler,
+    through_gateway,
+    wait_until_in_force,
+)
+from tests.e2e.helpers import IMAGE, container, fault_image, ready_pods
 from tests.e2e.release_helpers import resource_versions, selector
-from tests.e2e.test_gateway_plane import accepted_at_generation
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 SERVICE, GREEN_SERVICE, ROUTE = "web", "web-next", "web"
@@ -42,9 +48,9 @@ def custom(kube) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube.api)
 
 
-def given_blue(kube, namespace: str, replicas: int = 4) -> str:
-    """Blue, its Service `web` (selecting blue's pods) and the user's HTTPRoute sending everything to `web`.
-    Returns the route's hostname."""
+def given_blue(kube, gateway: str, namespace: str, replicas: int = 4) -> str:
+    """Blue, its Service `web` (selecting blue's pods) and the user's HTTPRoute sending everything to `web`, in
+    force at the gateway. Returns the route's hostname."""
     kube.apps.create_namespaced_deployment(namespace, deployment(BLUE, "blue", IMAGE, replicas))
     kube.core.create_namespaced_service(namespace, {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVICE},
@@ -55,7 +61,7 @@ def given_blue(kube, namespace: str, replicas: int = 4) -> str:
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "HTTPRoute", "metadata": {"name": ROUTE},
         "spec": {"parentRefs": [{"name": "greenlight-gateway", "namespace": "gateway-system"}], "hostnames": [host],
                  "rules": [{"backendRefs": [{"name": SERVICE, "port": 80}]}]}})
-    wait_for("the route accepted", lambda: accepted_at_generation(custom(kube), namespace, ROUTE), 30)
+    wait_until_in_force(custom(kube), gateway, namespace, ROUTE, host, BLUE)
     return host
 
 
@@ -79,7 +85,7 @@ def route_backends(kube, namespace: str) -> list[str]:
 
 def test_the_switch_moves_the_route_to_green_with_no_failed_request(gateway, cluster, prefect_api, kube, namespace,
                                                                      tmp_path):
-    host = given_blue(kube, namespace)
+    host = given_blue(kube, gateway, namespace)
     spec = spec_file(tmp_path, namespace)
     plan = run_cli(cluster, prefect_api, "blue-green", "--spec", spec, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
@@ -106,7 +112,7 @@ def test_the_switch_moves_the_route_to_green_with_no_failed_request(gateway, clu
 
 def test_greenlight_rollback_goes_back_through_the_recorded_route(gateway, cluster, prefect_api, kube, namespace,
                                                                   tmp_path):
-    host = given_blue(kube, namespace)
+    host = given_blue(kube, gateway, namespace)
     r = run_cli(cluster, prefect_api, "blue-green", "--spec", spec_file(tmp_path, namespace), timeout=300)
     assert r.returncode == 0, r.stderr[-4000:]
     assert selector(kube, namespace, SERVICE) == labels("green")
@@ -136,7 +142,7 @@ def test_greenlight_rollback_goes_back_through_the_recorded_route(gateway, clust
 def test_a_rerun_finding_the_route_mid_switch_converges(gateway, cluster, prefect_api, kube, namespace, tmp_path):
     """Given what a run killed between route-switch and the selector switch leaves (green ready, greenlight's green
     Service, the route on it, the Service on blue), a re-run takes the route home first, then releases."""
-    host = given_blue(kube, namespace)
+    host = given_blue(kube, gateway, namespace)
     kube.apps.create_namespaced_deployment(namespace, deployment(GREEN, "green", NEW, 4))
     ready_pods(kube, namespace, GREEN, 4, timeout=120)
     kube.core.create_namespaced_service(namespace, {
@@ -146,8 +152,7 @@ def test_a_rerun_finding_the_route_mid_switch_converges(gateway, cluster, prefec
     route = custom(kube).get_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", ROUTE)
     route["spec"]["rules"][0]["backendRefs"][0]["name"] = GREEN_SERVICE
     custom(kube).replace_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", ROUTE, route)
-    wait_for("the route accepted", lambda: accepted_at_generation(custom(kube), namespace, ROUTE), 30)
-    time.sleep(GATEWAY_LAG_S)
+    wait_until_in_force(custom(kube), gateway, namespace, ROUTE, host, GREEN)
     with RouteSampler(custom(kube), namespace, ROUTE) as sampled, \
             through_gateway(gateway, cluster.kubeconfig, namespace, SERVICE, host, rate=100.0,
                             duration_s=400) as traffic:
@@ -164,7 +169,7 @@ def test_a_rerun_finding_the_route_mid_switch_converges(gateway, cluster, prefec
 
 def test_a_post_switch_failure_moves_the_route_back_to_blue_verified(gateway, cluster, prefect_api, kube, namespace,
                                                                       tmp_path):
-    host = given_blue(kube, namespace)
+    host = given_blue(kube, gateway, namespace)
     spec = spec_file(tmp_path, namespace, image=fault_image("failafter-20"),
                      post_switch={"window_s": 60, "interval_s": 2})
     with RouteSampler(custom(kube), namespace, ROUTE) as route, \
@@ -192,7 +197,7 @@ def test_a_post_switch_failure_moves_the_route_back_to_blue_verified(gateway, cl
 
 def test_a_route_not_referencing_the_service_is_refused_before_anything_changes(gateway, cluster, prefect_api,
                                                                                  kube, namespace, tmp_path):
-    given_blue(kube, namespace, replicas=2)
+    given_blue(kube, gateway, namespace, replicas=2)
     route = custom(kube).get_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", ROUTE)
     route["spec"]["rules"][0]["backendRefs"][0]["name"] = "someone-else"
     custom(kube).replace_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", ROUTE, route)

@@ -21,6 +21,7 @@ from tests.e2e.gateway_traffic import (
     VERSION,
     RouteSampler,
     through_gateway,
+    wait_until_in_force,
     wait_until_routed,
     weight_misses,
     weights_of,
@@ -28,7 +29,6 @@ from tests.e2e.gateway_traffic import (
 from tests.e2e.helpers import IMAGE, container, ready_pods, wait_for
 from tests.e2e.release_helpers import paused_run_id, resource_versions
 from tests.e2e.sampler import EndpointSampler
-from tests.e2e.test_gateway_plane import accepted_at_generation
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 TRACK = "greenlight.io/track"
@@ -37,10 +37,11 @@ NEW = "scubakiz/servicedemo:2.0"
 BACKENDS = {STABLE: STABLE, CANARY: CANARY}  # Service -> Deployment
 
 
-def given_stable(kube, namespace: str, replicas: int = 10, parent: str = "greenlight-gateway",
+def given_stable(kube, gateway: str, namespace: str, replicas: int = 10, parent: str = "greenlight-gateway",
                  parent_namespace: str = "gateway-system", backend_namespace: str | None = None) -> str:
     """Stable (`track: stable` on its pods and in its Service's selector, so the canary's pods are not selected),
-    its Service, and an HTTPRoute of the user's sending everything to it. Returns the route's hostname."""
+    its Service, and an HTTPRoute of the user's sending everything to it (in force at the gateway when its parent is
+    the gateway and its backend local). Returns the route's hostname."""
     labels = {"app": "web", TRACK: "stable"}
     kube.apps.create_namespaced_deployment(namespace, {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": STABLE},
@@ -57,8 +58,7 @@ def given_stable(kube, namespace: str, replicas: int = 10, parent: str = "greenl
         "spec": {"parentRefs": [{"name": parent, "namespace": parent_namespace}], "hostnames": [host],
                  "rules": [{"backendRefs": [ref]}]}})
     if parent == "greenlight-gateway" and not backend_namespace:
-        wait_for("the route accepted", lambda: accepted_at_generation(client.CustomObjectsApi(kube.api), namespace,
-                                                                      "web"), 30)
+        wait_until_in_force(client.CustomObjectsApi(kube.api), gateway, namespace, "web", host, STABLE)
     return host
 
 
@@ -85,7 +85,7 @@ def images(kube, namespace: str, deployment: str) -> set[str]:
 
 def test_weights_1_5_25_50_100_with_2_canary_pods_beside_10_stable(gateway, cluster, prefect_api, kube, namespace,
                                                                    tmp_path):
-    host = given_stable(kube, namespace)
+    host = given_stable(kube, gateway, namespace)
     hold = {"pause": {"duration_s": 9}}
     steps = [{"set_weight": 1}, {"set_canary_scale": {"replicas": 2}}, hold, {"set_weight": 5}, hold,
              {"set_weight": 25}, hold, {"set_weight": 50}, hold, {"set_weight": 100}, hold]
@@ -120,7 +120,7 @@ def test_matching_requests_reach_only_the_canary_from_the_first_step(gateway, cl
                                                                      tmp_path, match, sent):
     """Flagger's A/B: at weight 0, testers whose requests match (a header; a cookie among others) reach only the
     canary, everyone else only stable."""
-    host = given_stable(kube, namespace, replicas=3)
+    host = given_stable(kube, gateway, namespace, replicas=3)
     steps = [{"set_weight": 0}, {"set_canary_scale": {"replicas": 1}}, {"match": [match]}, {"pause": {}},
              {"set_weight": 100}]
     spec = spec_file(tmp_path, namespace, steps)
@@ -140,7 +140,7 @@ def test_matching_requests_reach_only_the_canary_from_the_first_step(gateway, cl
 
 def test_an_abort_at_25_puts_the_route_back_on_stable_before_any_canary_pod_goes(gateway, cluster, prefect_api,
                                                                                   kube, namespace, tmp_path):
-    host = given_stable(kube, namespace)
+    host = given_stable(kube, gateway, namespace)
     steps = [{"set_weight": 5}, {"set_canary_scale": {"replicas": 2}}, {"set_weight": 25}, {"pause": {}},
              {"set_weight": 100}]
     spec = spec_file(tmp_path, namespace, steps)
@@ -170,7 +170,7 @@ def test_an_abort_at_25_puts_the_route_back_on_stable_before_any_canary_pod_goes
 
 
 def test_a_run_killed_at_a_pause_converges_when_run_again(gateway, cluster, prefect_api, kube, namespace, tmp_path):
-    host = given_stable(kube, namespace, replicas=4)
+    host = given_stable(kube, gateway, namespace, replicas=4)
     steps = [{"set_weight": 25}, {"pause": {}}, {"set_weight": 100}]
     spec = spec_file(tmp_path, namespace, steps)
     with RouteSampler(custom(kube), namespace, "web") as route, \
@@ -198,20 +198,20 @@ def test_a_run_killed_at_a_pause_converges_when_run_again(gateway, cluster, pref
 def test_a_bad_route_is_refused_before_anything_changes(gateway, cluster, prefect_api, kube, namespace, tmp_path,
                                                         problem):
     if problem == "missing route":
-        given_stable(kube, namespace, replicas=2)
+        given_stable(kube, gateway, namespace, replicas=2)
         custom(kube).delete_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", "web")
         expected = "not found"
     elif problem == "not the stable Service":
-        given_stable(kube, namespace, replicas=2)
+        given_stable(kube, gateway, namespace, replicas=2)
         route = custom(kube).get_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", "web")
         route["spec"]["rules"][0]["backendRefs"][0]["name"] = "someone-else"
         custom(kube).replace_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", "web", route)
         expected = "does not reference the stable Service"
     elif problem == "not accepted":
-        given_stable(kube, namespace, replicas=2, parent="no-such-gateway")
+        given_stable(kube, gateway, namespace, replicas=2, parent="no-such-gateway")
         expected = "accepted"
     else:
-        given_stable(kube, namespace, replicas=2, backend_namespace="default")
+        given_stable(kube, gateway, namespace, replicas=2, backend_namespace="default")
         expected = "ReferenceGrant"
     before = everything(kube, namespace)
     spec = spec_file(tmp_path, namespace, [{"set_weight": 10}, {"set_weight": 100}])
@@ -237,7 +237,7 @@ def test_without_the_gateway_role_the_canary_is_refused_naming_it_and_with_it_re
     from tests.e2e.release_helpers import ROOT
     from tests.e2e.test_rbac import service_account_kubeconfig
 
-    given_stable(kube, namespace, replicas=2)
+    given_stable(kube, gateway, namespace, replicas=2)
     sa = service_account_kubeconfig(cluster, kubectl, tmp_path)
     spec = spec_file(tmp_path, namespace, [{"set_weight": 50}, {"set_weight": 100}])
     before = everything(kube, namespace)
@@ -256,7 +256,7 @@ def test_a_route_greenlight_creates_carries_the_canary_and_stays_on_stable(gatew
                                                                           namespace, tmp_path):
     """No HTTPRoute of the user's: `gateway.create` makes one on the test Gateway (labelled greenlight's), the
     canary moves through it under traffic, and it stays afterwards on stable at 100 %."""
-    host = given_stable(kube, namespace, replicas=3)
+    host = given_stable(kube, gateway, namespace, replicas=3)
     custom(kube).delete_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", "web")
     path = tmp_path / "canary.yaml"
     path.write_text(yaml.safe_dump({

@@ -11,9 +11,10 @@ from tests.e2e.gateway_traffic import (
     GROUP,
     VERSION,
     RouteSampler,
+    accepted_at_generation,
     route_manifest,
     through_gateway,
-    wait_until_routed,
+    wait_until_in_force,
     weight_misses,
 )
 from tests.e2e.helpers import deployment_manifest, ready_pods, service_manifest, wait_for
@@ -25,17 +26,6 @@ def given_two_tracks(kube, namespace: str, stable: int = 10, canary: int = 2) ->
         kube.core.create_namespaced_service(namespace, service_manifest(name, {"target": name}, port=80))
     ready_pods(kube, namespace, "web", stable)
     ready_pods(kube, namespace, "web-canary", canary)
-
-
-def accepted_at_generation(custom, namespace: str, name: str) -> bool:
-    route = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", name)
-    generation = route["metadata"]["generation"]
-    for parent in (route.get("status") or {}).get("parents") or []:
-        conditions = {c["type"]: c for c in parent.get("conditions") or []}
-        if all(conditions.get(t, {}).get("status") == "True" and conditions[t]["observedGeneration"] >= generation
-               for t in ("Accepted", "ResolvedRefs")):
-            return True
-    return False
 
 
 def set_canary_weight(custom, namespace: str, name: str, weight: int) -> None:
@@ -54,7 +44,7 @@ def test_route_weights_split_requests_through_the_real_gateway(gateway, cluster,
     host = f"{namespace}.test"
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes",
                                            route_manifest(namespace, "web", host, "web", "web-canary"))
-    wait_for("route accepted", lambda: accepted_at_generation(custom, namespace, "web"), 30)
+    wait_until_in_force(custom, gateway, namespace, "web", host, "web")
     with RouteSampler(custom, namespace, "web") as route, \
             through_gateway(gateway, cluster.kubeconfig, namespace, "web", host, rate=150.0) as traffic:
         for weight in (1, 25, 0):
@@ -80,9 +70,8 @@ def test_a_header_matched_rule_reaches_only_its_backend(gateway, cluster, kube, 
     route["spec"]["rules"].insert(0, {"matches": [{"headers": [{"name": "X-Canary", "value": "always"}]}],
                                       "backendRefs": [{"name": "web-canary", "port": 80}]})
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "httproutes", route)
-    wait_for("route accepted", lambda: accepted_at_generation(custom, namespace, "web"), 30)
-    wait_until_routed(gateway, host, "web-canary", {"X-Canary": "always"})
-    wait_until_routed(gateway, host, "web")
+    wait_until_in_force(custom, gateway, namespace, "web", host, "web-canary", {"X-Canary": "always"})
+    wait_until_in_force(custom, gateway, namespace, "web", host, "web")
     with through_gateway(gateway, cluster.kubeconfig, namespace, "web", host, {"X-Canary": "always"},
                          rate=50.0) as testers, \
             through_gateway(gateway, cluster.kubeconfig, namespace, "web", host, rate=50.0) as everyone:
